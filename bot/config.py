@@ -1,0 +1,141 @@
+"""Settings: the only reader of the environment (and of a `.env` file)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read `90s`, `15m`, `6h`, `3d`, or a bare number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration like 15m, 6h or 3d, got {value!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+
+
+class ConfigError(Exception):
+    """Bad configuration, phrased as one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AFTERGLOW_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    bot_token: str | None = None
+    database_url: str = "sqlite+aiosqlite:///afterglow.db"
+    telegram_api_url: str = "https://api.telegram.org"
+    encryption_keys: str | None = Field(default=None, repr=False)
+    key_file: Path = Path("afterglow.key")
+    clinic_timezone: str = "UTC"
+    clinic_name: str = "your clinic"
+    clinic_phone: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_secret: str | None = Field(default=None, repr=False)
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    content_dirs: str = ""
+    misfire_grace: timedelta = timedelta(hours=6)
+    nudge_after: timedelta = timedelta(hours=24)
+    answer_window: timedelta = timedelta(hours=72)
+    alert_escalate_after: timedelta = timedelta(minutes=15)
+    oncall_chat_id: int | None = None
+    send_rate: float = Field(default=25.0, gt=0, le=30)
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    dispatch_interval: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator(
+        "misfire_grace", "nudge_after", "answer_window", "alert_escalate_after", mode="before"
+    )
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Berlin)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", value.strip()):
+            raise ValueError("does not look like a bot token (digits:letters, from @BotFather)")
+        return value.strip() if value else None
+
+    @model_validator(mode="after")
+    def _webhook(self) -> Settings:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError("AFTERGLOW_WEBHOOK_URL is required when AFTERGLOW_MODE=webhook")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)
+
+    @property
+    def content_paths(self) -> list[Path]:
+        return [Path(part) for part in self.content_dirs.split(":") if part.strip()]
+
+    @property
+    def bot_base_url(self) -> str:
+        """PTB appends the token and the method to this."""
+        return f"{self.telegram_api_url}/bot"
+
+    def require_token(self) -> str:
+        if not self.bot_token:
+            raise ConfigError(
+                "AFTERGLOW_BOT_TOKEN is not set: get a token from @BotFather and set it"
+            )
+        return self.bot_token
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning pydantic's report into one line naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = f"AFTERGLOW_{field.upper()}" if field else "configuration"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if message.startswith("AFTERGLOW_"):
+            raise ConfigError(message) from None
+        raise ConfigError(f"{name}: {message}") from None

@@ -1,0 +1,315 @@
+"""The data model: every table the SPEC needs, typed SQLAlchemy 2 style.
+
+Times are aware UTC (`UTCDateTime`); patient free text is stored only as Fernet tokens
+(`*_enc` columns), encrypted and decrypted by the services with the configured `Cipher`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Time,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.db.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as VARCHAR + CHECK so SQLite and PostgreSQL share one migration path.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class PatientStatus(enum.StrEnum):
+    INVITED = "invited"  # pseudonym reserved by the therapist, nobody has joined yet
+    ONBOARDING = "onboarding"  # consented, time zone not chosen yet
+    ACTIVE = "active"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    UNREACHABLE = "unreachable"  # blocked the bot
+    DECLINED = "declined"
+    ERASED = "erased"
+
+
+class InviteKind(enum.StrEnum):
+    PATIENT = "patient"
+    THERAPIST = "therapist"
+
+
+class DeliveryState(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    HELD = "held"
+    SENDING = "sending"
+    SENT = "sent"
+    ANSWERED = "answered"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+PENDING_STATES = (DeliveryState.SCHEDULED, DeliveryState.HELD)
+
+
+class PromptKind(enum.StrEnum):
+    EDUCATION = "education"
+    REFLECTION = "reflection"
+    CHECKIN = "checkin"
+
+
+class ReplyKind(enum.StrEnum):
+    TEXT = "text"  # free-text answer to a reflection
+    CHOICE = "choice"  # check-in tap
+    NOTE = "note"  # free text with no open question: kept as a journal note
+    ACK = "ack"  # "Got it" on an education snippet
+
+
+class AlertKind(enum.StrEnum):
+    CRISIS = "crisis"
+    CHECKIN_RISK = "checkin_risk"
+
+
+class Therapist(Base):
+    __tablename__ = "therapists"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    patients: Mapped[list[Patient]] = relationship(back_populates="therapist")
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (
+        UniqueConstraint("therapist_id", "pseudonym", name="uq_patients_therapist_pseudonym"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(
+        ForeignKey("therapists.id", ondelete="RESTRICT"), index=True
+    )
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[PatientStatus] = mapped_column(
+        _enum(PatientStatus, "patient_status"), default=PatientStatus.INVITED
+    )
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    quiet_start: Mapped[time] = mapped_column(Time(), default=time(21, 0))
+    quiet_end: Mapped[time] = mapped_column(Time(), default=time(8, 0))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    default_template: Mapped[str | None] = mapped_column(String(32))
+    consent_version: Mapped[str | None] = mapped_column(String(16))
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    therapist: Mapped[Therapist] = relationship(back_populates="patients")
+
+
+class Invite(Base):
+    __tablename__ = "invites"
+    __table_args__ = (
+        CheckConstraint(
+            "(kind = 'patient' AND patient_id IS NOT NULL) OR "
+            "(kind = 'therapist' AND therapist_name IS NOT NULL)",
+            name="target",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[InviteKind] = mapped_column(_enum(InviteKind, "invite_kind"))
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    therapist_name: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Template(Base):
+    """A snapshot of the template a session was planned from (content files may change)."""
+
+    __tablename__ = "templates"
+    __table_args__ = (UniqueConstraint("name", "digest", name="uq_templates_name_digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    steps: Mapped[list[TemplateStep]] = relationship(
+        order_by="TemplateStep.position", cascade="all, delete-orphan"
+    )
+
+
+class TemplateStep(Base):
+    __tablename__ = "template_steps"
+    __table_args__ = (
+        UniqueConstraint("template_id", "position", name="uq_template_steps_position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("templates.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[str] = mapped_column(String(32))
+    prompt_key: Mapped[str] = mapped_column(String(64))
+
+
+class TreatmentSession(Base):
+    __tablename__ = "treatment_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("templates.id", ondelete="SET NULL"))
+    template_name: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    logged_by: Mapped[int | None] = mapped_column(ForeignKey("therapists.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Delivery(Base):
+    """One prompt to one patient at one time, with its whole history."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # The dispatcher's due-query: WHERE state = 'scheduled' AND due_at <= now ORDER BY due_at.
+        Index("ix_deliveries_state_due", "state", "due_at"),
+        Index("ix_deliveries_patient_due", "patient_id", "due_at"),
+        Index("ix_deliveries_chat_message", "patient_id", "telegram_message_id"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("treatment_sessions.id", ondelete="CASCADE"), index=True
+    )
+    step_index: Mapped[int | None] = mapped_column(Integer)
+    offset: Mapped[str | None] = mapped_column(String(32))
+    prompt_key: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[PromptKind] = mapped_column(_enum(PromptKind, "prompt_kind"))
+    # A therapist's free-text prompt from /add: encrypted like patient text, it may be personal.
+    custom_text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    state: Mapped[DeliveryState] = mapped_column(
+        _enum(DeliveryState, "delivery_state"), default=DeliveryState.SCHEDULED
+    )
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    planned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Reply(Base):
+    __tablename__ = "replies"
+    __table_args__ = (Index("ix_replies_patient_received", "patient_id", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[ReplyKind] = mapped_column(_enum(ReplyKind, "reply_kind"))
+    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    choice_value: Mapped[str | None] = mapped_column(String(16))
+    update_id: Mapped[int | None] = mapped_column(BigInteger)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProcessedUpdate(Base):
+    """Telegram update ids already handled: redelivery must not repeat effects."""
+
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_open", "acknowledged_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="RESTRICT"))
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id", ondelete="SET NULL"))
+    kind: Mapped[AlertKind] = mapped_column(_enum(AlertKind, "alert_kind"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    therapist_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """Who read or changed what. Never holds patient text."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # "therapist:3", "operator", "patient:7"
+    action: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id", ondelete="SET NULL"), index=True
+    )
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

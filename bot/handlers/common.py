@@ -1,0 +1,103 @@
+"""What every handler needs: the runtime, who is talking, and safe ways to answer."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot.db import queries
+from bot.db.models import Patient, ProcessedUpdate, Therapist
+from bot.handlers import render
+from bot.handlers.callbacks import CallbackCodec
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+def runtime(context: Context) -> Runtime:
+    rt = context.bot_data["runtime"]
+    assert isinstance(rt, Runtime)
+    return rt
+
+
+def codec(context: Context) -> CallbackCodec:
+    value = context.bot_data["codec"]
+    assert isinstance(value, CallbackCodec)
+    return value
+
+
+@dataclass(frozen=True)
+class Who:
+    therapist: Therapist | None
+    patient: Patient | None
+
+
+async def who(session: AsyncSession, update: Update) -> Who:
+    user = update.effective_user
+    if user is None:
+        return Who(None, None)
+    therapist = await queries.therapist_by_user(session, user.id)
+    patient = None if therapist else await queries.patient_by_user(session, user.id)
+    return Who(therapist, patient)
+
+
+async def answer(
+    update: Update,
+    text: str,
+    markup: InlineKeyboardMarkup | ReplyKeyboardRemove | None = None,
+) -> None:
+    """Reply in the chat the update came from; HTML, escaped by the caller."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await chat.send_message(
+        render.clip(text),
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+        link_preview_options=None,
+    )
+
+
+async def mark_processed(update: Update, context: Context) -> None:
+    """Runs first for every update: an update id seen before is dropped (webhook redelivery,
+    a restart that re-reads the last batch)."""
+    rt = runtime(context)
+    try:
+        async with rt.sessions() as session, session.begin():
+            await session.execute(
+                insert(ProcessedUpdate).values(
+                    update_id=update.update_id, processed_at=rt.clock.now()
+                )
+            )
+    except IntegrityError:
+        log.info("update %s already processed; skipped", update.update_id)
+        raise ApplicationHandlerStop from None
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log the failure without message content; tell the person kindly, never a traceback."""
+    error = context.error
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error(
+        "handler failed for update %s: %s",
+        update_id,
+        type(error).__name__,
+        exc_info=error if not isinstance(error, TelegramError) else None,
+    )
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer()
+            await update.effective_chat.send_message(render.SOMETHING_WRONG)
+        except TelegramError:
+            log.warning("could not tell chat about the failure of update %s", update_id)

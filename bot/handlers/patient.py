@@ -1,0 +1,251 @@
+"""Patient-facing handlers: onboarding, replies, check-in taps and help."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+
+from bot.db.models import InviteKind, PatientStatus
+from bot.handlers import render
+from bot.handlers.callbacks import Callback
+from bot.handlers.common import Context, answer, codec, runtime, who
+from bot.services import enrollment, replies
+from bot.services.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# A stopped or paused patient's words are still theirs to record; an erased one starts over.
+RECORDING = (
+    PatientStatus.ACTIVE,
+    PatientStatus.PAUSED,
+    PatientStatus.STOPPED,
+    PatientStatus.UNREACHABLE,
+)
+ACKS = {
+    replies.Recorded.ANSWER: render.ACK_ANSWER,
+    replies.Recorded.JOINED: render.ACK_JOINED,
+    replies.Recorded.NOTE: render.ACK_NOTE,
+}
+
+
+async def start(update: Update, context: Context) -> None:
+    """`/start` with an invite token (deep link) or on its own."""
+    rt = runtime(context)
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or update.effective_chat is None:
+        return
+    token = context.args[0] if context.args else None
+    if token is None:
+        await _start_without_token(update, context)
+        return
+    try:
+        async with rt.sessions() as session, session.begin():
+            opened = await enrollment.open_invite(
+                session,
+                token=token,
+                user_id=user.id,
+                chat_id=update.effective_chat.id,
+                now=rt.clock.now(),
+            )
+    except UserError as exc:
+        await answer(update, render.esc(exc.message))
+        return
+    if opened.kind is InviteKind.THERAPIST:
+        await answer(update, render.therapist_welcome(opened.therapist_name or ""))
+        return
+    await answer(
+        update,
+        render.consent_text(rt.settings.clinic_name),
+        render.consent_keyboard(codec(context), opened.invite_id),
+    )
+
+
+async def _start_without_token(update: Update, context: Context) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session:
+        role = await who(session, update)
+    if role.therapist is not None:
+        await answer(update, render.therapist_welcome(role.therapist.name))
+    elif role.patient is not None and role.patient.status is PatientStatus.ONBOARDING:
+        await _ask_timezone(update, context)
+    elif role.patient is not None and role.patient.status is not PatientStatus.ERASED:
+        await answer(update, render.PATIENT_HELP)
+    else:
+        await answer(update, render.NOT_ENROLLED)
+
+
+async def _ask_timezone(update: Update, context: Context) -> None:
+    zone = runtime(context).settings.clinic_timezone
+    await answer(
+        update, render.timezone_question(zone), render.timezone_keyboard(codec(context), zone)
+    )
+
+
+async def consent(update: Update, context: Context, data: Callback) -> None:
+    rt = runtime(context)
+    query, user, chat = update.callback_query, update.effective_user, update.effective_chat
+    if query is None or user is None or chat is None:
+        return
+    agreed = data.action == "ca"
+    try:
+        async with rt.sessions() as session, session.begin():
+            if agreed:
+                await enrollment.accept_consent(
+                    session,
+                    invite_id=data.int_arg(0),
+                    user_id=user.id,
+                    chat_id=chat.id,
+                    consent_version=render.CONSENT_VERSION,
+                    now=rt.clock.now(),
+                )
+            else:
+                await enrollment.decline_consent(
+                    session, invite_id=data.int_arg(0), now=rt.clock.now()
+                )
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    await query.answer()
+    choice = "✓ You agreed." if agreed else "You declined."
+    await query.edit_message_text(
+        f"{render.consent_text(rt.settings.clinic_name)}\n\n<b>{choice}</b>",
+        parse_mode=ParseMode.HTML,
+    )
+    if agreed:
+        await _ask_timezone(update, context)
+    else:
+        await answer(update, render.DECLINED)
+
+
+async def timezone_button(update: Update, context: Context, data: Callback) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    await _set_timezone(update, context, data.args[0] if data.args else "")
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+
+
+async def _set_timezone(update: Update, context: Context, text: str) -> bool:
+    rt = runtime(context)
+    try:
+        async with rt.sessions() as session, session.begin():
+            patient = (await who(session, update)).patient
+            if patient is None or patient.status in (PatientStatus.ERASED, PatientStatus.DECLINED):
+                raise UserError("This button is no longer valid.")
+            zone, finished = await enrollment.set_timezone(
+                session, patient=patient, text=text, now=rt.clock.now()
+            )
+    except UserError as exc:
+        await answer(update, render.esc(exc.message))
+        return False
+    await answer(
+        update, render.welcome(zone) if finished else f"Time zone set to {render.esc(zone)}."
+    )
+    return True
+
+
+async def text_message(update: Update, context: Context) -> None:
+    """Free text from a patient: a time zone during onboarding, otherwise an answer or a note."""
+    rt = runtime(context)
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    outcome: replies.TextOutcome | None = None
+    async with rt.sessions() as session, session.begin():
+        role = await who(session, update)
+        patient = role.patient
+        if patient is not None and patient.status in RECORDING:
+            outcome = await replies.record_text(
+                session,
+                patient=patient,
+                text=message.text,
+                message_id=message.message_id,
+                reply_to_message_id=reply_to,
+                update_id=update.update_id,
+                cipher=rt.cipher,
+                answer_window=rt.settings.answer_window,
+                now=rt.clock.now(),
+            )
+    if outcome is not None:
+        await answer(update, ACKS[outcome.recorded])
+    elif role.therapist is not None:
+        await answer(update, render.THERAPIST_HELP)
+    elif patient is not None and patient.status is PatientStatus.ONBOARDING:
+        await _set_timezone(update, context, message.text)
+    else:
+        await answer(update, render.NOT_ENROLLED)
+
+
+async def non_text(update: Update, context: Context) -> None:
+    """Voice, photo, sticker…: its content is not kept; ask kindly for words instead."""
+    rt = runtime(context)
+    async with rt.sessions() as session:
+        role = await who(session, update)
+    if role.patient is not None and role.patient.status is not PatientStatus.ERASED:
+        await answer(update, render.TEXT_PLEASE)
+    elif role.therapist is None:
+        await answer(update, render.NOT_ENROLLED)
+
+
+async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
+    rt = runtime(context)
+    query = update.callback_query
+    if query is None or len(data.args) != 2:
+        return
+    try:
+        async with rt.sessions() as session, session.begin():
+            patient = (await who(session, update)).patient
+            if patient is None:
+                raise UserError("This button is no longer valid.")
+            outcome = await replies.record_choice(
+                session,
+                patient=patient,
+                delivery_id=data.int_arg(0),
+                value=data.args[1],
+                update_id=update.update_id,
+                content=rt.content,
+                now=rt.clock.now(),
+            )
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
+    if not outcome.already:
+        await query.edit_message_text(
+            render.checkin_recorded(outcome.prompt_text, outcome.label),
+            parse_mode=ParseMode.HTML,
+        )
+
+
+async def got_it(update: Update, context: Context, data: Callback) -> None:
+    rt = runtime(context)
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        async with rt.sessions() as session, session.begin():
+            patient = (await who(session, update)).patient
+            if patient is None:
+                raise UserError("This button is no longer valid.")
+            first = await replies.record_ack(
+                session, patient=patient, delivery_id=data.int_arg(0), now=rt.clock.now()
+            )
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    await query.answer(render.ACK_GOT_IT)
+    if first and query.message is not None:
+        await query.edit_message_reply_markup(InlineKeyboardMarkup([[render.HELP_BUTTON]]))
+
+
+async def help_patient(update: Update) -> None:
+    await answer(update, render.PATIENT_HELP)
+
+
+async def crisis(update: Update, context: Context) -> None:
+    """Static text held in memory: works with the database down."""
+    await answer(update, render.crisis_text(runtime(context).settings.clinic_phone))

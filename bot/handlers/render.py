@@ -1,0 +1,259 @@
+"""Every chat text and keyboard the bot shows. HTML parse mode: anything a user or a therapist
+typed goes through `esc` before it is placed here."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.domain.content import Prompt
+from bot.domain.timezones import COMMON_ZONES
+from bot.handlers.callbacks import HELP, CallbackCodec
+
+CONSENT_VERSION = "2026-11"
+LIMIT = 4096
+
+
+def esc(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def clip(text: str, limit: int = LIMIT) -> str:
+    """Keep a message within Telegram's limit without cutting an HTML tag or entity in half."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    cut = cut[: max(cut.rfind("\n"), limit // 2)]
+    return cut + "…"
+
+
+def local(moment: datetime, zone: str | None) -> str:
+    tz = ZoneInfo(zone or "UTC")
+    return moment.astimezone(tz).strftime("%a %d %b %H:%M")
+
+
+HELP_BUTTON = InlineKeyboardButton("Need help now", callback_data=HELP)
+
+# --- patients -----------------------------------------------------------------------------
+
+NOT_ENROLLED = (
+    "Hello. This is a private service of a therapy clinic. If your therapist gave you a link, "
+    "please open that link to start."
+)
+
+
+def consent_text(clinic: str) -> str:
+    return (
+        f"<b>Welcome to Afterglow</b>, the integration companion of {esc(clinic)}.\n\n"
+        "<b>What you'll get:</b> after each treatment session, short notes about what may be "
+        "happening in your brain and body, gentle questions to reflect on, and quick check-ins. "
+        "You answer by simply typing or tapping.\n\n"
+        "<b>What is stored:</b> your answers, when prompts were sent and answered, your time zone "
+        "and your Telegram account id. Your answers are stored encrypted.\n\n"
+        "<b>Who sees it:</b> only your own therapist, to prepare your next session. Nobody else "
+        "using this bot can see anything about you.\n\n"
+        "<b>This is not an emergency service.</b> Messages are not read in real time. If you are "
+        "in danger, call your local emergency number (911 in the US) or the 988 Suicide & Crisis "
+        "Lifeline (call or text 988 in the US). You can also tap “Need help now” at any time.\n\n"
+        "<b>You stay in control:</b> /pause to take a break, /stop to stop all messages, /mydata "
+        "for a copy of your data, /forgetme to delete your answers.\n\n"
+        "Do you agree to take part?"
+    )
+
+
+def consent_keyboard(codec: CallbackCodec, invite_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("I agree", callback_data=codec.encode("ca", invite_id)),
+                InlineKeyboardButton("No, thanks", callback_data=codec.encode("cd", invite_id)),
+            ]
+        ]
+    )
+
+
+DECLINED = (
+    "That's completely fine. Nothing about you has been stored. If you change your mind, "
+    "ask your therapist for a new link."
+)
+
+
+def timezone_question(clinic_zone: str) -> str:
+    return (
+        "Thank you. One more thing: which time zone are you in? This makes sure messages arrive "
+        f"at sensible times. Tap one below, or type a city (like Denver) or a zone name "
+        f"(like {esc(clinic_zone)})."
+    )
+
+
+def timezone_keyboard(codec: CallbackCodec, clinic_zone: str) -> InlineKeyboardMarkup:
+    zones = [clinic_zone, *(z for z in COMMON_ZONES if z != clinic_zone)]
+    buttons = [
+        InlineKeyboardButton(
+            zone.split("/")[-1].replace("_", " "), callback_data=codec.encode("tz", zone)
+        )
+        for zone in zones
+    ]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
+
+
+def welcome(zone: str) -> str:
+    return (
+        f"You're all set. Your time zone is {esc(zone)}; quiet hours are 21:00–08:00, so nothing "
+        "arrives at night.\n\nAfter your next session your therapist will start a short series "
+        "of notes and questions. Answer whenever it suits you; there are no wrong answers. "
+        "Send /help any time to see your options."
+    )
+
+
+PATIENT_HELP = (
+    "<b>How this works</b>\n"
+    "After each session you'll get short notes, questions and check-ins. Just type your answer, "
+    "or tap a button. Your therapist reads your answers before your next session.\n\n"
+    "/pause [days] – take a break (/resume to continue)\n"
+    "/stop – stop all messages\n"
+    "/mydata – get a copy of what is stored about you\n"
+    "/forgetme – delete your answers\n"
+    "/crisis – where to get help right now\n\n"
+    "This chat is not monitored in real time and is not an emergency service."
+)
+
+NOT_AVAILABLE = "Sorry, that command isn't available here. Send /help to see what you can do."
+TEXT_PLEASE = (
+    "Thank you for sharing. I can only keep written answers, so this wasn't saved. "
+    "If you'd like, put it into a few words and send them as text."
+)
+ACK_ANSWER = "Thank you, your answer is saved."
+ACK_JOINED = "Added to your answer."
+ACK_NOTE = "Thank you, I've kept this as a note for your therapist."
+ACK_GOT_IT = "Got it ✓"
+SOMETHING_WRONG = (
+    "Sorry, something went wrong on our side and this may not have been saved. "
+    "Please try again in a little while."
+)
+
+
+def crisis_text(clinic_phone: str | None) -> str:
+    phone = f"\n• Your clinic: {esc(clinic_phone)}" if clinic_phone else ""
+    return (
+        "<b>If you might be in danger, please reach out now.</b>\n"
+        "• Emergency services: call your local emergency number (911 in the US)\n"
+        "• 988 Suicide & Crisis Lifeline (US): call or text 988, or chat at 988lifeline.org"
+        f"{phone}\n\n"
+        "You don't have to go through this alone. This chat is not watched in real time, "
+        "so please use one of the options above."
+    )
+
+
+def prompt_message(
+    prompt: Prompt | None, text: str, kind: str, delivery_id: int, codec: CallbackCodec
+) -> tuple[str, InlineKeyboardMarkup | ForceReply]:
+    """The message for one scheduled prompt. `text` is ready HTML (content, or escaped)."""
+    if kind == "reflection":
+        # Telegram allows one reply markup: ForceReply wins so the answer links by reply-to,
+        # and help is one tap away through the /crisis command link.
+        body = f"{text}\n\n<i>Just type your answer. Need help now? Tap /crisis</i>"
+        return clip(body), ForceReply(input_field_placeholder="Your answer…")
+    rows: list[list[InlineKeyboardButton]] = []
+    if kind == "checkin" and prompt is not None:
+        rows.extend(checkin_rows(prompt, delivery_id, codec))
+    elif kind == "education" and (prompt is None or prompt.ack):
+        rows.append([InlineKeyboardButton("Got it", callback_data=codec.encode("ok", delivery_id))])
+    rows.append([HELP_BUTTON])
+    return clip(text), InlineKeyboardMarkup(rows)
+
+
+def checkin_rows(
+    prompt: Prompt, delivery_id: int, codec: CallbackCodec
+) -> list[list[InlineKeyboardButton]]:
+    if prompt.scale is not None:
+        buttons = [
+            InlineKeyboardButton(str(v), callback_data=codec.encode("ck", delivery_id, v))
+            for v in prompt.scale.values()
+        ]
+        width = 6 if len(buttons) > 6 else len(buttons)
+        return [buttons[i : i + width] for i in range(0, len(buttons), width)]
+    return [
+        [InlineKeyboardButton(c.label, callback_data=codec.encode("ck", delivery_id, c.value))]
+        for c in prompt.choices
+    ]
+
+
+def checkin_scale_legend(prompt: Prompt) -> str:
+    if prompt.scale is None:
+        return ""
+    s = prompt.scale
+    return f"\n<i>{s.min} = {esc(s.min_label)} · {s.max} = {esc(s.max_label)}</i>"
+
+
+def checkin_recorded(text: str, label: str) -> str:
+    return clip(f"{text}\n\n✓ You answered: <b>{esc(label)}</b>")
+
+
+# --- therapists ---------------------------------------------------------------------------
+
+THERAPIST_HELP = (
+    "<b>Therapist commands</b>\n"
+    "/invite &lt;pseudonym&gt; – a single-use link for a new patient\n"
+    "/session &lt;pseudonym&gt; [YYYY-MM-DD HH:MM] [template] – log a session, plan prompts\n"
+    "/replies &lt;pseudonym&gt; [n] – recent answers\n"
+    "/help – this list\n\n"
+    "Use pseudonyms, never real names. Times you type are in the patient's time zone."
+)
+
+
+def therapist_welcome(name: str) -> str:
+    return f"Welcome, {esc(name)}. You're registered as a therapist.\n\n{THERAPIST_HELP}"
+
+
+def invite_created(pseudonym: str, link: str) -> str:
+    return (
+        f"Invitation for <b>{esc(pseudonym)}</b> (single use, valid 7 days):\n{esc(link)}\n\n"
+        "Share it with your patient privately. A new /invite for the same pseudonym replaces it."
+    )
+
+
+def usage(text: str) -> str:
+    return f"Usage: {esc(text)}"
+
+
+def session_planned(
+    pseudonym: str,
+    zone: str,
+    started: datetime,
+    template: str,
+    items: Sequence[tuple[datetime, str, str]],
+    cancelled: int,
+) -> str:
+    lines = [
+        f"Session logged for <b>{esc(pseudonym)}</b> at {local(started, zone)} ({esc(zone)}), "
+        f"template <b>{esc(template)}</b>."
+    ]
+    if cancelled:
+        lines.append(f"{cancelled} pending prompt(s) from the previous session were cancelled.")
+    lines.append("\n<b>Upcoming prompts</b> (patient's local time):")
+    lines.extend(f"• {local(due, zone)} – {esc(kind)}: {esc(key)}" for due, kind, key in items)
+    return clip("\n".join(lines))
+
+
+def replies_listing(
+    pseudonym: str, zone: str | None, items: Sequence[tuple[datetime, str | None, str]]
+) -> str:
+    """items: (received, question text or None, answer text)."""
+    if not items:
+        return f"No replies from <b>{esc(pseudonym)}</b> yet."
+    out = [f"<b>Replies from {esc(pseudonym)}</b> (newest first, patient's local time)"]
+    for received, question, answer in items:
+        q = f"<i>{esc(question)}</i>\n" if question else "<i>(note, not linked to a question)</i>\n"
+        out.append(f"\n<b>{local(received, zone)}</b>\n{q}{esc(answer)}")
+    return clip("\n".join(out))
+
+
+def plain(html_text: str) -> str:
+    """Content HTML as plain text, for quoting a question inside another message."""
+    return html.unescape(re.sub(r"<[^>]+>", "", html_text)).strip()

@@ -1,0 +1,87 @@
+"""Wires updates to handlers: the one place to look for "where is /x handled"."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.handlers import patient, render, therapist
+from bot.handlers.callbacks import HELP
+from bot.handlers.common import Context, answer, codec, mark_processed, on_error, runtime, who
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+async def help_command(update: Update, context: Context) -> None:
+    async with runtime(context).sessions() as session:
+        role = await who(session, update)
+    if role.therapist is not None:
+        await answer(update, render.THERAPIST_HELP)
+    elif role.patient is not None:
+        await answer(update, render.PATIENT_HELP)
+    else:
+        await answer(update, render.NOT_ENROLLED)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    async with runtime(context).sessions() as session:
+        role = await who(session, update)
+    known = role.therapist is not None or role.patient is not None
+    await answer(update, render.NOT_AVAILABLE if known else render.NOT_ENROLLED)
+
+
+PATIENT_BUTTONS = {
+    "ca": patient.consent,
+    "cd": patient.consent,
+    "tz": patient.timezone_button,
+    "ck": patient.checkin_tap,
+    "ok": patient.got_it,
+}
+
+
+async def on_callback(update: Update, context: Context) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    if query.data == HELP:
+        # Static and database-free on purpose: it must work when everything else is down.
+        await query.answer()
+        await answer(update, render.crisis_text(runtime(context).settings.clinic_phone))
+        return
+    data = codec(context).decode(query.data)
+    handler = PATIENT_BUTTONS.get(data.action) if data is not None else None
+    if data is None or handler is None:
+        await query.answer("This button is no longer valid.", show_alert=True)
+        return
+    try:
+        await handler(update, context, data)
+    except (ValueError, IndexError):
+        await query.answer("This button is no longer valid.", show_alert=True)
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    app.add_handler(TypeHandler(Update, mark_processed), group=-1)
+    commands = {
+        "start": patient.start,
+        "help": help_command,
+        "crisis": patient.crisis,
+        "invite": therapist.invite,
+        "session": therapist.session_command,
+        "replies": therapist.replies_command,
+    }
+    for name, callback in commands.items():
+        app.add_handler(CommandHandler(name, callback, filters=PRIVATE))
+    app.add_handler(CallbackQueryHandler(on_callback))
+    app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, unknown_command))
+    app.add_handler(MessageHandler(PRIVATE & filters.TEXT, patient.text_message))
+    app.add_handler(
+        MessageHandler(PRIVATE & ~filters.TEXT & ~filters.StatusUpdate.ALL, patient.non_text)
+    )
+    app.add_error_handler(on_error)

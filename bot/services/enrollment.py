@@ -1,0 +1,231 @@
+"""Invites, consent and onboarding: how therapists and patients come to use the bot."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import queries
+from bot.db.models import Invite, InviteKind, Patient, PatientStatus, Therapist
+from bot.domain.timezones import resolve_zone
+from bot.services import audit
+from bot.services.errors import UserError
+
+INVITE_LIFETIME = timedelta(days=7)
+PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def new_token() -> tuple[str, str]:
+    """256 random bits, URL-safe (43 chars, fits Telegram's 64-char start parameter)."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_token(token)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def deep_link(bot_username: str, token: str) -> str:
+    return f"https://t.me/{bot_username}?start={token}"
+
+
+def check_pseudonym(pseudonym: str) -> str:
+    if not PSEUDONYM.match(pseudonym):
+        raise UserError(
+            "A pseudonym is 1–32 letters, digits, dots, dashes or underscores, no spaces "
+            "(e.g. river-7). Please don't use real names."
+        )
+    return pseudonym
+
+
+async def invite_therapist(session: AsyncSession, *, name: str, now: datetime) -> str:
+    name = " ".join(name.split())
+    if not 1 <= len(name) <= 120:
+        raise UserError("name must be 1 to 120 characters")
+    token, digest = new_token()
+    session.add(
+        Invite(
+            token_hash=digest,
+            kind=InviteKind.THERAPIST,
+            therapist_name=name,
+            created_at=now,
+            expires_at=now + INVITE_LIFETIME,
+        )
+    )
+    audit.record(session, at=now, actor="operator", action="therapist.invite")
+    return token
+
+
+async def invite_patient(
+    session: AsyncSession, *, therapist_id: int, pseudonym: str, now: datetime
+) -> str:
+    """Reserve the pseudonym and issue a fresh single-use link (earlier links stop working)."""
+    check_pseudonym(pseudonym)
+    patient = await queries.patient_of(session, therapist_id, pseudonym)
+    if patient is None:
+        patient = Patient(therapist_id=therapist_id, pseudonym=pseudonym, created_at=now)
+        session.add(patient)
+        await session.flush()
+    elif patient.status not in (PatientStatus.INVITED, PatientStatus.DECLINED):
+        raise UserError(f"{patient.pseudonym} has already joined.")
+    else:
+        patient.status = PatientStatus.INVITED
+        await session.execute(
+            update(Invite)
+            .where(Invite.patient_id == patient.id, Invite.used_at.is_(None))
+            .values(used_at=now)
+        )
+    token, digest = new_token()
+    session.add(
+        Invite(
+            token_hash=digest,
+            kind=InviteKind.PATIENT,
+            patient_id=patient.id,
+            created_at=now,
+            expires_at=now + INVITE_LIFETIME,
+        )
+    )
+    audit.record(
+        session,
+        at=now,
+        actor=f"therapist:{therapist_id}",
+        action="patient.invite",
+        patient_id=patient.id,
+    )
+    return token
+
+
+@dataclass(frozen=True)
+class OpenedInvite:
+    kind: InviteKind
+    invite_id: int
+    therapist_name: str | None = None  # set when a therapist invite was just redeemed
+
+
+async def _valid_invite(session: AsyncSession, token_hash: str, now: datetime) -> Invite:
+    invite = await queries.invite_by_hash(session, token_hash)
+    if invite is None:
+        raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
+    if invite.used_at is not None:
+        raise UserError(
+            "This link has already been used. If that wasn't you, please tell your clinic; "
+            "they can send a new one."
+        )
+    if invite.expires_at <= now:
+        raise UserError("This link has expired. Please ask your therapist for a new one.")
+    return invite
+
+
+async def open_invite(
+    session: AsyncSession, *, token: str, user_id: int, chat_id: int, now: datetime
+) -> OpenedInvite:
+    """A therapist invite registers at once; a patient invite waits for consent."""
+    if not 8 <= len(token) <= 64:
+        raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
+    invite = await _valid_invite(session, hash_token(token), now)
+    as_patient = await queries.patient_by_user(session, user_id)
+    as_therapist = await queries.therapist_by_user(session, user_id)
+    if invite.kind is InviteKind.THERAPIST:
+        if as_therapist is not None:
+            raise UserError("You're already registered as a therapist.")
+        if as_patient is not None:
+            raise UserError("This Telegram account is enrolled as a patient and can't be used.")
+        assert invite.therapist_name is not None
+        therapist = Therapist(
+            name=invite.therapist_name, telegram_user_id=user_id, chat_id=chat_id, created_at=now
+        )
+        session.add(therapist)
+        invite.used_at = now
+        await session.flush()
+        audit.record(session, at=now, actor=f"therapist:{therapist.id}", action="therapist.join")
+        return OpenedInvite(InviteKind.THERAPIST, invite.id, therapist.name)
+    if as_therapist is not None:
+        raise UserError("This link is for a patient; therapist accounts can't join with it.")
+    if as_patient is not None:
+        raise UserError("You're already set up with us. Send /help to see what you can do.")
+    return OpenedInvite(InviteKind.PATIENT, invite.id)
+
+
+async def _patient_invite(session: AsyncSession, invite_id: int, now: datetime) -> Invite:
+    invite = await session.get(Invite, invite_id)
+    if invite is None or invite.kind is not InviteKind.PATIENT:
+        raise UserError("This invitation is no longer valid.")
+    return await _valid_invite(session, invite.token_hash, now)
+
+
+async def accept_consent(
+    session: AsyncSession,
+    *,
+    invite_id: int,
+    user_id: int,
+    chat_id: int,
+    consent_version: str,
+    now: datetime,
+) -> Patient:
+    invite = await _patient_invite(session, invite_id, now)
+    if await queries.patient_by_user(session, user_id) is not None:
+        raise UserError("You're already set up with us. Send /help to see what you can do.")
+    if await queries.therapist_by_user(session, user_id) is not None:
+        raise UserError("This link is for a patient; therapist accounts can't join with it.")
+    assert invite.patient_id is not None
+    patient = await session.get(Patient, invite.patient_id)
+    if patient is None or patient.status is not PatientStatus.INVITED:
+        raise UserError("This invitation is no longer valid.")
+    invite.used_at = now
+    patient.telegram_user_id = user_id
+    patient.chat_id = chat_id
+    patient.consent_version = consent_version
+    patient.consent_at = now
+    patient.status = PatientStatus.ONBOARDING
+    audit.record(
+        session,
+        at=now,
+        actor=f"patient:{patient.id}",
+        action="consent.agree",
+        patient_id=patient.id,
+        version=consent_version,
+    )
+    return patient
+
+
+async def decline_consent(session: AsyncSession, *, invite_id: int, now: datetime) -> Patient:
+    """Nothing about the person is stored: only the invite is spent."""
+    invite = await _patient_invite(session, invite_id, now)
+    invite.used_at = now
+    assert invite.patient_id is not None
+    patient = await session.get(Patient, invite.patient_id)
+    if patient is None:
+        raise UserError("This invitation is no longer valid.")
+    patient.status = PatientStatus.DECLINED
+    audit.record(session, at=now, actor="system", action="consent.decline", patient_id=patient.id)
+    return patient
+
+
+async def set_timezone(
+    session: AsyncSession, *, patient: Patient, text: str, now: datetime
+) -> tuple[str, bool]:
+    """Returns (zone name, just finished onboarding)."""
+    zone = resolve_zone(text)
+    if zone is None:
+        raise UserError(
+            "I couldn't find that time zone. Try a city (like Chicago) or a name "
+            "like America/Chicago."
+        )
+    patient.timezone = zone
+    finished = patient.status is PatientStatus.ONBOARDING
+    if finished:
+        patient.status = PatientStatus.ACTIVE
+    audit.record(
+        session,
+        at=now,
+        actor=f"patient:{patient.id}",
+        action="patient.timezone",
+        patient_id=patient.id,
+    )
+    return zone, finished

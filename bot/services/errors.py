@@ -1,0 +1,14 @@
+"""Errors a service raises when the request cannot be done; the message is safe to show the
+person who asked (it never names another user's data)."""
+
+
+class UserError(Exception):
+    """Bad input or a request that is not allowed; nothing was changed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(UserError):
+    pass

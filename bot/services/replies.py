@@ -1,0 +1,235 @@
+"""Recording what patients send, and therapists reading it."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import queries
+from bot.db.crypto import Cipher
+from bot.db.models import Delivery, DeliveryState, Patient, PromptKind, Reply, ReplyKind
+from bot.domain import linking
+from bot.domain.content import ContentLibrary
+from bot.services import audit
+from bot.services.errors import NotFound, UserError
+
+
+class Recorded(enum.Enum):
+    ANSWER = "answer"
+    JOINED = "joined"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class TextOutcome:
+    recorded: Recorded
+    reply_id: int
+    delivery_id: int | None
+
+
+def _question(delivery: Delivery | None) -> linking.Question | None:
+    if delivery is None:
+        return None
+    return linking.Question(
+        delivery.id,
+        delivery.kind is PromptKind.REFLECTION,
+        delivery.sent_at,
+        delivery.closed_at is not None,
+    )
+
+
+async def record_text(
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    text: str,
+    message_id: int,
+    reply_to_message_id: int | None,
+    update_id: int | None,
+    cipher: Cipher,
+    answer_window: timedelta,
+    now: datetime,
+) -> TextOutcome:
+    replied_to = None
+    if reply_to_message_id is not None:
+        replied_to = await queries.delivery_by_message(session, patient.id, reply_to_message_id)
+    explicit = _question(replied_to)
+    explicit_target = (
+        explicit.delivery_id
+        if explicit is not None and linking.is_open(explicit, now, answer_window)
+        else None
+    )
+
+    last = await queries.last_reply(session, patient.id)
+    if last is not None and last.kind in (ReplyKind.TEXT, ReplyKind.NOTE) and last.body_enc:
+        before = cipher.decrypt(last.body_enc)
+        previous = linking.Previous(last.delivery_id, last.updated_at, len(before))
+        if linking.joins(previous, explicit_target, now, len(text)):
+            last.body_enc = cipher.encrypt(f"{before}\n{text}")
+            last.updated_at = now
+            return TextOutcome(Recorded.JOINED, last.id, last.delivery_id)
+
+    latest = await queries.latest_unanswered_reflection(
+        session, patient.id, now - linking.FALLBACK_WINDOW
+    )
+    target = linking.choose_target(explicit, _question(latest), now, answer_window)
+    reply = Reply(
+        patient_id=patient.id,
+        delivery_id=target,
+        kind=ReplyKind.TEXT if target is not None else ReplyKind.NOTE,
+        body_enc=cipher.encrypt(text),
+        update_id=update_id,
+        telegram_message_id=message_id,
+        received_at=now,
+        updated_at=now,
+    )
+    session.add(reply)
+    if target is not None:
+        delivery = replied_to if replied_to is not None and replied_to.id == target else latest
+        assert delivery is not None
+        _mark_answered(delivery, now)
+    await session.flush()
+    return TextOutcome(Recorded.ANSWER if target else Recorded.NOTE, reply.id, target)
+
+
+def _mark_answered(delivery: Delivery, now: datetime) -> None:
+    if delivery.state is DeliveryState.SENT:
+        delivery.state = DeliveryState.ANSWERED
+        delivery.answered_at = now
+        delivery.updated_at = now
+
+
+@dataclass(frozen=True)
+class ChoiceOutcome:
+    prompt_text: str
+    label: str
+    already: bool
+    risk: bool
+
+
+async def _own_sent_delivery(
+    session: AsyncSession, patient: Patient, delivery_id: int, kind: PromptKind
+) -> Delivery:
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None or delivery.patient_id != patient.id or delivery.kind is not kind:
+        raise NotFound("This button is no longer valid.")
+    if delivery.state not in (DeliveryState.SENT, DeliveryState.ANSWERED):
+        raise UserError("This question is closed.")
+    return delivery
+
+
+async def record_choice(
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    delivery_id: int,
+    value: str,
+    update_id: int | None,
+    content: ContentLibrary,
+    now: datetime,
+) -> ChoiceOutcome:
+    """One tap records a check-in; a second tap (stale message) changes nothing."""
+    delivery = await _own_sent_delivery(session, patient, delivery_id, PromptKind.CHECKIN)
+    prompt = content.prompts.get(delivery.prompt_key or "")
+    if prompt is None:
+        raise NotFound("This question is no longer available.")
+    if delivery.state is DeliveryState.ANSWERED:
+        existing = await session.scalar(
+            Reply.__table__.select()
+            .with_only_columns(Reply.choice_value)
+            .where(Reply.delivery_id == delivery.id, Reply.kind == ReplyKind.CHOICE)
+        )
+        label = prompt.choice_label(str(existing)) if existing is not None else None
+        return ChoiceOutcome(prompt.text, label or value, True, False)
+    label = prompt.choice_label(value)
+    if label is None:
+        raise UserError("That answer isn't one of the options.")
+    risk = prompt.is_risk_answer(value)
+    session.add(
+        Reply(
+            patient_id=patient.id,
+            delivery_id=delivery.id,
+            kind=ReplyKind.CHOICE,
+            choice_value=value,
+            update_id=update_id,
+            flagged=risk,
+            received_at=now,
+            updated_at=now,
+        )
+    )
+    _mark_answered(delivery, now)
+    return ChoiceOutcome(prompt.text, label, False, risk)
+
+
+async def record_ack(
+    session: AsyncSession, *, patient: Patient, delivery_id: int, now: datetime
+) -> bool:
+    """ "Got it" on an education snippet; returns False when it was already pressed."""
+    delivery = await _own_sent_delivery(session, patient, delivery_id, PromptKind.EDUCATION)
+    if delivery.state is DeliveryState.ANSWERED:
+        return False
+    session.add(
+        Reply(
+            patient_id=patient.id,
+            delivery_id=delivery.id,
+            kind=ReplyKind.ACK,
+            received_at=now,
+            updated_at=now,
+        )
+    )
+    _mark_answered(delivery, now)
+    return True
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    received_at: datetime
+    question: str | None  # prompt text (HTML from content) or None for a note
+    answer: str
+
+
+def question_text(delivery: Delivery, content: ContentLibrary, cipher: Cipher) -> str:
+    if delivery.custom_text_enc is not None:
+        return cipher.decrypt(delivery.custom_text_enc)
+    prompt = content.prompts.get(delivery.prompt_key or "")
+    return prompt.text if prompt is not None else f"[{delivery.prompt_key}]"
+
+
+async def read_replies(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    pseudonym: str,
+    limit: int,
+    content: ContentLibrary,
+    cipher: Cipher,
+    now: datetime,
+) -> tuple[Patient, list[ReplyView]]:
+    patient = await queries.patient_of(session, therapist_id, pseudonym)
+    if patient is None:
+        raise NotFound(f"You have no patient called “{pseudonym}”.")
+    rows = await queries.recent_replies(session, patient.id, limit)
+    views: list[ReplyView] = []
+    for reply, delivery in rows:
+        question = question_text(delivery, content, cipher) if delivery is not None else None
+        if reply.kind is ReplyKind.CHOICE:
+            prompt = content.prompts.get(delivery.prompt_key or "") if delivery else None
+            label = prompt.choice_label(reply.choice_value or "") if prompt else None
+            answer = f"{label or reply.choice_value}" + (" ⚠" if reply.flagged else "")
+        elif reply.kind is ReplyKind.ACK:
+            answer = "(read: Got it)"
+        else:
+            answer = cipher.decrypt(reply.body_enc) if reply.body_enc else ""
+        views.append(ReplyView(reply.received_at, question, answer))
+    audit.record(
+        session,
+        at=now,
+        actor=f"therapist:{therapist_id}",
+        action="replies.read",
+        patient_id=patient.id,
+        count=len(views),
+    )
+    return patient, views
