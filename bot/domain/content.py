@@ -1,0 +1,759 @@
+"""The content library: prompts and templates read from YAML folders, validated strictly.
+
+Clinicians edit these files by hand and review them in pull requests, so every problem is
+reported at once with file and line rather than failing on the first one. A library is only
+produced when there are no problems at all: a half-valid library would mean a patient
+silently missing a step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, get_args
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+import bot
+from bot.domain.content_schema import (
+    check_telegram_html,
+    compose,
+    is_null,
+    node_line,
+    scalar_bool,
+    scalar_int,
+    scalar_str,
+)
+from bot.domain.schedule import Offset, OffsetError, parse_offset
+
+__all__ = [
+    "BUILTIN_DIR",
+    "ENV_VAR",
+    "KIND_TEXT_LIMITS",
+    "TELEGRAM_TEXT_LIMIT",
+    "Choice",
+    "ContentError",
+    "ContentLibrary",
+    "Problem",
+    "Prompt",
+    "PromptKind",
+    "ScaleSpec",
+    "Template",
+    "TemplateStep",
+    "builtin_dir",
+    "check_content",
+    "dirs_from_env",
+    "format_problems",
+    "load_content",
+    "parse_content_dirs",
+]
+
+PromptKind = Literal["education", "reflection", "checkin"]
+KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
+
+ENV_VAR = "AFTERGLOW_CONTENT_DIRS"
+TELEGRAM_TEXT_LIMIT = 4096
+KIND_TEXT_LIMITS: Mapping[PromptKind, int] = MappingProxyType(
+    {"education": 900, "reflection": 1000, "checkin": 1000}
+)
+CHOICE_LABEL_LIMIT = 24
+
+_PACKAGE_ROOT = Path(bot.__file__).resolve().parent
+BUILTIN_DIR = _PACKAGE_ROOT.parent / "prompts"
+# Where an installed wheel ships the built-in content as package data.
+PACKAGED_DIR = _PACKAGE_ROOT / "prompts"
+
+_KEY_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
+_TEMPLATE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_TOPIC_RE = re.compile(r"[a-z0-9-]+")
+_LANGUAGE_RE = re.compile(r"[a-z]{2}(-[A-Z]{2})?")
+_CHOICE_VALUE_RE = re.compile(r"[a-z0-9_-]{1,16}")
+
+_COMMON_FIELDS = ("key", "kind", "topic", "language", "text", "source")
+_KIND_FIELDS: Mapping[PromptKind, tuple[str, ...]] = MappingProxyType(
+    {"education": ("ack",), "reflection": (), "checkin": ("scale", "choices")}
+)
+_PROMPT_FIELDS = (*_COMMON_FIELDS, "ack", "scale", "choices")
+_SCALE_FIELDS = ("min", "max", "min_label", "max_label", "risk_at_or_below")
+_CHOICE_FIELDS = ("value", "label", "risk")
+_TEMPLATE_FIELDS = ("name", "description", "steps")
+_STEP_FIELDS = ("offset", "prompt")
+
+
+# --- public model ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def format_problems(problems: Iterable[Problem]) -> str:
+    return "\n".join(str(p) for p in problems)
+
+
+class ContentError(Exception):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        super().__init__(format_problems(self.problems))
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    min: int
+    max: int
+    min_label: str
+    max_label: str
+    risk_at_or_below: int | None = None
+
+    def values(self) -> range:
+        return range(self.min, self.max + 1)
+
+    def is_risk(self, value: int) -> bool:
+        return self.risk_at_or_below is not None and value <= self.risk_at_or_below
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    risk: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    key: str
+    kind: PromptKind
+    topic: str
+    language: str
+    text: str  # Telegram HTML, outer whitespace stripped
+    ack: bool  # always False unless kind == "education"
+    source: str | None
+    scale: ScaleSpec | None
+    choices: tuple[Choice, ...]
+    path: Path
+
+    def _scale_value(self, value: str) -> int | None:
+        # Strict decimal form only, so a recorded answer has exactly one spelling.
+        if self.scale is None or not value.isascii() or not value.isdigit():
+            return None
+        number = int(value)
+        if str(number) != value or number not in self.scale.values():
+            return None
+        return number
+
+    def choice_label(self, value: str) -> str | None:
+        """Display text for a recorded check-in answer; None if `value` is not a valid answer.
+
+        Scale ends carry their label ("0 (Very low)"); inner scale values are the number.
+        """
+        if self.kind != "checkin":
+            return None
+        if self.scale is not None:
+            number = self._scale_value(value)
+            if number is None:
+                return None
+            if number == self.scale.min:
+                return f"{number} ({self.scale.min_label})"
+            if number == self.scale.max:
+                return f"{number} ({self.scale.max_label})"
+            return str(number)
+        return next((c.label for c in self.choices if c.value == value), None)
+
+    def is_risk_answer(self, value: str) -> bool:
+        if self.kind != "checkin":
+            return False
+        if self.scale is not None:
+            number = self._scale_value(value)
+            return number is not None and self.scale.is_risk(number)
+        return any(c.value == value and c.risk for c in self.choices)
+
+
+@dataclass(frozen=True)
+class TemplateStep:
+    offset: Offset
+    prompt_key: str
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    description: str
+    steps: tuple[TemplateStep, ...]
+    path: Path
+
+
+@dataclass(frozen=True)
+class ContentLibrary:
+    prompts: Mapping[str, Prompt]
+    templates: Mapping[str, Template]
+
+    def prompt(self, key: str) -> Prompt:
+        try:
+            return self.prompts[key]
+        except KeyError:
+            raise KeyError(f"unknown prompt key {key!r}{_suggest(key, self.prompts)}") from None
+
+    def template(self, name: str) -> Template:
+        try:
+            return self.templates[name]
+        except KeyError:
+            raise KeyError(f"unknown template {name!r}{_suggest(name, self.templates)}") from None
+
+
+# --- folders -----------------------------------------------------------------------------
+
+
+def builtin_dir() -> Path:
+    """The built-in content folder: package data when installed, else the repo's `prompts/`."""
+    for candidate in (PACKAGED_DIR, BUILTIN_DIR):
+        if (candidate / "prompts").is_dir() or (candidate / "templates").is_dir():
+            return candidate
+    return BUILTIN_DIR
+
+
+def parse_content_dirs(value: str) -> list[Path]:
+    return [Path(part) for part in value.split(":") if part.strip()]
+
+
+def dirs_from_env(environ: Mapping[str, str] | None = None) -> list[Path]:
+    env = os.environ if environ is None else environ
+    return parse_content_dirs(env.get(ENV_VAR, ""))
+
+
+def load_content(
+    extra_dirs: Sequence[Path] = (), *, include_builtin: bool = True
+) -> ContentLibrary:
+    """Load built-ins then `extra_dirs` in order; raise ContentError listing every problem.
+
+    Does not read AFTERGLOW_CONTENT_DIRS itself (pass `dirs_from_env()`), so callers and tests
+    control exactly which folders are loaded.
+    """
+    dirs = [builtin_dir(), *extra_dirs] if include_builtin else list(extra_dirs)
+    library, problems = check_content(dirs)
+    if problems or library is None:
+        raise ContentError(problems)
+    return library
+
+
+def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Problem]]:
+    """Validate `dirs` as one library, later folders overriding earlier ones by key/name.
+
+    Returns (library, []) when clean, otherwise (None, problems). Never raises for content
+    problems; a missing folder is a problem too.
+    """
+    report = _Report()
+    prompts: dict[str, Prompt] = {}
+    known_keys: set[str] = set()
+    parsed_templates: list[_ParsedTemplate] = []
+    visited: set[Path] = set()
+    for raw_dir in dirs:
+        folder = Path(raw_dir)
+        # The same folder listed twice (built-ins also in AFTERGLOW_CONTENT_DIRS) would only
+        # repeat every problem; it cannot change the merged result.
+        if folder.resolve() in visited:
+            continue
+        visited.add(folder.resolve())
+        if not _check_folder(folder, report):
+            continue
+        seen: dict[str, tuple[Path, int]] = {}
+        for path in _yaml_files(folder / "prompts", report):
+            f = report.file(path)
+            root = _read_root(f)
+            if root is None:
+                known_keys.add(path.stem)
+                continue
+            prompt, ref_key, key_line = _parse_prompt(f, root)
+            known_keys.add(ref_key or path.stem)
+            if ref_key is not None and _is_duplicate(f, "key", ref_key, key_line, seen):
+                continue
+            if prompt is not None:
+                prompts[prompt.key] = prompt
+        seen = {}
+        for path in _yaml_files(folder / "templates", report):
+            f = report.file(path)
+            root = _read_root(f)
+            if root is None:
+                continue
+            parsed = _parse_template(f, root)
+            if parsed.name is not None and _is_duplicate(
+                f, "template name", parsed.name, parsed.name_line, seen
+            ):
+                continue
+            parsed_templates.append(parsed)
+
+    templates: dict[str, Template] = {}
+    for parsed in parsed_templates:
+        template = _resolve_template(parsed, known_keys)
+        if template is not None:
+            templates[template.name] = template
+
+    problems = report.problems()
+    if problems:
+        return None, problems
+    return ContentLibrary(MappingProxyType(prompts), MappingProxyType(templates)), []
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    path: Path
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.path, max(line, 1), message))
+
+
+class _Report:
+    """Problems grouped per file in discovery order, so output reads file by file."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, _File] = {}
+
+    def file(self, path: Path) -> _File:
+        return self._files.setdefault(path, _File(path))
+
+    def problems(self) -> list[Problem]:
+        return [p for f in self._files.values() for p in sorted(f.problems, key=lambda p: p.line)]
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_folder(folder: Path, report: _Report) -> bool:
+    if not folder.exists():
+        report.file(folder).add(1, "content folder does not exist")
+        return False
+    if not folder.is_dir():
+        report.file(folder).add(1, "content folder is not a directory")
+        return False
+    if not (folder / "prompts").is_dir() and not (folder / "templates").is_dir():
+        report.file(folder).add(
+            1,
+            "no prompts/ or templates/ subfolder; a content folder holds "
+            "prompts/*.yaml and templates/*.yaml",
+        )
+        return False
+    return True
+
+
+def _yaml_files(folder: Path, report: _Report) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    files: list[Path] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue  # editor swap files and the like
+        if path.is_dir():
+            # Silently skipping a whole subfolder would hide content a clinician expects.
+            if any(path.rglob("*.yaml")):
+                report.file(path).add(
+                    1, f"subfolders are not loaded; move these files into {folder}"
+                )
+        elif path.suffix == ".yml":
+            report.file(path).add(1, "only .yaml files are loaded; rename to .yaml")
+        elif path.suffix == ".yaml":
+            files.append(path)
+    return files
+
+
+def _read_root(f: _File) -> MappingNode | None:
+    try:
+        text = f.path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        f.add(1, f"file is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+        return None
+    except OSError as exc:
+        f.add(1, f"cannot read file: {exc.strerror or exc}")
+        return None
+    try:
+        root = compose(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        detail = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            where = f" on line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            detail = f"{exc.problem} ({exc.context}{where})"
+        if "mapping values are not allowed" in detail:
+            detail += " (a ':' inside unquoted text? quote the text or use 'text: |')"
+        f.add(mark.line + 1 if mark else 1, f"YAML syntax error: {detail}")
+        return None
+    except yaml.YAMLError as exc:
+        f.add(1, f"YAML syntax error: {exc}")
+        return None
+    if root is None:
+        f.add(1, "file is empty; expected a mapping of fields")
+        return None
+    if not isinstance(root, MappingNode):
+        f.add(node_line(root), "top level must be a mapping of fields (field: value)")
+        return None
+    return root
+
+
+def _is_duplicate(
+    f: _File, what: str, name: str, line: int, seen: dict[str, tuple[Path, int]]
+) -> bool:
+    if name in seen:
+        other, other_line = seen[name]
+        f.add(line, f"duplicate {what} {name!r}: also defined in {other.name}:{other_line}")
+        return True
+    seen[name] = (f.path, line)
+    return False
+
+
+# --- field access ------------------------------------------------------------------------
+
+_Fields = dict[str, tuple[Node, Node]]
+
+
+def _fields(f: _File, node: MappingNode, allowed: Sequence[str], what: str) -> _Fields:
+    out: _Fields = {}
+    for key_node, value_node in node.value:
+        name = scalar_str(key_node)
+        if name is None:
+            f.add(node_line(key_node), f"{what}: field names must be plain words")
+        elif name in out:
+            first = node_line(out[name][0])
+            f.add(node_line(key_node), f"field {name!r} appears twice (first on line {first})")
+        elif name not in allowed:
+            f.add(
+                node_line(key_node),
+                f"unknown field {name!r} in {what}{_suggest(name, allowed)}; "
+                f"allowed: {', '.join(allowed)}",
+            )
+        else:
+            out[name] = (key_node, value_node)
+    return out
+
+
+def _missing(f: _File, fields: _Fields, name: str, line: int, required: bool) -> Node | None:
+    if name in fields:
+        return fields[name][1]
+    if required:
+        f.add(line, f"missing required field {name!r}")
+    return None
+
+
+def _get_str(
+    f: _File, fields: _Fields, name: str, line: int, *, required: bool = False
+) -> str | None:
+    node = _missing(f, fields, name, line, required)
+    if node is None:
+        return None
+    value = scalar_str(node)
+    if value is None:
+        empty = "has no value" if is_null(node) else "must be text"
+        f.add(node_line(node), f"field {name!r} {empty}")
+    return value
+
+
+def _get_int(
+    f: _File, fields: _Fields, name: str, line: int, *, required: bool = False
+) -> int | None:
+    node = _missing(f, fields, name, line, required)
+    if node is None:
+        return None
+    value = scalar_int(node)
+    if value is None:
+        f.add(node_line(node), f"field {name!r} must be a whole number")
+    return value
+
+
+def _get_bool(f: _File, fields: _Fields, name: str, default: bool) -> bool:
+    node = _missing(f, fields, name, 1, False)
+    if node is None:
+        return default
+    value = scalar_bool(node)
+    if value is None:
+        f.add(node_line(node), f"field {name!r} must be true or false")
+        return default
+    return value
+
+
+def _check_pattern(f: _File, fields: _Fields, name: str, value: str | None, rule: str) -> None:
+    pattern = {
+        "key": _KEY_RE,
+        "name": _TEMPLATE_NAME_RE,
+        "topic": _TOPIC_RE,
+        "language": _LANGUAGE_RE,
+    }[name]
+    if value is not None and not pattern.fullmatch(value):
+        f.add(node_line(fields[name][1]), f"bad {name} {value!r}: {rule}")
+
+
+# --- prompts -----------------------------------------------------------------------------
+
+
+def _parse_prompt(f: _File, root: MappingNode) -> tuple[Prompt | None, str | None, int]:
+    """Returns (prompt if clean, key if readable, line of the key)."""
+    before = len(f.problems)
+    fields = _fields(f, root, _PROMPT_FIELDS, "prompt")
+    key = _get_str(f, fields, "key", 1, required=True)
+    key_line = node_line(fields["key"][1]) if "key" in fields else 1
+    _check_pattern(
+        f,
+        fields,
+        "key",
+        key,
+        "use 2-64 lowercase letters, digits and '-', starting with a letter or digit",
+    )
+    if key is not None and key != f.path.stem:
+        f.add(key_line, f"key {key!r} does not match the file name {f.path.name!r}")
+
+    kind_text = _get_str(f, fields, "kind", 1, required=True)
+    kind = next((k for k in KINDS if k == kind_text), None)
+    if kind_text is not None and kind is None:
+        f.add(
+            node_line(fields["kind"][1]),
+            f"bad kind {kind_text!r}: must be one of {', '.join(KINDS)}",
+        )
+    topic = _get_str(f, fields, "topic", 1, required=True)
+    _check_pattern(f, fields, "topic", topic, "use lowercase letters, digits and '-'")
+    language = _get_str(f, fields, "language", 1) or "en"
+    _check_pattern(f, fields, "language", language, "use a code like 'en' or 'pt-BR'")
+    source = _get_str(f, fields, "source", 1)
+    text = _check_text(f, fields, kind)
+
+    ack = False
+    scale: ScaleSpec | None = None
+    choices: tuple[Choice, ...] = ()
+    if kind is not None:
+        allowed = _KIND_FIELDS[kind]
+        for name, (key_node, _) in fields.items():
+            if name not in _COMMON_FIELDS and name not in allowed:
+                f.add(
+                    node_line(key_node),
+                    f"field {name!r} is not allowed for kind {kind!r}"
+                    + (f" (allowed extras: {', '.join(allowed)})" if allowed else ""),
+                )
+        if kind == "education":
+            ack = _get_bool(f, fields, "ack", True)
+        elif kind == "checkin":
+            scale, choices = _parse_answers(f, fields)
+
+    if len(f.problems) > before or key is None or kind is None or topic is None or text is None:
+        return None, key if key is not None and _KEY_RE.fullmatch(key) else None, key_line
+    prompt = Prompt(key, kind, topic, language, text, ack, source, scale, choices, f.path)
+    return prompt, key, key_line
+
+
+def _check_text(f: _File, fields: _Fields, kind: PromptKind | None) -> str | None:
+    raw = _get_str(f, fields, "text", 1, required=True)
+    if raw is None:
+        return None
+    node = fields["text"][1]
+    assert isinstance(node, ScalarNode)  # scalar_str only accepts scalars
+    result = check_telegram_html(raw)
+    for issue in result.issues:
+        f.add(_text_line(node, issue.offset), f"text: {issue.message}")
+    visible = result.visible.strip()
+    if not visible:
+        f.add(node_line(node), "field 'text' is empty")
+        return None
+    count = len(visible)
+    if count > TELEGRAM_TEXT_LIMIT:
+        f.add(
+            node_line(node),
+            f"text is {count} visible characters; Telegram allows at most {TELEGRAM_TEXT_LIMIT}",
+        )
+    elif kind is not None and count > KIND_TEXT_LIMITS[kind]:
+        f.add(
+            node_line(node),
+            f"text is {count} visible characters; {kind} prompts may have at most "
+            f"{KIND_TEXT_LIMITS[kind]} (tags and entities not counted)",
+        )
+    return raw.strip()
+
+
+def _text_line(node: ScalarNode, offset: int) -> int:
+    # Only a literal block keeps source line breaks 1:1; other styles fold or escape them,
+    # so there the best honest answer is the line where the value starts.
+    if node.style == "|":
+        return node_line(node) + 1 + str(node.value).count("\n", 0, offset)
+    return node_line(node)
+
+
+def _parse_answers(f: _File, fields: _Fields) -> tuple[ScaleSpec | None, tuple[Choice, ...]]:
+    has_scale, has_choices = "scale" in fields, "choices" in fields
+    if has_scale and has_choices:
+        f.add(
+            node_line(fields["choices"][0]), "a checkin has either 'scale' or 'choices', not both"
+        )
+        return None, ()
+    if not has_scale and not has_choices:
+        f.add(
+            node_line(fields["kind"][1]),
+            "a checkin needs 'scale' (min/max with labels) or 'choices' (2-8 buttons)",
+        )
+        return None, ()
+    if has_scale:
+        return _parse_scale(f, *fields["scale"]), ()
+    return None, _parse_choices(f, *fields["choices"])
+
+
+def _parse_scale(f: _File, key_node: Node, node: Node) -> ScaleSpec | None:
+    line = node_line(key_node)
+    if not isinstance(node, MappingNode):
+        f.add(line, "'scale' must be a mapping with min, max, min_label and max_label")
+        return None
+    before = len(f.problems)
+    fields = _fields(f, node, _SCALE_FIELDS, "scale")
+    low = _get_int(f, fields, "min", line, required=True)
+    high = _get_int(f, fields, "max", line, required=True)
+    if low is not None and high is not None and not 0 <= low < high <= 10:
+        f.add(line, f"scale must satisfy 0 <= min < max <= 10 (got min {low}, max {high})")
+    labels: list[str] = []
+    for name in ("min_label", "max_label"):
+        label = _get_str(f, fields, name, line, required=True)
+        if label is not None and not label.strip():
+            f.add(node_line(fields[name][1]), f"field {name!r} is empty")
+        labels.append((label or "").strip())
+    risk = _get_int(f, fields, "risk_at_or_below", line)
+    if risk is not None and low is not None and high is not None and not low <= risk <= high:
+        f.add(
+            node_line(fields["risk_at_or_below"][1]),
+            f"risk_at_or_below must be within the scale ({low}..{high}), got {risk}",
+        )
+    if len(f.problems) > before or low is None or high is None:
+        return None
+    return ScaleSpec(low, high, labels[0], labels[1], risk)
+
+
+def _parse_choices(f: _File, key_node: Node, node: Node) -> tuple[Choice, ...]:
+    line = node_line(key_node)
+    if not isinstance(node, SequenceNode):
+        f.add(line, "'choices' must be a list of {value, label} items")
+        return ()
+    if not 2 <= len(node.value) <= 8:
+        f.add(line, f"'choices' needs 2 to 8 items, got {len(node.value)}")
+    choices: list[Choice] = []
+    seen: dict[str, int] = {}
+    for item in node.value:
+        item_line = node_line(item)
+        if not isinstance(item, MappingNode):
+            f.add(item_line, "each choice must be a mapping with value and label")
+            continue
+        fields = _fields(f, item, _CHOICE_FIELDS, "choice")
+        value = _get_str(f, fields, "value", item_line, required=True)
+        label = _get_str(f, fields, "label", item_line, required=True)
+        risk = _get_bool(f, fields, "risk", False)
+        if value is not None:
+            value_line = node_line(fields["value"][1])
+            if not _CHOICE_VALUE_RE.fullmatch(value):
+                f.add(
+                    value_line,
+                    f"bad choice value {value!r}: use 1-16 lowercase letters, digits, '_' or '-'",
+                )
+            elif value in seen:
+                f.add(value_line, f"choice value {value!r} repeats line {seen[value]}")
+            seen.setdefault(value, value_line)
+        if label is not None:
+            label_line = node_line(fields["label"][1])
+            if not label.strip():
+                f.add(label_line, "choice label is empty")
+            elif len(label.strip()) > CHOICE_LABEL_LIMIT:
+                f.add(
+                    label_line,
+                    f"choice label {label!r} is {len(label.strip())} characters; "
+                    f"buttons allow at most {CHOICE_LABEL_LIMIT}",
+                )
+        if value is not None and label is not None:
+            choices.append(Choice(value, label.strip(), risk))
+    return tuple(choices)
+
+
+# --- templates ---------------------------------------------------------------------------
+
+
+@dataclass
+class _ParsedTemplate:
+    file: _File
+    name: str | None
+    name_line: int
+    description: str
+    # (offset, prompt key, line of the prompt value); None where the step was unusable.
+    steps: list[tuple[Offset | None, str | None, int]]
+    clean: bool
+
+
+def _parse_template(f: _File, root: MappingNode) -> _ParsedTemplate:
+    before = len(f.problems)
+    fields = _fields(f, root, _TEMPLATE_FIELDS, "template")
+    name = _get_str(f, fields, "name", 1, required=True)
+    name_line = node_line(fields["name"][1]) if "name" in fields else 1
+    _check_pattern(
+        f,
+        fields,
+        "name",
+        name,
+        "use 1-32 lowercase letters, digits and '-', starting with a letter or digit",
+    )
+    if name is not None and name != f.path.stem:
+        f.add(name_line, f"name {name!r} does not match the file name {f.path.name!r}")
+    if name is not None and not _TEMPLATE_NAME_RE.fullmatch(name):
+        name = None
+    description = _get_str(f, fields, "description", 1) or ""
+
+    steps: list[tuple[Offset | None, str | None, int]] = []
+    steps_node = _missing(f, fields, "steps", 1, True)
+    if steps_node is not None:
+        steps_line = node_line(fields["steps"][0])
+        if not isinstance(steps_node, SequenceNode):
+            f.add(steps_line, "'steps' must be a list of {offset, prompt} items")
+        elif not steps_node.value:
+            f.add(steps_line, "'steps' is empty; a template needs at least one step")
+        else:
+            steps = [_parse_step(f, item) for item in steps_node.value]
+    clean = len(f.problems) == before
+    return _ParsedTemplate(f, name, name_line, description, steps, clean)
+
+
+def _parse_step(f: _File, item: Node) -> tuple[Offset | None, str | None, int]:
+    line = node_line(item)
+    if not isinstance(item, MappingNode):
+        f.add(line, "each step must be a mapping with offset and prompt")
+        return None, None, line
+    fields = _fields(f, item, _STEP_FIELDS, "step")
+    offset_text = _get_str(f, fields, "offset", line, required=True)
+    offset: Offset | None = None
+    if offset_text is not None:
+        try:
+            offset = parse_offset(offset_text)
+        except OffsetError as exc:
+            f.add(node_line(fields["offset"][1]), str(exc))
+    key = _get_str(f, fields, "prompt", line, required=True)
+    key_line = node_line(fields["prompt"][1]) if "prompt" in fields else line
+    return offset, key, key_line
+
+
+def _resolve_template(parsed: _ParsedTemplate, known_keys: set[str]) -> Template | None:
+    f = parsed.file
+    before = len(f.problems)
+    steps: list[TemplateStep] = []
+    for offset, key, line in parsed.steps:
+        if key is not None and key not in known_keys:
+            f.add(
+                line,
+                f"step names prompt {key!r}, which no content folder defines"
+                f"{_suggest(key, known_keys)}",
+            )
+        if offset is not None and key is not None:
+            steps.append(TemplateStep(offset, key))
+    if not parsed.clean or len(f.problems) > before or parsed.name is None:
+        return None
+    return Template(parsed.name, parsed.description, tuple(steps), f.path)
