@@ -34,4 +34,6 @@ class FakeClock:
         return self._now
 
     def set(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
         self._now = moment.astimezone(UTC)

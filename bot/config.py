@@ -24,7 +24,10 @@ def parse_duration(value: object) -> timedelta:
     match = _DURATION.match(str(value))
     if not match:
         raise ValueError(f"expected a duration like 15m, 6h or 3d, got {value!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2) or "s"])
+    except OverflowError:
+        raise ValueError(f"duration {value!r} is too large") from None
 
 
 class ConfigError(Exception):
@@ -37,6 +40,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_ignore_empty=True,
         frozen=True,
     )
 

@@ -46,7 +46,12 @@ class Cipher:
 
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt under the newest key (for `afterglow keys rotate`)."""
-        return self._multi.rotate(token)
+        try:
+            return self._multi.rotate(token)
+        except InvalidToken:
+            raise CryptoKeyError(
+                "stored text cannot be decrypted with the configured keys"
+            ) from None
 
     def is_current(self, token: bytes) -> bool:
         try:

@@ -11,6 +11,8 @@ def _index() -> tuple[dict[str, str], dict[str, str]]:
     by_name: dict[str, str] = {}
     by_city: dict[str, str] = {}
     for name in sorted(available_timezones()):
+        if name in ("localtime", "Factory"):  # the server's own zone, not a place
+            continue
         by_name[name.lower()] = name
         if "/" in name and not name.startswith(("Etc/", "SystemV/", "posix/", "right/")):
             city = name.rsplit("/", 1)[1].replace("_", " ").lower()

@@ -48,7 +48,7 @@ class CallbackCodec:
         if not data or len(data.encode()) > MAX_BYTES:
             return None
         body, _, signature = data.rpartition(":")
-        if not body or not hmac.compare_digest(signature, self._sign(body)):
+        if not body or not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             return None
         action, *args = body.split(":")
         return Callback(action, tuple(args))
