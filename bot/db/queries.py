@@ -16,6 +16,7 @@ from bot.db.models import (
     PatientStatus,
     PromptKind,
     Reply,
+    ReplyKind,
     Therapist,
 )
 
@@ -99,8 +100,17 @@ async def recent_replies(
     result = await session.execute(
         select(Reply, Delivery)
         .outerjoin(Delivery, Reply.delivery_id == Delivery.id)
-        .where(Reply.patient_id == patient_id)
+        .where(Reply.patient_id == patient_id, Reply.kind != ReplyKind.ACK)
         .order_by(Reply.received_at.desc(), Reply.id.desc())
         .limit(limit)
     )
     return [(row[0], row[1]) for row in result.all()]
+
+
+async def next_due(session: AsyncSession, patient_id: int | None = None) -> datetime | None:
+    """When the next scheduled delivery is due (for one patient, or anyone)."""
+    query = select(func.min(Delivery.due_at)).where(Delivery.state == DeliveryState.SCHEDULED)
+    if patient_id is not None:
+        query = query.where(Delivery.patient_id == patient_id)
+    value = await session.scalar(query)
+    return value if isinstance(value, datetime) or value is None else None

@@ -123,9 +123,9 @@ async def timezone_button(update: Update, context: Context, data: Callback) -> N
     query = update.callback_query
     if query is None:
         return
-    await _set_timezone(update, context, data.args[0] if data.args else "")
     await query.answer()
     await query.edit_message_reply_markup(None)
+    await _set_timezone(update, context, data.args[0] if data.args else "")
 
 
 async def _set_timezone(update: Update, context: Context, text: str) -> bool:
@@ -213,12 +213,12 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
     if not outcome.already:
         await query.edit_message_text(
             render.checkin_recorded(outcome.prompt_text, outcome.label),
             parse_mode=ParseMode.HTML,
         )
+    await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
 
 
 async def got_it(update: Update, context: Context, data: Callback) -> None:
@@ -237,9 +237,9 @@ async def got_it(update: Update, context: Context, data: Callback) -> None:
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    await query.answer(render.ACK_GOT_IT)
     if first and query.message is not None:
         await query.edit_message_reply_markup(InlineKeyboardMarkup([[render.HELP_BUTTON]]))
+    await query.answer(render.ACK_GOT_IT)
 
 
 async def help_patient(update: Update) -> None:

@@ -249,7 +249,11 @@ def replies_listing(
         return f"No replies from <b>{esc(pseudonym)}</b> yet."
     out = [f"<b>Replies from {esc(pseudonym)}</b> (newest first, patient's local time)"]
     for received, question, answer in items:
-        q = f"<i>{esc(question)}</i>\n" if question else "<i>(note, not linked to a question)</i>\n"
+        q = (
+            f"<i>{esc(shorten(question, 160))}</i>\n"
+            if question
+            else "<i>(note, not linked to a question)</i>\n"
+        )
         out.append(f"\n<b>{local(received, zone)}</b>\n{q}{esc(answer)}")
     return clip("\n".join(out))
 
@@ -257,3 +261,7 @@ def replies_listing(
 def plain(html_text: str) -> str:
     """Content HTML as plain text, for quoting a question inside another message."""
     return html.unescape(re.sub(r"<[^>]+>", "", html_text)).strip()
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"

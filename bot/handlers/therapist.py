@@ -100,7 +100,7 @@ async def session_command(update: Update, context: Context, therapist: Therapist
     )
     # The first step is often "+0m": look now rather than at the next tick.
     dispatcher = context.bot_data.get("dispatcher")
-    if dispatcher is not None:
+    if dispatcher is not None and context.application.running:
         context.application.create_task(dispatcher.tick(), name="dispatch-after-session")
 
 

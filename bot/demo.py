@@ -1,0 +1,212 @@
+"""`afterglow demo`: the real bot, polling a built-in Telegram emulator over local HTTP, with a
+temporary SQLite database and a simulated clock. A scripted therapist and patient go through
+a week of integration; the chat is printed as a transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cryptography.fernet import Fernet
+
+from bot.app import PTBApp, build_application, build_runtime
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.db import migrate, queries
+from bot.dispatch.dispatcher import Dispatcher
+from bot.emulator import BotApiState, EmulatorServer, TranscriptEntry, render_transcript
+from bot.emulator.updates import EmuUser
+from bot.runtime import Runtime
+from bot.services import enrollment
+
+TOKEN = "424242:DEMO-afterglow-local-emulator"  # noqa: S105 - the emulator's, not a secret
+ZONE = "America/New_York"
+# Tuesday 10 March 2026, 13:00 in New York: the session has just ended.
+SESSION_END = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
+
+REFLECTION_ANSWERS = [
+    "Soft. Like something loosened in my chest.",
+    "How much I've been bracing all the time, even with people I love.",
+    "I said 'I'm so stupid' when I dropped a glass. Caught it this time.",
+    "Calling my sister back. I've put it off for a month.",
+]
+
+
+class Script:
+    """Drives the people in the emulator and waits for the bot to answer."""
+
+    def __init__(self, state: BotApiState, rt: Runtime, dispatcher: Dispatcher) -> None:
+        self.state = state
+        self.rt = rt
+        self.dispatcher = dispatcher
+
+    async def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
+        for _ in range(500):  # up to 5 s of real time; the bot answers in milliseconds
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+        raise RuntimeError(f"demo: the bot did not answer ({what})")
+
+    async def say(self, person: EmuUser, text: str, *, reply_to: int | None = None) -> None:
+        before = len(self.state.sent_messages(person.id))
+        await self.state.send_text(person, text, reply_to=reply_to)
+        await self.wait_for(lambda: len(self.state.sent_messages(person.id)) > before, text)
+
+    async def tap(self, person: EmuUser, message_id: int, label: str, *, expect: int = 0) -> None:
+        before = len(self.state.calls_to("answerCallbackQuery"))
+        await self.state.press_button(person, message_id, label)
+        await self.wait_for(lambda: len(self.state.calls_to("answerCallbackQuery")) > before, label)
+        if expect:
+            count = len(self.state.sent_messages(person.id))
+            await self.wait_for(lambda: len(self.state.sent_messages(person.id)) >= count, label)
+
+    async def voice(self, person: EmuUser) -> None:
+        before = len(self.state.sent_messages(person.id))
+        await self.state.send_voice(person)
+        await self.wait_for(lambda: len(self.state.sent_messages(person.id)) > before, "voice")
+
+    def last(self, person: EmuUser) -> dict[str, Any]:
+        return self.state.last_sent(person.id)
+
+
+def _buttons(message: dict[str, Any]) -> list[str]:
+    markup = message.get("reply_markup") or {}
+    return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+async def _patient_answers(
+    script: Script, patient: EmuUser, message: dict[str, Any], n: int
+) -> int:
+    """The scripted patient answers most prompts, in the way people do: briefly, sometimes late."""
+    text = message.get("text", "")
+    labels = _buttons(message)
+    markup = message.get("reply_markup") or {}
+    if markup.get("force_reply"):
+        if n < len(REFLECTION_ANSWERS):
+            await script.say(patient, REFLECTION_ANSWERS[n], reply_to=message["message_id"])
+        return n + 1
+    if "Got it" in labels and n % 2 == 0:
+        await script.tap(patient, message["message_id"], "Got it")
+    elif "7" in labels:
+        await script.tap(patient, message["message_id"], "7")
+    elif labels and labels[0] != "Need help now" and "Got it" not in labels:
+        await script.tap(patient, message["message_id"], labels[0])
+    del text
+    return n
+
+
+async def run_demo(days: int = 7, out: Callable[[str], None] = print) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="afterglow-demo-") as tmp:
+        clock = FakeClock(SESSION_END - timedelta(minutes=30))
+        state = BotApiState(token=TOKEN, bot_username="afterglow_demo_bot", clock=clock.now)
+        async with EmulatorServer(state) as server:
+            db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'demo.db'}"
+            settings = Settings(
+                _env_file=None,
+                bot_token=TOKEN,
+                database_url=db_url,
+                telegram_api_url=server.api_url,
+                encryption_keys=Fernet.generate_key().decode(),
+                clinic_timezone=ZONE,
+                clinic_name="Lakeside KAP Clinic",
+                content_dirs="",
+            )
+            await asyncio.to_thread(migrate.upgrade, db_url)
+            rt = build_runtime(settings, clock=clock)
+            app = build_application(rt, dispatch_job=False)
+            await app.initialize()
+            await app.start()
+            assert app.updater is not None
+            await app.updater.start_polling(poll_interval=0, timeout=1)
+            try:
+                await _story(app, rt, state, clock, days)
+            finally:
+                await app.updater.stop()
+                await app.stop()
+                await app.shutdown()
+        zones = [(chat, ZoneInfo(ZONE)) for chat in (1001, 2002)]
+        out(_header(days))
+        entries = [_compact(entry) for entry in state.transcript()]
+        out(render_transcript(entries, tz=ZoneInfo(ZONE), zones=zones))
+        out(_footer(state))
+    return 0
+
+
+async def _story(app: PTBApp, rt: Runtime, state: BotApiState, clock: FakeClock, days: int) -> None:
+    dispatcher: Dispatcher = app.bot_data["dispatcher"]
+    script = Script(state, rt, dispatcher)
+    therapist = state.user(1001, "Dr Rivera")
+    patient = state.user(2002, "Sam")
+
+    # The clinic operator registers the therapist (`afterglow therapist invite`).
+    async with rt.sessions() as session, session.begin():
+        token = await enrollment.invite_therapist(session, name="Dr Rivera", now=clock.now())
+    await script.say(therapist, f"/start {token}")
+
+    await script.say(therapist, "/invite river-7")
+    link = next(w for w in script.last(therapist)["text"].split() if w.startswith("https://t.me"))
+    clock.advance(timedelta(minutes=5))
+    before = len(state.sent_messages(patient.id))
+    await state.open_link(patient, link)
+    await script.wait_for(lambda: len(state.sent_messages(patient.id)) > before, "consent")
+    await script.tap(patient, script.last(patient)["message_id"], "I agree")
+    await script.wait_for(lambda: "which time zone" in script.last(patient).get("text", ""), "zone")
+    await script.tap(patient, script.last(patient)["message_id"], "New York")
+    await script.wait_for(lambda: "all set" in script.last(patient).get("text", ""), "welcome")
+
+    clock.set(SESSION_END)
+    await script.say(therapist, "/session river-7")
+
+    answered = 0
+    voice_sent = False
+    seen = {m["message_id"] for m in state.sent_messages(patient.id)}
+    end = SESSION_END + timedelta(days=days, hours=1)
+    while clock.now() < end:
+        await dispatcher.tick()
+        for message in state.sent_messages(patient.id):
+            if message["message_id"] in seen:
+                continue
+            seen.add(message["message_id"])
+            clock.advance(timedelta(minutes=7))  # the patient answers a little later
+            answered = await _patient_answers(script, patient, message, answered)
+            if answered == 1 and not voice_sent:
+                voice_sent = True
+                await script.voice(patient)
+            seen.update(m["message_id"] for m in state.sent_messages(patient.id))
+        async with rt.sessions() as session:
+            due = await queries.next_due(session)
+        # Jump the simulated clock straight to the next prompt, as if time had passed.
+        clock.set(min(end, max(due or end, clock.now() + timedelta(minutes=1))))
+
+    await script.say(therapist, "/replies river-7")
+
+
+def _compact(entry: TranscriptEntry) -> TranscriptEntry:
+    """An edit repeats the whole message; the reader only needs what changed at its end."""
+    if not entry.text.startswith("(edited) "):
+        return entry
+    paragraphs = entry.text.split("\n\n")
+    tail = paragraphs[-1] if len(paragraphs) > 1 else "(buttons updated)"
+    return replace(entry, text=f"(edited) … {tail}")
+
+
+def _header(days: int) -> str:
+    return (
+        "Afterglow demo: the real bot against a local Telegram emulator, a temporary database\n"
+        f"and a simulated clock; {days} day(s) after one session. Times are New York time.\n"
+        + "="
+        * 78
+    )
+
+
+def _footer(state: BotApiState) -> str:
+    prompts = [m for m in state.sent_messages(2002) if m.get("has_protected_content")]
+    return "=" * 78 + f"\n{len(prompts)} prompts delivered to the patient. Demo finished."

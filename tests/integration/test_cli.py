@@ -1,0 +1,144 @@
+"""The `afterglow` CLI as an operator uses it: one-line errors, non-zero exits, real effects."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.emulator import BotApiState, EmulatorServer
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "content"
+TOKEN = "777000:RUN-test_token"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("AFTERGLOW_"):
+            monkeypatch.delenv(name)
+    values = {"AFTERGLOW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_every_verb_has_help(env: dict[str, str]) -> None:
+    verbs = [
+        [], ["run"], ["demo"], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["db", "current"],
+        ["therapist"], ["therapist", "add"], ["therapist", "invite"], ["therapist", "list"],
+        ["therapist", "deactivate"], ["content"], ["content", "check"],
+    ]  # fmt: skip
+    for verb in verbs:
+        code, out, _ = invoke(*verb, "--help")
+        assert code == 0 and "Usage" in out, verb
+
+
+def test_db_upgrade_current_downgrade(env: dict[str, str]) -> None:
+    code, out, _ = invoke("db", "upgrade")
+    assert code == 0 and "(head)" in out
+    code, out, _ = invoke("db", "current")
+    assert code == 0 and "(head)" in out
+    code, out, _ = invoke("db", "downgrade", "base")
+    assert code == 0 and "base" in out
+
+
+def test_therapist_verbs(env: dict[str, str]) -> None:
+    assert invoke("db", "upgrade")[0] == 0
+    code, out, _ = invoke("therapist", "add", "--telegram-id", "4242", "--name", "Dr Kim")
+    assert code == 0 and "added" in out
+    code, _, err = invoke("therapist", "add", "--telegram-id", "4242", "--name", "Dr Kim")
+    assert code == 1 and err.count("\n") == 1 and "already" in err
+    code, out, _ = invoke("therapist", "invite", "--name", "Dr Lee", "--bot-username", "clinic_bot")
+    assert code == 0 and out.startswith("https://t.me/clinic_bot?start=")
+    token = out.strip().rsplit("=", 1)[1]
+    assert 43 <= len(token) <= 64
+    code, out, _ = invoke("therapist", "list")
+    assert code == 0 and "Dr Kim" in out and "telegram=4242" in out
+    code, out, _ = invoke("therapist", "deactivate", "Dr Kim")
+    assert code == 0 and "deactivated" in out
+    code, out, _ = invoke("therapist", "list")
+    assert "inactive" in out
+    code, _, err = invoke("therapist", "deactivate", "Nobody")
+    assert code == 1 and "no therapist" in err
+
+
+def test_therapist_invite_without_token_or_username_fails_in_one_line(env: dict[str, str]) -> None:
+    assert invoke("db", "upgrade")[0] == 0
+    code, _, err = invoke("therapist", "invite", "--name", "Dr Lee")
+    assert code == 1 and err.count("\n") == 1 and "--bot-username" in err
+
+
+def test_bad_configuration_names_the_variable(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AFTERGLOW_CLINIC_TIMEZONE", "Mars/Olympus")
+    code, _, err = invoke("therapist", "list")
+    assert code == 1 and err.count("\n") == 1 and "AFTERGLOW_CLINIC_TIMEZONE" in err
+
+
+def test_content_check(env: dict[str, str]) -> None:
+    code, out, _ = invoke("content", "check")
+    assert code == 0 and "content ok" in out
+    code, _, err = invoke("content", "check", str(FIXTURES / "unknown-field"))
+    assert code == 1 and "unknown-field" in err and ".yaml:" in err
+
+
+def test_run_without_token_names_the_variable(env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert "AFTERGLOW_BOT_TOKEN" in result.stderr
+
+
+async def test_run_answers_start_and_stops_on_sigterm(env: dict[str, str], tmp_path: Path) -> None:
+    state = BotApiState(token=TOKEN, bot_username="clinic_bot")
+    async with EmulatorServer(state) as server:
+        child_env = {
+            **os.environ,
+            "AFTERGLOW_BOT_TOKEN": TOKEN,
+            "AFTERGLOW_TELEGRAM_API_URL": server.api_url,
+            "AFTERGLOW_KEY_FILE": str(tmp_path / "test.key"),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run",
+            env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            person = state.user(31337, "Visitor")
+            await state.send_text(person, "/start")
+            deadline = time.monotonic() + 30
+            while not state.sent_messages(person.id):
+                assert proc.returncode is None, await proc.stderr.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "bot never answered /start"
+                await asyncio.sleep(0.05)
+            assert "private service" in state.sent_messages(person.id)[0]["text"]
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), timeout=5)
+            assert code == 0
+            assert time.monotonic() - started < 5
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        stderr = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+        assert "Afterglow ready" in stderr
+        assert TOKEN not in stderr  # the token never reaches the log
+        assert (tmp_path / "test.key").stat().st_mode & 0o777 == 0o600
