@@ -101,3 +101,18 @@ async def on_error(update: object, context: Context) -> None:
             await update.effective_chat.send_message(render.SOMETHING_WRONG)
         except TelegramError:
             log.warning("could not tell chat about the failure of update %s", update_id)
+
+
+async def tell(context: Context, chat_id: int | None, text: str) -> bool:
+    """An unprompted notice to someone else's chat (e.g. a therapist); False if it failed.
+
+    Never raises: a notice that cannot be delivered must not undo what the patient just did.
+    """
+    if chat_id is None:
+        return False
+    try:
+        await context.bot.send_message(chat_id, render.clip(text), parse_mode=ParseMode.HTML)
+    except TelegramError as exc:
+        log.warning("notice to chat failed: %s", type(exc).__name__)
+        return False
+    return True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -13,10 +16,11 @@ from telegram.ext import (
 )
 
 from bot.handlers import patient, render, therapist
-from bot.handlers.callbacks import HELP
+from bot.handlers.callbacks import HELP, Callback
 from bot.handlers.common import Context, answer, codec, mark_processed, on_error, runtime, who
 
 PRIVATE = filters.ChatType.PRIVATE
+ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
 
 
 async def help_command(update: Update, context: Context) -> None:
@@ -37,7 +41,9 @@ async def unknown_command(update: Update, context: Context) -> None:
     await answer(update, render.NOT_AVAILABLE if known else render.NOT_ENROLLED)
 
 
-PATIENT_BUTTONS = {
+# Button action codes → handlers. Codes are short because they travel in callback data;
+# patient-side codes start with a lowercase letter other than "t", therapist-side with "t".
+BUTTONS: dict[str, ButtonHandler] = {
     "ca": patient.consent,
     "cd": patient.consent,
     "tz": patient.timezone_button,
@@ -56,7 +62,7 @@ async def on_callback(update: Update, context: Context) -> None:
         await answer(update, render.crisis_text(runtime(context).settings.clinic_phone))
         return
     data = codec(context).decode(query.data)
-    handler = PATIENT_BUTTONS.get(data.action) if data is not None else None
+    handler = BUTTONS.get(data.action) if data is not None else None
     if data is None or handler is None:
         await query.answer("This button is no longer valid.", show_alert=True)
         return
