@@ -246,6 +246,31 @@ def expand(
     return times
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One planned step: its time, and whether it is skipped because it was overtaken."""
+
+    at: datetime
+    skipped: bool = False
+
+
+def plan(
+    offsets: Sequence[Offset], session_start: datetime, tz: ZoneInfo, quiet: QuietHours
+) -> list[Slot]:
+    """Like `expand`, but a step that the rules push past a later step is skipped instead of
+    bunching up: a session logged at 22:00 does not deliver "this evening's" reflection next
+    evening together with next day's prompts. Kept steps stay in template order."""
+    natural = [defer_quiet(step_time(o, session_start, tz), tz, quiet) for o in offsets]
+    slots: list[Slot] = []
+    earliest_later: datetime | None = None
+    for at in reversed(natural):
+        overtaken = earliest_later is not None and at > earliest_later
+        slots.append(Slot(at, skipped=overtaken))
+        if not overtaken:
+            earliest_later = at
+    return slots[::-1]
+
+
 class Action(Enum):
     SEND = "send"
     WAIT = "wait"

@@ -229,6 +229,7 @@ def session_planned(
     template: str,
     items: Sequence[tuple[datetime, str, str]],
     cancelled: int,
+    skipped: int = 0,
 ) -> str:
     lines = [
         f"Session logged for <b>{esc(pseudonym)}</b> at {local(started, zone)} ({esc(zone)}), "
@@ -236,6 +237,10 @@ def session_planned(
     ]
     if cancelled:
         lines.append(f"{cancelled} pending prompt(s) from the previous session were cancelled.")
+    if skipped:
+        lines.append(
+            f"{skipped} step(s) skipped: at this hour they would arrive after later prompts."
+        )
     lines.append("\n<b>Upcoming prompts</b> (patient's local time):")
     lines.extend(f"• {local(due, zone)} – {esc(kind)}: {esc(key)}" for due, kind, key in items)
     return clip("\n".join(lines))

@@ -96,6 +96,7 @@ async def session_command(update: Update, context: Context, therapist: Therapist
             plan.template,
             [(item.due_at, item.kind, item.prompt_key) for item in plan.items],
             plan.cancelled,
+            plan.skipped,
         ),
     )
     # The first step is often "+0m": look now rather than at the next tick.

@@ -47,6 +47,7 @@ class SessionPlan:
     template: str
     items: list[PlannedItem]
     cancelled: int
+    skipped: int
 
 
 def quiet_hours(patient: Patient) -> schedule.QuietHours:
@@ -128,10 +129,8 @@ async def log_session(
     session.add(treatment)
     await session.flush()
 
-    times = schedule.expand(
-        [step.offset for step in template.steps], start, tz, quiet_hours(patient)
-    )
-    held = patient.status is not PatientStatus.ACTIVE
+    slots = schedule.plan([step.offset for step in template.steps], start, tz, quiet_hours(patient))
+    waiting = DeliveryState.HELD if patient.status is not PatientStatus.ACTIVE else None
     deliveries = [
         Delivery(
             patient_id=patient.id,
@@ -140,12 +139,12 @@ async def log_session(
             offset=str(step.offset),
             prompt_key=step.prompt_key,
             kind=PromptKind(content.prompt(step.prompt_key).kind),
-            state=DeliveryState.HELD if held else DeliveryState.SCHEDULED,
-            due_at=due,
+            state=DeliveryState.SKIPPED if slot.skipped else waiting or DeliveryState.SCHEDULED,
+            due_at=slot.at,
             planned_at=now,
             updated_at=now,
         )
-        for index, (step, due) in enumerate(zip(template.steps, times, strict=True))
+        for index, (step, slot) in enumerate(zip(template.steps, slots, strict=True))
     ]
     session.add_all(deliveries)
     await session.flush()
@@ -163,6 +162,11 @@ async def log_session(
         timezone=tz.key,
         started_at=start,
         template=template.name,
-        items=[PlannedItem(d.id, d.due_at, d.kind.value, d.prompt_key or "") for d in deliveries],
+        items=[
+            PlannedItem(d.id, d.due_at, d.kind.value, d.prompt_key or "")
+            for d in deliveries
+            if d.state is not DeliveryState.SKIPPED
+        ],
+        skipped=sum(d.state is DeliveryState.SKIPPED for d in deliveries),
         cancelled=cancelled.rowcount or 0,  # type: ignore[attr-defined]
     )

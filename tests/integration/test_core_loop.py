@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
+from telegram import Update
 
 from bot.db.models import DeliveryState
 from tests.integration.world import LINK, World
@@ -176,3 +177,100 @@ async def test_someone_elses_button_is_rejected(world: World) -> None:
     await world.feed()
     answer = world.state.calls_to("answerCallbackQuery")[-1].params
     assert answer.get("text") == "This button is no longer valid."
+
+
+async def test_onboarding_re_asks_for_a_bad_zone_and_accepts_a_city(world: World) -> None:
+    dr = await world.therapist()
+    await world.say(dr, "/invite pine")
+    link = LINK.search(world.last(dr)["text"]).group(0)  # type: ignore[union-attr]
+    pat = world.person("Pine")
+    await world.state.open_link(pat, link)
+    await world.feed()
+    await world.tap(pat, world.last(pat)["message_id"], "I agree")
+    await world.say(pat, "Atlantis")
+    assert "couldn't find that time zone" in world.last(pat)["text"]
+    await world.say(pat, "berlin")
+    assert "Europe/Berlin" in world.last(pat)["text"]
+
+
+async def test_second_start_does_not_re_enrol(world: World) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "maple")
+    await world.say(pat, "/start")
+    assert "How this works" in world.last(pat)["text"]
+    await world.say(dr, "/invite other")
+    link = LINK.search(world.last(dr)["text"]).group(0)  # type: ignore[union-attr]
+    await world.state.open_link(pat, link)
+    await world.feed()
+    assert "already set up" in world.last(pat)["text"]
+    async with world.rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(text("SELECT pseudonym, status FROM patients ORDER BY id"))
+        ).all()
+    assert [tuple(r) for r in rows] == [("maple", "active"), ("other", "invited")]
+
+
+async def test_voice_photo_and_sticker_get_a_kind_request_and_nothing_is_stored(
+    world: World,
+) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "reed")
+    for send in (world.state.send_voice, world.state.send_photo, world.state.send_sticker):
+        await send(pat)
+        await world.feed()
+        assert "only keep written answers" in world.last(pat)["text"]
+    async with world.rt.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM replies"))).scalar() == 0
+
+
+async def test_the_same_update_twice_has_one_effect(world: World) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "dune")
+    raw = await world.state.send_text(pat, "a note I wrote once")
+    world.state.drain_updates()
+    for _ in range(3):
+        await world.app.process_update(Update.de_json(raw, world.app.bot))
+    async with world.rt.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM replies"))).scalar() == 1
+    acks = [t for t in world.texts(pat) if t.startswith("Thank you, I've kept this")]
+    assert len(acks) == 1
+
+
+async def test_a_new_session_cancels_the_previous_pending_prompts(world: World) -> None:
+    dr = await world.therapist()
+    await world.enrolled_patient(dr, "iris")
+    await world.say(dr, "/session iris")
+    await world.tick()
+    world.clock.advance(timedelta(days=2))
+    await world.say(dr, "/session iris short")
+    assert "were cancelled" in world.last(dr)["text"]
+    states = [d.state for d in await world.deliveries("iris")]
+    assert DeliveryState.CANCELLED in states
+    assert states.count(DeliveryState.SCHEDULED) + states.count(DeliveryState.SENT) >= 7
+
+
+async def test_session_arguments_are_checked(world: World) -> None:
+    dr = await world.therapist()
+    await world.enrolled_patient(dr, "sage")
+    cases = {
+        "/session": "Usage",
+        "/session sage 2026-03-40 10:00": "not a date",
+        "/session sage 2026-03-10": "Give the time too",
+        "/session sage nosuchtemplate": "There is no template",
+        "/session sage 2025-01-01 10:00": "within 30 days",
+        "/session ghost": "no patient called",
+    }
+    for command, expected in cases.items():
+        await world.say(dr, command)
+        assert expected in world.last(dr)["text"], command
+    assert await world.deliveries("sage") == []
+
+
+async def test_session_at_a_local_time_plans_in_the_patients_zone(world: World) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "kauri", zone="Australia/Sydney")
+    await world.say(dr, "/session kauri 2026-03-11 10:00")
+    assert "Wed 11 Mar 10:00 (Australia/Sydney)" in world.last(dr)["text"]
+    deliveries = await world.deliveries("kauri")
+    assert deliveries[0].due_at.isoformat() == "2026-03-10T23:00:00+00:00"
+    del pat

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.domain.schedule import (
     DEFAULT_QUIET_HOURS,
@@ -14,6 +16,7 @@ from bot.domain.schedule import (
     defer_quiet,
     expand,
     parse_offset,
+    plan,
     resolve_local,
     step_time,
 )
@@ -429,3 +432,36 @@ def test_expand_step_inside_quiet_hours_moves_to_their_end() -> None:
 
 def test_expand_empty() -> None:
     assert expand([], datetime(2024, 1, 1, tzinfo=UTC), UTC_ZONE, DEFAULT_QUIET_HOURS) == []
+
+
+def test_plan_skips_a_step_overtaken_by_later_ones_instead_of_bunching() -> None:
+    tz = ZoneInfo("UTC")
+    start = datetime(2026, 11, 27, 22, 10, tzinfo=UTC)  # logged late in the evening
+    offsets = [parse_offset(t) for t in ("+0m", "+0d@20:00", "+1d@09:00", "+1d@19:00")]
+    slots = plan(offsets, start, tz, DEFAULT_QUIET_HOURS)
+    assert [s.skipped for s in slots] == [False, True, False, False]
+    kept = [s.at for s in slots if not s.skipped]
+    assert kept == sorted(kept)
+    assert [t.hour for t in kept] == [8, 9, 19]
+
+
+@given(
+    start=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    ),
+    texts=st.lists(
+        st.sampled_from(["+0m", "+2h", "+0d@20:00", "+1d@09:00", "+1d@19:30", "+3d@10:00"]),
+        min_size=1,
+        max_size=8,
+    ),
+)
+@settings(max_examples=150, deadline=None)
+def test_plan_keeps_order_and_skips_only_overtaken_steps(start: datetime, texts: list[str]) -> None:
+    tz = ZoneInfo("America/Los_Angeles")
+    slots = plan([parse_offset(t) for t in texts], start, tz, DEFAULT_QUIET_HOURS)
+    kept = [s.at for s in slots if not s.skipped]
+    assert kept == sorted(kept)
+    assert slots[-1].skipped is False
+    for i, slot in enumerate(slots):
+        later = [s.at for s in slots[i + 1 :] if not s.skipped]
+        assert slot.skipped == bool(later and slot.at > min(later))

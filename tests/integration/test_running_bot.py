@@ -1,0 +1,96 @@
+"""The bot as it runs in production: polling over HTTP, the dispatcher on PTB's JobQueue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cryptography.fernet import Fernet
+
+from bot.app import build_application, build_runtime
+from bot.config import Settings
+from bot.db.models import Base
+from bot.demo import run_demo
+from bot.emulator import BotApiState, EmulatorServer
+from bot.services import enrollment, therapists
+
+TOKEN = "555000:RUNNING-bot"
+
+
+def awake_zone() -> str:
+    """A zone where it is daytime right now, so quiet hours don't hold the first prompt."""
+    now = datetime.now(UTC)
+    for hours in range(-12, 15):
+        zone = f"Etc/GMT{-hours:+d}" if hours else "UTC"  # Etc/GMT signs are inverted
+        if 10 <= now.astimezone(ZoneInfo(zone)).hour < 18:
+            return zone
+    raise AssertionError("no daytime zone found")
+
+
+async def wait_for(predicate: object, seconds: float) -> float:
+    assert callable(predicate)
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < seconds, "timed out"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def test_first_prompt_arrives_within_two_seconds_of_session(tmp_path: Path) -> None:
+    state = BotApiState(token=TOKEN, bot_username="clinic_bot")
+    async with EmulatorServer(state) as server:
+        settings = Settings(
+            _env_file=None,
+            bot_token=TOKEN,
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/run.db",
+            telegram_api_url=server.api_url,
+            encryption_keys=Fernet.generate_key().decode(),
+            dispatch_interval=1.0,
+        )
+        rt = build_runtime(settings)
+        async with rt.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        therapist, patient = state.user(1, "Dr T"), state.user(2, "P")
+        async with rt.sessions() as session, session.begin():
+            now = rt.clock.now()
+            await therapists.add(session, telegram_id=therapist.id, name="Dr T", now=now)
+            token = await enrollment.invite_patient(
+                session, therapist_id=1, pseudonym="p1", now=now
+            )
+        app = build_application(rt)
+        await app.initialize()
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        try:
+            await state.send_text(patient, f"/start {token}")
+            await wait_for(lambda: state.sent_messages(patient.id), 5)
+            await state.press_button(patient, state.last_sent(patient.id)["message_id"], "I agree")
+            await wait_for(lambda: "which time zone" in state.last_sent(patient.id)["text"], 5)
+            await state.send_text(patient, awake_zone())
+            await wait_for(lambda: "all set" in state.last_sent(patient.id)["text"], 5)
+
+            count = len(state.sent_messages(patient.id))
+            await state.send_text(therapist, "/session p1")
+            took = await wait_for(lambda: len(state.sent_messages(patient.id)) > count, 5)
+            assert took < 2.0
+            assert state.last_sent(patient.id)["has_protected_content"] is True
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await app.shutdown()
+
+
+async def test_demo_shows_a_week_of_integration() -> None:
+    lines: list[str] = []
+    assert await run_demo(days=7, out=lines.append) == 0
+    transcript = "\n".join(lines)
+    assert "Session logged for river-7" in transcript
+    assert "Replies from river-7" in transcript
+    assert "Soft. Like something loosened in my chest." in transcript
+    assert "You answered: 7" in transcript
+    assert "16 prompts delivered to the patient" in transcript
+    assert "Tue 17 Mar" in transcript  # the seventh day after the session
