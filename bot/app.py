@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from telegram import BotCommand
-from telegram.ext import AIORateLimiter, Application, ContextTypes
+from telegram.ext import Application, ContextTypes
 from telegram.request import BaseRequest
 
 from bot.clock import Clock, SystemClock
@@ -15,6 +15,7 @@ from bot.db import migrate
 from bot.db.crypto import CryptoKeyError, load_cipher
 from bot.db.engine import make_engine, make_session_factory
 from bot.dispatch.dispatcher import Dispatcher
+from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.domain.content import ContentError, load_content
 from bot.handlers import router
 from bot.handlers.callbacks import CallbackCodec
@@ -71,8 +72,8 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     if rate_limit:
-        limiter = AIORateLimiter(overall_max_rate=settings.send_rate, overall_time_period=1)
-        builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB's generic
+        limiter = PacedRateLimiter(overall_rate=settings.send_rate)
+        builder = builder.rate_limiter(limiter)  # type: ignore[arg-type]  # PTB types the builder as BaseRateLimiter[None]
     app: PTBApp = builder.build()
     app.bot_data["runtime"] = rt
     app.bot_data["codec"] = CallbackCodec(settings.require_token().encode())

@@ -23,6 +23,7 @@ from bot.db import migrate, queries
 from bot.dispatch.dispatcher import Dispatcher
 from bot.emulator import BotApiState, EmulatorServer, TranscriptEntry, render_transcript
 from bot.emulator.updates import EmuUser
+from bot.handlers import render
 from bot.runtime import Runtime
 from bot.services import enrollment
 
@@ -208,5 +209,10 @@ def _header(days: int) -> str:
 
 
 def _footer(state: BotApiState) -> str:
-    prompts = [m for m in state.sent_messages(2002) if m.get("has_protected_content")]
-    return "=" * 78 + f"\n{len(prompts)} prompts delivered to the patient. Demo finished."
+    protected = [m for m in state.sent_messages(2002) if m.get("has_protected_content")]
+    reminders = [m for m in protected if m.get("text", "").startswith(render.NUDGE[:20])]
+    return (
+        "=" * 78
+        + f"\n{len(protected) - len(reminders)} prompts delivered to the patient, "
+        + f"{len(reminders)} reminder(s). Demo finished."
+    )

@@ -247,9 +247,12 @@ class Delivery(Base):
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    nudge_message_id: Mapped[int | None] = mapped_column(BigInteger)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Backoff after a transient Telegram error; `due_at` keeps the intended time.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -61,10 +61,15 @@ async def pending_deliveries(session: AsyncSession, patient_id: int) -> Sequence
 async def delivery_by_message(
     session: AsyncSession, patient_id: int, message_id: int
 ) -> Delivery | None:
+    """The delivery a message belongs to: the prompt itself or its reminder."""
     return await session.scalar(
-        select(Delivery).where(
-            Delivery.patient_id == patient_id, Delivery.telegram_message_id == message_id
+        select(Delivery)
+        .where(
+            Delivery.patient_id == patient_id,
+            (Delivery.telegram_message_id == message_id)
+            | (Delivery.nudge_message_id == message_id),
         )
+        .limit(1)
     )
 
 

@@ -10,26 +10,40 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import random
+import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
-from telegram import Bot
+from sqlalchemy import or_, select, update
+from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
+from bot import metrics
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
+from bot.dispatch.outcomes import Outcome, classify
 from bot.domain import schedule
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
+from bot.services import reachability
 from bot.services.sessions import quiet_hours
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(minutes=10)
 HOLD_STATES = (PatientStatus.PAUSED, PatientStatus.UNREACHABLE)
+MAX_ATTEMPTS = 6
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(minutes=30)
+IN_FLIGHT = 16  # concurrent sends; the rate limiter paces them
+
+
+def backoff(attempts: int, rng: random.Random) -> timedelta:
+    """Exponential with ±50 % jitter so retries from many deliveries don't arrive together."""
+    base: timedelta = min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_CAP)
+    return timedelta(seconds=base.total_seconds() * rng.uniform(0.5, 1.5))
 
 
 @dataclass
@@ -42,16 +56,20 @@ class TickReport:
     failed: int = 0
     unknown: int = 0
     retry: int = 0
+    nudged: int = 0
     claimed: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Job:
     delivery_id: int
+    patient_id: int
     chat_id: int
     text: str
     kind: str
     prompt_key: str | None
+    due_at: datetime
+    attempts: int
 
 
 class Dispatcher:
@@ -60,21 +78,26 @@ class Dispatcher:
         self.bot = bot
         self.codec = codec
         self.batch = batch
+        self.last_tick: float | None = None  # monotonic; /readyz checks the dispatcher lives
         self._lock = asyncio.Lock()  # ticks never overlap within one process
+        self._rng = random.Random()  # noqa: S311 - jitter, not security
 
     async def recover(self) -> int:
-        """After a crash: `sending` rows whose lease ran out have an unknowable outcome."""
+        """`sending` rows whose lease ran out (a crash, a killed replica) have an unknowable
+        outcome: they become `unknown` and are shown to the therapist, never re-sent."""
         now = self.rt.clock.now()
         async with self.rt.sessions() as session, session.begin():
             result = await session.execute(
                 update(Delivery)
                 .where(
                     Delivery.state == DeliveryState.SENDING,
-                    (Delivery.lease_until.is_(None)) | (Delivery.lease_until <= now),
+                    or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now),
                 )
                 .values(
                     state=DeliveryState.UNKNOWN,
                     last_error="outcome unknown: interrupted while sending",
+                    claimed_by=None,
+                    lease_until=None,
                     updated_at=now,
                 )
             )
@@ -86,10 +109,28 @@ class Dispatcher:
     async def tick(self) -> TickReport:
         async with self._lock:
             report = TickReport()
-            jobs = await self._claim(report)
-            for job in jobs:
-                await self._send(job, report)
+            await self.recover()
+            semaphore = asyncio.Semaphore(IN_FLIGHT)
+
+            async def send(chat_jobs: list[_Job]) -> None:
+                # One chat's prompts go in order, one at a time; chats run side by side so a
+                # busy chat's 1 msg/s pacing never holds the others back.
+                async with semaphore:
+                    for job in chat_jobs:
+                        await self._send(job, report)
+
+            while True:
+                jobs = await self._claim(report)
+                by_chat: dict[int, list[_Job]] = {}
+                for job in jobs:
+                    by_chat.setdefault(job.chat_id, []).append(job)
+                await asyncio.gather(*(send(chat_jobs) for chat_jobs in by_chat.values()))
+                if len(jobs) < self.batch:
+                    break
+            await self._nudge(report)
             await self._close_reflections()
+            self.last_tick = time.monotonic()
+            metrics.DISPATCH_TICKS.inc()
             return report
 
     async def _claim(self, report: TickReport) -> list[_Job]:
@@ -102,47 +143,53 @@ class Dispatcher:
                 await session.execute(
                     select(Delivery, Patient)
                     .join(Patient, Patient.id == Delivery.patient_id)
-                    .where(Delivery.state == DeliveryState.SCHEDULED, Delivery.due_at <= now)
+                    .where(
+                        Delivery.state == DeliveryState.SCHEDULED,
+                        Delivery.due_at <= now,
+                        or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
+                    )
                     .order_by(Delivery.due_at, Delivery.id)
                     .limit(self.batch)
                     .with_for_update(skip_locked=True, of=Delivery)
                 )
             ).all()
             for delivery, patient in rows:
+                delivery.updated_at = now
                 if patient.status in HOLD_STATES:
                     delivery.state = DeliveryState.HELD
                     report.held += 1
-                elif patient.status is not PatientStatus.ACTIVE or patient.chat_id is None:
+                    continue
+                if patient.status is not PatientStatus.ACTIVE or patient.chat_id is None:
                     delivery.state = DeliveryState.CANCELLED
                     report.cancelled += 1
-                else:
-                    tz = ZoneInfo(patient.timezone or "UTC")
-                    decision = schedule.decide(
-                        delivery.due_at, now, grace, tz, quiet_hours(patient)
-                    )
-                    if decision.action is schedule.Action.MISS:
-                        delivery.state = DeliveryState.MISSED
-                        report.missed += 1
-                    elif decision.action is schedule.Action.DEFER:
-                        assert decision.until is not None
-                        delivery.due_at = decision.until
-                        report.deferred += 1
-                    elif decision.action is schedule.Action.SEND:
-                        delivery.state = DeliveryState.SENDING
-                        delivery.claimed_by = rt.instance
-                        delivery.lease_until = now + LEASE
-                        delivery.attempts += 1
-                        jobs.append(
-                            _Job(
-                                delivery.id,
-                                patient.chat_id,
-                                self._text(delivery),
-                                delivery.kind.value,
-                                delivery.prompt_key,
-                            )
+                    continue
+                tz = ZoneInfo(patient.timezone or "UTC")
+                decision = schedule.decide(delivery.due_at, now, grace, tz, quiet_hours(patient))
+                if decision.action is schedule.Action.MISS:
+                    delivery.state = DeliveryState.MISSED
+                    report.missed += 1
+                elif decision.action is schedule.Action.DEFER:
+                    assert decision.until is not None
+                    delivery.due_at = decision.until
+                    report.deferred += 1
+                elif decision.action is schedule.Action.SEND:
+                    delivery.state = DeliveryState.SENDING
+                    delivery.claimed_by = rt.instance
+                    delivery.lease_until = now + LEASE
+                    delivery.attempts += 1
+                    jobs.append(
+                        _Job(
+                            delivery.id,
+                            patient.id,
+                            patient.chat_id,
+                            self._text(delivery),
+                            delivery.kind.value,
+                            delivery.prompt_key,
+                            delivery.due_at,
+                            delivery.attempts,
                         )
-                delivery.updated_at = now
-        report.claimed = [job.delivery_id for job in jobs]
+                    )
+        report.claimed.extend(job.delivery_id for job in jobs)
         return jobs
 
     def _text(self, delivery: Delivery) -> str:
@@ -159,7 +206,9 @@ class Dispatcher:
         text, markup = render.prompt_message(
             prompt, job.text, job.kind, job.delivery_id, self.codec
         )
-        values: dict[str, object]
+        message_id: int | None = None
+        outcome: Outcome | None = None
+        reason = ""
         try:
             message = await self.bot.send_message(
                 job.chat_id,
@@ -168,40 +217,122 @@ class Dispatcher:
                 reply_markup=markup,
                 protect_content=True,
             )
-        except RetryAfter as exc:
-            # Telegram refused before sending: safe to try again at the next tick.
-            values = {
-                "state": DeliveryState.SCHEDULED,
-                "last_error": f"rate limited {exc.retry_after}",
-            }
+            message_id = message.message_id
+        except Exception as exc:  # every failure is recorded on the delivery, none escapes
+            outcome, reason = classify(exc)
+            metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
+        now = self.rt.clock.now()
+        values: dict[str, object] = {"claimed_by": None, "lease_until": None, "updated_at": now}
+        if outcome is None:
+            values.update(
+                state=DeliveryState.SENT,
+                sent_at=now,
+                telegram_message_id=message_id,
+                last_error=None,
+                retry_at=None,
+            )
+            report.sent += 1
+            metrics.DISPATCH_LAG.observe(max((now - job.due_at).total_seconds(), 0.0))
+        elif outcome is Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
+            # Telegram did not take the message: safe to try again after a pause.
+            values.update(
+                state=DeliveryState.SCHEDULED,
+                retry_at=now + backoff(job.attempts, self._rng),
+                last_error=reason,
+            )
             report.retry += 1
-        except Forbidden:
-            values = {"state": DeliveryState.FAILED, "last_error": "forbidden: bot blocked"}
-            report.failed += 1
-        except BadRequest as exc:
-            values = {
-                "state": DeliveryState.FAILED,
-                "last_error": f"bad request: {exc.message}"[:300],
-            }
-            report.failed += 1
-        except (NetworkError, TelegramError) as exc:
-            # The request may or may not have reached Telegram: never re-send silently.
-            values = {"state": DeliveryState.UNKNOWN, "last_error": type(exc).__name__}
+        elif outcome is Outcome.BLOCKED:
+            values.update(state=DeliveryState.HELD, last_error=reason)
+            report.held += 1
+        elif outcome is Outcome.UNKNOWN:
+            values.update(state=DeliveryState.UNKNOWN, last_error=reason)
             report.unknown += 1
         else:
-            values = {
-                "state": DeliveryState.SENT,
-                "sent_at": self.rt.clock.now(),
-                "telegram_message_id": message.message_id,
-                "last_error": None,
-            }
-            report.sent += 1
+            if outcome is Outcome.RETRY:
+                reason = f"gave up after {job.attempts} attempts: {reason}"
+            values.update(state=DeliveryState.FAILED, last_error=reason[:300])
+            report.failed += 1
+        metrics.DELIVERY_OUTCOMES.labels(outcome=str(values["state"])).inc()
         async with self.rt.sessions() as session, session.begin():
             await session.execute(
                 update(Delivery)
                 .where(Delivery.id == job.delivery_id, Delivery.state == DeliveryState.SENDING)
-                .values(claimed_by=None, lease_until=None, updated_at=self.rt.clock.now(), **values)
+                .values(**values)
             )
+            notice = None
+            if outcome is Outcome.BLOCKED:
+                notice = await reachability.mark_unreachable(
+                    session, patient_id=job.patient_id, now=now
+                )
+        if notice is not None:
+            await self._tell(notice.therapist_chat_id, render.unreachable(notice.pseudonym))
+
+    async def _tell(self, chat_id: int | None, text: str) -> None:
+        if chat_id is None:
+            return
+        try:
+            await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+        except Exception as exc:  # a notice must never break dispatching
+            outcome, _ = classify(exc)
+            metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
+            log.warning("therapist notice failed: %s", type(exc).__name__)
+
+    async def _nudge(self, report: TickReport) -> None:
+        """One gentle reminder per unanswered reflection, never in quiet hours, never twice.
+        `nudged_at` is committed before the send: a crash loses a reminder, never doubles it."""
+        rt = self.rt
+        now = rt.clock.now()
+        async with rt.sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(Delivery, Patient)
+                    .join(Patient, Patient.id == Delivery.patient_id)
+                    .where(
+                        Delivery.kind == PromptKind.REFLECTION,
+                        Delivery.state == DeliveryState.SENT,
+                        Delivery.nudged_at.is_(None),
+                        Delivery.closed_at.is_(None),
+                        Delivery.sent_at <= now - rt.settings.nudge_after,
+                        Delivery.sent_at > now - rt.settings.answer_window,
+                        Patient.status == PatientStatus.ACTIVE,
+                    )
+                    .order_by(Delivery.sent_at)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True, of=Delivery)
+                )
+            ).all()
+            due: list[tuple[int, int, int | None]] = []
+            for delivery, patient in rows:
+                tz = ZoneInfo(patient.timezone or "UTC")
+                if quiet_hours(patient).contains(now.astimezone(tz).time()):
+                    continue  # the next tick after quiet hours picks it up
+                if patient.chat_id is None:
+                    continue
+                delivery.nudged_at = now
+                due.append((delivery.id, patient.chat_id, delivery.telegram_message_id))
+        for delivery_id, chat_id, original in due:
+            try:
+                message = await self.bot.send_message(
+                    chat_id,
+                    render.NUDGE,
+                    parse_mode=ParseMode.HTML,
+                    reply_parameters=ReplyParameters(original, allow_sending_without_reply=True)
+                    if original
+                    else None,
+                    reply_markup=render.nudge_markup(),
+                    protect_content=True,
+                )
+            except Exception as exc:  # a missed reminder is acceptable; a crash is not
+                outcome, _ = classify(exc)
+                metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
+                continue
+            report.nudged += 1
+            async with rt.sessions() as session, session.begin():
+                await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id)
+                    .values(nudge_message_id=message.message_id)
+                )
 
     async def _close_reflections(self) -> None:
         """Reflections stop taking answers after AFTERGLOW_ANSWER_WINDOW."""

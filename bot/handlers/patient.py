@@ -7,11 +7,12 @@ import logging
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
+from bot.db import queries
 from bot.db.models import InviteKind, PatientStatus
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, runtime, who
-from bot.services import enrollment, replies
+from bot.handlers.common import Context, answer, codec, runtime, tell, who
+from bot.services import enrollment, reachability, replies
 from bot.services.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -249,3 +250,28 @@ async def help_patient(update: Update) -> None:
 async def crisis(update: Update, context: Context) -> None:
     """Static text held in memory: works with the database down."""
     await answer(update, render.crisis_text(runtime(context).settings.clinic_phone))
+
+
+async def chat_member(update: Update, context: Context) -> None:
+    """Telegram tells us when a patient blocks or unblocks the bot (`my_chat_member`)."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != "private":
+        return
+    rt = runtime(context)
+    now = rt.clock.now()
+    blocked = change.new_chat_member.status in ("kicked", "left")
+    async with rt.sessions() as session, session.begin():
+        if blocked:
+            patient = await queries.patient_by_user(session, change.from_user.id)
+            notice = (
+                await reachability.mark_unreachable(session, patient_id=patient.id, now=now)
+                if patient is not None
+                else None
+            )
+        else:
+            notice = await reachability.mark_reachable(
+                session, user_id=change.from_user.id, now=now, grace=rt.settings.misfire_grace
+            )
+    if notice is not None:
+        text = render.unreachable if blocked else render.reachable_again
+        await tell(context, notice.therapist_chat_id, text(notice.pseudonym))

@@ -195,6 +195,16 @@ def checkin_recorded(text: str, label: str) -> str:
     return clip(f"{text}\n\n✓ You answered: <b>{esc(label)}</b>")
 
 
+NUDGE = (
+    "A gentle reminder: the question above is still open, if you'd like to answer it. "
+    "A few words are plenty, and it's fine to let it go."
+)
+
+
+def nudge_markup() -> ForceReply:
+    return ForceReply(input_field_placeholder="Your answer…")
+
+
 # --- therapists ---------------------------------------------------------------------------
 
 THERAPIST_HELP = (
@@ -270,3 +280,16 @@ def plain(html_text: str) -> str:
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def unreachable(pseudonym: str) -> str:
+    return (
+        f"<b>{esc(pseudonym)}</b> can no longer be reached: they blocked the bot or removed the "
+        "chat. Their prompts are on hold and will resume if they come back."
+    )
+
+
+def reachable_again(pseudonym: str) -> str:
+    return (
+        f"<b>{esc(pseudonym)}</b> is reachable again; held prompts resume (late ones are missed)."
+    )

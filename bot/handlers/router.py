@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     MessageHandler,
     TypeHandler,
@@ -85,6 +86,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))
     app.add_handler(CallbackQueryHandler(on_callback))
+    app.add_handler(ChatMemberHandler(patient.chat_member, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(MessageHandler(PRIVATE & filters.COMMAND, unknown_command))
     app.add_handler(MessageHandler(PRIVATE & filters.TEXT, patient.text_message))
     app.add_handler(

@@ -1,0 +1,403 @@
+"""PacedRateLimiter on virtual time: every test runs on an event loop whose clock jumps to the
+next timer whenever all tasks are asleep, so a 40-second burst takes milliseconds and the
+limiter's own asyncio.sleep/locks behave exactly as in production."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import selectors
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import pytest
+from telegram.error import BadRequest, Forbidden, RetryAfter, TimedOut
+
+from bot.dispatch import ratelimit
+from bot.dispatch.ratelimit import PacedRateLimiter, chat_key, is_message, retry_after_seconds
+
+T = TypeVar("T")
+EPS = 1e-9
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """The loop asks the selector to block until its next timer; instead, move time there."""
+
+    def __init__(self, loop: VirtualLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None:
+            raise RuntimeError("deadlock: every task is waiting and no timer is pending")
+        self._loop.now += max(timeout, 0.0)
+        result: list[tuple[selectors.SelectorKey, int]] = super().select(0)
+        return result
+
+
+class VirtualLoop(asyncio.SelectorEventLoop):
+    def __init__(self) -> None:
+        self.now = 0.0
+        super().__init__(_JumpingSelector(self))
+
+    def time(self) -> float:
+        return self.now
+
+
+def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    loop = VirtualLoop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def limiter(**kwargs: Any) -> PacedRateLimiter:
+    return PacedRateLimiter(clock=now, sleep=asyncio.sleep, **kwargs)
+
+
+class Api:
+    """Stands in for PTB's Bot._do_post: records when each call started."""
+
+    def __init__(
+        self, latency: float = 0.0, fail: Callable[[int, dict[str, Any]], None] | None = None
+    ) -> None:
+        self.latency = latency
+        self.fail = fail
+        self.starts: list[tuple[float, dict[str, Any]]] = []
+        self.in_flight: dict[int, int] = {}
+        self.max_in_flight_per_request = 0
+
+    async def post(self, endpoint: str, data: dict[str, Any]) -> dict[str, Any]:
+        key = id(data)
+        self.in_flight[key] = self.in_flight.get(key, 0) + 1
+        self.max_in_flight_per_request = max(self.max_in_flight_per_request, self.in_flight[key])
+        try:
+            self.starts.append((now(), data))
+            number = len(self.starts)
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            if self.fail is not None:
+                self.fail(number, data)
+            return {"ok": True, "endpoint": endpoint}
+        finally:
+            self.in_flight[key] -= 1
+
+    def times(self, chat_id: int | None = None) -> list[float]:
+        return [t for t, data in self.starts if chat_id is None or data.get("chat_id") == chat_id]
+
+
+def send(
+    rl: PacedRateLimiter,
+    api: Api,
+    chat_id: int | str | None,
+    *,
+    endpoint: str = "sendMessage",
+    priority: bool = False,
+) -> Awaitable[Any]:
+    data: dict[str, Any] = {"text": "hi"}
+    if chat_id is not None:
+        data["chat_id"] = chat_id
+    return rl.process_request(
+        callback=api.post,
+        args=(endpoint, data),
+        kwargs={},
+        endpoint=endpoint,
+        data=data,
+        rate_limit_args={"priority": True} if priority else None,
+    )
+
+
+def assert_rate(times: list[float], rate: float) -> None:
+    """No half-open one-second window holds more than `rate` starts."""
+    per_window = int(rate)
+    ordered = sorted(times)
+    for first, last in zip(ordered, ordered[per_window:], strict=False):
+        assert last - first >= 1.0 - EPS, (first, last)
+
+
+# ------------------------------------------------------------------ overall rate
+
+
+def test_overall_rate_holds_over_1000_distinct_chats() -> None:
+    async def main() -> list[float]:
+        rl, api = limiter(overall_rate=25.0), Api(latency=0.2)
+        await asyncio.gather(*(send(rl, api, chat) for chat in range(1000)))
+        return api.times()
+
+    times = run_virtual(main)
+    assert len(times) == 1000
+    assert_rate(times, 25.0)
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    assert achieved == pytest.approx(25.0, rel=0.01)
+    assert times[0] == pytest.approx(0.0)
+
+
+def test_burst_keeps_arrival_order() -> None:
+    async def main() -> list[int]:
+        rl, api = limiter(), Api()
+        await asyncio.gather(*(send(rl, api, chat) for chat in range(100)))
+        return [data["chat_id"] for _, data in api.starts]
+
+    assert run_virtual(main) == list(range(100))
+
+
+# ------------------------------------------------------------------ per chat
+
+
+def test_five_messages_to_one_chat_are_a_second_apart_and_in_order() -> None:
+    async def main() -> tuple[list[float], list[str]]:
+        rl, api = limiter(), Api(latency=0.05)
+        calls = []
+        for i in range(5):
+            data = {"chat_id": 7, "text": str(i)}
+            calls.append(
+                rl.process_request(api.post, ("sendMessage", data), {}, "sendMessage", data, None)
+            )
+        await asyncio.gather(*calls)
+        return api.times(7), [data["text"] for _, data in api.starts]
+
+    times, texts = run_virtual(main)
+    assert texts == ["0", "1", "2", "3", "4"]
+    assert times[-1] - times[0] >= 4.0 - EPS
+    assert all(b - a >= 1.0 - EPS for a, b in itertools.pairwise(times))
+
+
+def test_string_and_int_chat_ids_share_one_chat() -> None:
+    async def main() -> list[float]:
+        rl, api = limiter(), Api()
+        await asyncio.gather(send(rl, api, 5), send(rl, api, "5"))
+        return [t for t, _ in api.starts]
+
+    first, second = run_virtual(main)
+    assert second - first >= 1.0 - EPS
+
+
+def test_a_busy_chat_does_not_block_other_chats() -> None:
+    async def main() -> tuple[list[float], list[float]]:
+        rl, api = limiter(overall_rate=25.0), Api()
+        busy = [send(rl, api, 1) for _ in range(5)]  # queued first
+        others = [send(rl, api, chat) for chat in range(100, 150)]
+        await asyncio.gather(*busy, *others)
+        return api.times(1), [t for t, d in api.starts if d["chat_id"] >= 100]
+
+    busy, others = run_virtual(main)
+    assert busy[-1] >= 4.0 - EPS
+    # 51 overall slots at 25/s: the others are done by ~2 s, not after the busy chat's 4 s.
+    assert max(others) <= 51 / 25.0 + EPS
+    assert_rate(busy + others, 25.0)
+
+
+def test_edits_and_callback_answers_are_not_paced() -> None:
+    async def main() -> list[float]:
+        rl, api = limiter(), Api()
+        await send(rl, api, 3)
+        await asyncio.gather(
+            *(send(rl, api, 3, endpoint="editMessageText") for _ in range(5)),
+            send(rl, api, None, endpoint="answerCallbackQuery"),
+            send(rl, api, 3, endpoint="sendChatAction"),
+        )
+        return api.times()
+
+    assert run_virtual(main) == [0.0] * 8
+
+
+def test_message_endpoints() -> None:
+    for endpoint in (
+        "sendMessage",
+        "sendDocument",
+        "sendMediaGroup",
+        "copyMessage",
+        "forwardMessage",
+    ):
+        assert is_message(endpoint)
+    for endpoint in ("editMessageText", "deleteMessage", "sendChatAction", "answerCallbackQuery"):
+        assert not is_message(endpoint)
+    assert chat_key({"chat_id": "42"}) == 42
+    assert chat_key({"chat_id": "@clinic"}) == "@clinic"
+    assert chat_key({}) is None
+
+
+def test_idle_chats_are_pruned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ratelimit, "CHATS_BEFORE_PRUNE", 10)
+
+    async def main() -> int:
+        rl, api = limiter(overall_rate=1000.0), Api()
+        await asyncio.gather(*(send(rl, api, chat) for chat in range(10)))
+        await asyncio.sleep(1.0)
+        await send(rl, api, 99)
+        return len(rl._chats)
+
+    assert run_virtual(main) == 1
+
+
+# ------------------------------------------------------------------ priority
+
+
+def test_priority_skips_a_queue_of_1000() -> None:
+    async def main() -> tuple[float, list[float], list[float], PacedRateLimiter]:
+        rl, api = limiter(overall_rate=25.0), Api(latency=0.1)
+        queued = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(1000)]
+        await asyncio.sleep(0.5)  # the queue is ~39 s long now
+        asked, index = now(), len(api.starts)
+        # Chat 2 was just sent to: priority ignores the per-chat spacing too.
+        await send(rl, api, 2, priority=True)
+        took = now() - asked
+        await asyncio.gather(*queued)
+        normal = api.times()
+        del normal[index]
+        return took, normal, api.times(), rl
+
+    took, normal, everything, rl = run_virtual(main)
+    assert took <= 0.1 + EPS  # just the API latency
+    assert rl.priority_count == 1
+    assert_rate(normal, 25.0)
+    assert_rate(everything, 26.0)  # the borrowed slot goes over by one, once
+    # ... and the queue moved back one slot, so the long-run rate is unchanged.
+    assert (len(everything) - 1) / (everything[-1] - everything[0]) <= 25.0 * (1 + 1e-9)
+
+
+def test_priority_send_delays_the_next_normal_message_to_its_chat() -> None:
+    async def main() -> list[float]:
+        rl, api = limiter(), Api()
+        await send(rl, api, 9, priority=True)
+        await send(rl, api, 9)
+        return api.times(9)
+
+    first, second = run_virtual(main)
+    assert second - first >= 1.0 - EPS
+
+
+# ------------------------------------------------------------------ RetryAfter
+
+
+def test_retry_after_waits_then_retries_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PTB_TIMEDELTA", raising=False)
+
+    def fail_first(n: int, _data: dict[str, Any]) -> None:
+        if n == 1:
+            raise RetryAfter(2)
+
+    async def main() -> tuple[Any, Api, PacedRateLimiter]:
+        rl, api = limiter(), Api(latency=0.3, fail=fail_first)
+        result = await send(rl, api, 1)
+        return result, api, rl
+
+    result, api, rl = run_virtual(main)
+    assert result == {"ok": True, "endpoint": "sendMessage"}
+    first, second = api.times()
+    assert second - first >= 0.3 + 2.0  # the 429 came back after the latency
+    assert rl.retry_after_count == 1
+    assert api.max_in_flight_per_request == 1
+    assert rl.waited_total >= 2.0
+
+
+def test_retry_after_pauses_other_normal_requests_but_not_priority() -> None:
+    def fail_first(n: int, _data: dict[str, Any]) -> None:
+        if n == 1:
+            raise RetryAfter(timedelta(seconds=3))
+
+    async def main() -> tuple[list[float], float]:
+        rl, api = limiter(overall_rate=25.0), Api(fail=fail_first)
+        normal = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(50)]
+        await asyncio.sleep(1.0)
+        await send(rl, api, 999, priority=True)
+        priority_at = api.times(999)[0]
+        await asyncio.gather(*normal)
+        return [t for t, d in api.starts if d["chat_id"] != 999], priority_at
+
+    normal, priority_at = run_virtual(main)
+    assert priority_at == pytest.approx(1.0)
+    assert normal[0] == 0.0
+    assert all(t >= 3.1 - EPS for t in normal[1:])  # nothing between the 429 and its end
+    assert len(normal) == 51  # 50 + the retry
+    assert_rate(normal[1:], 25.0)
+
+
+def test_overlapping_429s_do_not_stack_their_pauses() -> None:
+    def fail_first_two(n: int, _data: dict[str, Any]) -> None:
+        if n <= 2:
+            raise RetryAfter(2)
+
+    async def main() -> list[float]:
+        rl, api = limiter(overall_rate=25.0), Api(latency=0.5, fail=fail_first_two)
+        await asyncio.gather(*(send(rl, api, chat) for chat in range(4)))
+        return api.times()
+
+    times = run_virtual(main)
+    # Two 429s in flight together, 2.1 s each, ending 0.04 s apart: one pause, not 4.2 s.
+    assert max(times) < 0.54 + 2.1 + 4 * 0.04 + EPS
+
+
+def test_gives_up_after_max_retries_and_reraises() -> None:
+    def always(_n: int, _data: dict[str, Any]) -> None:
+        raise RetryAfter(1)
+
+    async def main() -> tuple[Api, PacedRateLimiter]:
+        rl, api = limiter(max_retries=3), Api(fail=always)
+        with pytest.raises(RetryAfter):
+            await send(rl, api, 1)
+        return api, rl
+
+    api, rl = run_virtual(main)
+    assert len(api.starts) == 4  # the first try and three retries
+    assert rl.retry_after_count == 4
+    assert api.max_in_flight_per_request == 1
+
+
+def test_priority_retry_waits_only_its_own_retry_after() -> None:
+    def fail_first(n: int, _data: dict[str, Any]) -> None:
+        if n == 1:
+            raise RetryAfter(1)
+
+    async def main() -> list[float]:
+        rl, api = limiter(max_retries=1), Api(fail=fail_first)
+        await send(rl, api, 1, priority=True)
+        return api.times()
+
+    assert run_virtual(main) == pytest.approx([0.0, 1.1])
+
+
+@pytest.mark.parametrize("error", [Forbidden("blocked"), BadRequest("chat not found"), TimedOut()])
+def test_other_errors_pass_through_untouched(error: Exception) -> None:
+    def boom(_n: int, _data: dict[str, Any]) -> None:
+        raise error
+
+    async def main() -> tuple[BaseException, Api, PacedRateLimiter]:
+        rl, api = limiter(), Api(fail=boom)
+        with pytest.raises(type(error)) as caught:
+            await send(rl, api, 1)
+        return caught.value, api, rl
+
+    raised, api, rl = run_virtual(main)
+    assert raised is error
+    assert len(api.starts) == 1
+    assert rl.retry_after_count == 0
+
+
+def test_retry_after_seconds_reads_int_and_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PTB_TIMEDELTA", raising=False)
+    assert retry_after_seconds(RetryAfter(5)) == 5.0
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+    assert retry_after_seconds(RetryAfter(timedelta(seconds=1.5))) == 1.5
+
+
+def test_rejects_nonsense_configuration() -> None:
+    with pytest.raises(ValueError):
+        PacedRateLimiter(overall_rate=0)
+    with pytest.raises(ValueError):
+        PacedRateLimiter(max_retries=-1)
+
+
+async def test_initialize_and_shutdown_on_the_real_loop() -> None:
+    rl = PacedRateLimiter(overall_rate=1000.0, per_chat_interval=0.05)
+    await rl.initialize()
+    api = Api()
+    await asyncio.gather(send(rl, api, 1), send(rl, api, 1), send(rl, api, 2))
+    await rl.shutdown()
+    assert len(api.starts) == 3
