@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
 from typing import Any
 
+import uvicorn
 from telegram import BotCommand
 from telegram.ext import Application, ContextTypes
 from telegram.request import BaseRequest
@@ -15,11 +19,14 @@ from bot.db import migrate
 from bot.db.crypto import CryptoKeyError, load_cipher
 from bot.db.engine import make_engine, make_session_factory
 from bot.dispatch.dispatcher import Dispatcher
+from bot.dispatch.leader import Leadership
 from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.domain.content import ContentError, load_content
 from bot.handlers import router
 from bot.handlers.callbacks import CallbackCodec
+from bot.http_server import EmbeddedServer
 from bot.runtime import Runtime
+from bot.web import WEBHOOK_PATH, build_web
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +69,7 @@ def build_application(
     dispatch_job: bool = True,
 ) -> PTBApp:
     settings = rt.settings
-    builder = (
-        Application.builder()
-        .token(settings.require_token())
-        .base_url(settings.bot_base_url)
-        .post_init(_post_init)
-        .post_shutdown(_post_shutdown)
-    )
+    builder = Application.builder().token(settings.require_token()).base_url(settings.bot_base_url)
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     if rate_limit:
@@ -100,22 +101,13 @@ async def _post_init(app: PTBApp) -> None:
     rt: Runtime = app.bot_data["runtime"]
     rt.bot_username = app.bot.username
     dispatcher: Dispatcher = app.bot_data["dispatcher"]
-    await dispatcher.recover()
+    await dispatcher.recover(startup=True)
     await app.bot.set_my_commands(COMMANDS)
-    log.info(
-        "Afterglow ready: @%s, %s mode, database %s, %d prompts, %d templates",
-        app.bot.username,
-        rt.settings.mode,
-        rt.engine.dialect.name,
-        len(rt.content.prompts),
-        len(rt.content.templates),
-    )
 
 
 async def _post_shutdown(app: PTBApp) -> None:
     rt: Runtime = app.bot_data["runtime"]
     await rt.engine.dispose()
-    log.info("Afterglow stopped")
 
 
 def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
@@ -123,7 +115,77 @@ def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
     if migrate_first:
         migrate.upgrade(settings.database_url)
     rt = build_runtime(settings)
-    app = build_application(rt)
+    asyncio.run(serve(rt))
+
+
+async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or a signal arrives): HTTP endpoints on every replica,
+    polling or webhook intake, and — on the leader only — polling and the dispatcher."""
+    settings = rt.settings
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    app = build_application(rt, dispatch_job=False)
+    leadership = Leadership(rt.engine)
+    server = EmbeddedServer(
+        uvicorn.Config(
+            build_web(app, rt, leadership),
+            host="0.0.0.0",  # noqa: S104 - a container's port is published deliberately
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+
+    async def lead() -> None:
+        if settings.mode == "polling" and app.updater is not None:
+            await app.updater.start_polling(
+                allowed_updates=["message", "callback_query", "my_chat_member"]
+            )
+        assert app.job_queue is not None
+        app.job_queue.run_repeating(
+            _dispatch_tick, interval=settings.dispatch_interval, first=0.2, name="dispatch"
+        )
+
+    async def follow() -> None:
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.job_queue is not None:
+            for job in app.job_queue.get_jobs_by_name("dispatch"):
+                job.schedule_removal()
+
+    await app.initialize()
+    await _post_init(app)
+    await app.start()
     if settings.mode == "webhook":
-        raise ConfigError("AFTERGLOW_MODE: webhook mode is not available in this version yet")
-    app.run_polling(allowed_updates=["message", "callback_query", "my_chat_member"])
+        await app.bot.set_webhook(
+            url=f"{settings.webhook_url}{WEBHOOK_PATH}",
+            secret_token=settings.webhook_secret,
+            allowed_updates=["message", "callback_query", "my_chat_member"],
+        )
+    web_task = asyncio.create_task(server.serve(), name="http")
+    lead_task = asyncio.create_task(leadership.run(lead, follow, stop), name="leadership")
+    log.info(
+        "Afterglow ready: @%s, %s mode, database %s, %d prompts, %d templates, http port %d",
+        app.bot.username,
+        settings.mode,
+        rt.engine.dialect.name,
+        len(rt.content.prompts),
+        len(rt.content.templates),
+        settings.http_port,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await lead_task
+        server.should_exit = True
+        await web_task
+        await follow()
+        await app.stop()
+        await app.shutdown()
+        await _post_shutdown(app)
+        log.info("Afterglow stopped")

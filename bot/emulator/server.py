@@ -6,11 +6,9 @@ PTB calls POST {base_url}{token}/{method}; base_url is "http://127.0.0.1:PORT/bo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import socket
-from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.emulator.state import BotApiState
+from bot.http_server import EmbeddedServer
 
 logger = logging.getLogger(__name__)
 
@@ -93,19 +92,12 @@ async def read_params(request: Request) -> dict[str, Any]:
     return params
 
 
-class _NoSignalServer(uvicorn.Server):
-    # The emulator lives inside someone else's process (demo, tests); SIGINT belongs to them.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class EmulatorServer:
     def __init__(self, state: BotApiState, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = state
         self.host = host
         self.port = port
-        self._server: _NoSignalServer | None = None
+        self._server: EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.app = Starlette(
@@ -164,7 +156,7 @@ class EmulatorServer:
             timeout_graceful_shutdown=2,
         )
         self._stopping = False
-        self._server = _NoSignalServer(config)
+        self._server = EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
             if self._task.done():

@@ -115,6 +115,7 @@ async def test_run_answers_start_and_stops_on_sigterm(env: dict[str, str], tmp_p
             "AFTERGLOW_BOT_TOKEN": TOKEN,
             "AFTERGLOW_TELEGRAM_API_URL": server.api_url,
             "AFTERGLOW_KEY_FILE": str(tmp_path / "test.key"),
+            "AFTERGLOW_HTTP_PORT": "0",
         }
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "run",

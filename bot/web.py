@@ -1,0 +1,85 @@
+"""The HTTP side: Telegram's webhook, /healthz, /readyz and /metrics (Starlette)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from telegram import Update
+
+from bot import metrics
+from bot.db.models import Delivery
+from bot.dispatch.dispatcher import Dispatcher
+from bot.dispatch.leader import Leadership
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+
+
+def build_web(app: Any, rt: Runtime, leadership: Leadership) -> Starlette:
+    """`app` is the PTB Application; updates from the webhook go to its update queue."""
+    dispatcher: Dispatcher = app.bot_data["dispatcher"]
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> Response:
+        problems: list[str] = []
+        try:
+            async with rt.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"; the type is enough
+            problems.append(f"database: {type(exc).__name__}")
+        stale_after = 3 * rt.settings.dispatch_interval + 5
+        if leadership.is_leader and (
+            dispatcher.last_tick is None or time.monotonic() - dispatcher.last_tick > stale_after
+        ):
+            problems.append("dispatcher: no tick recently")
+        body = {"ready": not problems, "leader": leadership.is_leader, "problems": problems}
+        return JSONResponse(body, status_code=503 if problems else 200)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        try:
+            async with rt.sessions() as session:
+                rows = await session.execute(
+                    select(Delivery.state, func.count()).group_by(Delivery.state)
+                )
+                for state, count in rows.all():
+                    metrics.DELIVERIES_BY_STATE.labels(state=state.value).set(count)
+        except Exception as exc:  # metrics must still answer with what the process knows
+            log.warning("metrics: delivery counts unavailable: %s", type(exc).__name__)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def webhook(request: Request) -> Response:
+        expected = rt.settings.webhook_secret or ""
+        given = request.headers.get(SECRET_HEADER, "")
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            return PlainTextResponse("forbidden", status_code=403)
+        try:
+            data = json.loads(await request.body())
+            update = Update.de_json(data, app.bot)
+        except (ValueError, TypeError, KeyError):
+            return PlainTextResponse("bad update", status_code=400)
+        await app.update_queue.put(update)
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+        ]
+    )
