@@ -1,0 +1,586 @@
+"""The therapist's console: /patients (list → patient card), /schedule with its buttons,
+/postpone, /add, /templates, /export, and /pause, /resume for a patient.
+
+Handlers parse, check the role, call a service and render. Every button re-checks that the
+presser is an active therapist and (in the service) that the ids are theirs; a refused press
+is answered with an alert and changes nothing. Changes are confirmed by editing the message.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import wraps
+from typing import Any
+
+from telegram import InlineKeyboardMarkup, InputFile, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.db.models import Therapist
+from bot.handlers import console_render as view
+from bot.handlers import render
+from bot.handlers.callbacks import Callback
+from bot.handlers.common import Context, answer, codec, runtime, who
+from bot.handlers.therapist import therapist_only
+from bot.services import console, exports, replies, schedule_edits
+from bot.services.errors import UserError
+
+log = logging.getLogger(__name__)
+
+ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
+TherapistButton = Callable[[Update, Context, Callback, Therapist], Awaitable[None]]
+ADD = re.compile(r"^/add(?:@\w+)?\s+(\S+)\s+(\S+)\s+(.+)$", re.DOTALL)
+POSTPONE_USAGE = "/postpone [pseudonym] <n> <offset>   e.g. /postpone 3 +1d@10:00"
+
+
+# --- plumbing -------------------------------------------------------------------------------
+
+
+def therapist_button(handler: TherapistButton) -> ButtonHandler:
+    """Only an active therapist may press; a refusal (UserError) is a polite alert."""
+
+    @wraps(handler)
+    async def checked(update: Update, context: Context, data: Callback) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        async with runtime(context).sessions() as session:
+            role = await who(session, update)
+        if role.therapist is None:
+            await query.answer(console.STALE_BUTTON, show_alert=True)
+            return
+        try:
+            await handler(update, context, data, role.therapist)
+        except UserError as exc:
+            await query.answer(exc.message, show_alert=True)
+
+    return checked
+
+
+async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.edit_message_text(
+            render.clip(text), parse_mode=ParseMode.HTML, reply_markup=markup
+        )
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
+
+
+def _kick(context: Context) -> None:
+    """Something is due now: look at once rather than at the next tick."""
+    dispatcher = context.bot_data.get("dispatcher")
+    if dispatcher is not None and context.application.running:
+        context.application.create_task(dispatcher.tick(), name="dispatch-after-console")
+
+
+def _args(context: Context) -> list[str]:
+    return list(context.args or [])
+
+
+# --- /patients and the patient card ---------------------------------------------------------
+
+
+@therapist_only
+async def patients_command(update: Update, context: Context, therapist: Therapist) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        page = await console.list_patients(
+            session, therapist_id=therapist.id, page=0, now=rt.clock.now()
+        )
+    await answer(update, view.patients_text(page), view.patients_keyboard(codec(context), page))
+
+
+@therapist_button
+async def list_page(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        page = await console.list_patients(
+            session, therapist_id=therapist.id, page=data.int_arg(0), now=rt.clock.now()
+        )
+    await _edit(update, view.patients_text(page), view.patients_keyboard(codec(context), page))
+    await _answer(update)
+
+
+async def _answer(update: Update, text: str | None = None) -> None:
+    assert update.callback_query is not None
+    await update.callback_query.answer(text)
+
+
+async def _card(context: Context, therapist: Therapist, patient_id: int) -> console.PatientSummary:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        return await console.patient_card(
+            session, therapist_id=therapist.id, patient_id=patient_id, now=rt.clock.now()
+        )
+
+
+@therapist_button
+async def open_card(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
+    page = data.int_arg(1) if len(data.args) > 1 else 0
+    card = await _card(context, therapist, data.int_arg(0))
+    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, page))
+    await _answer(update)
+
+
+@therapist_button
+async def template_menu(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    card = await _card(context, therapist, data.int_arg(0))
+    rt = runtime(context)
+    await _edit(
+        update, view.template_menu_text(card), view.template_menu(codec(context), card, rt.content)
+    )
+    await _answer(update)
+
+
+@therapist_button
+async def set_template(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    rt = runtime(context)
+    name = data.args[1] if data.args[1] != view.NO_TEMPLATE else None
+    async with rt.sessions() as session, session.begin():
+        card = await console.set_default_template(
+            session,
+            therapist_id=therapist.id,
+            patient_id=data.int_arg(0),
+            name=name,
+            content=rt.content,
+            now=rt.clock.now(),
+        )
+    note = view.default_template_set(card)
+    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _answer(update, note)
+
+
+@therapist_button
+async def quiet_menu(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    card = await _card(context, therapist, data.int_arg(0))
+    await _edit(update, view.quiet_menu_text(card), view.quiet_menu(codec(context), card))
+    await _answer(update)
+
+
+@therapist_button
+async def set_quiet(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
+    rt = runtime(context)
+    preset = console.QUIET_PRESETS[data.int_arg(1)]
+    async with rt.sessions() as session, session.begin():
+        change = await console.set_quiet_hours(
+            session,
+            therapist_id=therapist.id,
+            patient_id=data.int_arg(0),
+            quiet=preset,
+            now=rt.clock.now(),
+        )
+    card = change.card
+    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _answer(update, view.quiet_set(card, change.moved))
+
+
+@therapist_button
+async def replies_button(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
+        patient, views = await replies.read_replies(
+            session,
+            therapist_id=therapist.id,
+            pseudonym=patient.pseudonym,
+            limit=10,
+            content=rt.content,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+    await _answer(update)
+    await answer(
+        update,
+        render.replies_listing(
+            patient.pseudonym,
+            patient.timezone,
+            [
+                (v.received_at, render.plain(v.question) if v.question else None, v.answer)
+                for v in views
+            ],
+        ),
+    )
+
+
+@therapist_button
+async def export_button(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        export = await exports.export_csv_by_id(
+            session,
+            therapist_id=therapist.id,
+            patient_id=data.int_arg(0),
+            content=rt.content,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+    await _answer(update)
+    await _send_export(update, export)
+
+
+@therapist_button
+async def pause_button(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
+        outcome = await console.pause(
+            session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
+        )
+    card = await _card(context, therapist, data.int_arg(0))
+    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _answer(update, view.paused_note(outcome))
+
+
+@therapist_button
+async def resume_button(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
+        outcome = await console.resume(
+            session,
+            therapist_id=therapist.id,
+            patient=patient,
+            grace=rt.settings.misfire_grace,
+            now=rt.clock.now(),
+        )
+    card = await _card(context, therapist, data.int_arg(0))
+    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _answer(update, view.resumed_note(outcome))
+    if outcome.sent_soon:
+        _kick(context)
+
+
+# --- /schedule, its buttons, /postpone ------------------------------------------------------
+
+
+@therapist_only
+async def schedule_command(update: Update, context: Context, therapist: Therapist) -> None:
+    args = _args(context)
+    if len(args) != 1:
+        await answer(update, render.usage("/schedule <pseudonym>"))
+        return
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        shown = await console.schedule_for(
+            session,
+            therapist_id=therapist.id,
+            pseudonym=args[0],
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+    await answer(update, view.schedule_text(shown), view.schedule_keyboard(codec(context), shown))
+
+
+async def _schedule_view(
+    context: Context, therapist: Therapist, patient_id: int
+) -> console.ScheduleView:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        return await console.schedule_by_id(
+            session,
+            therapist_id=therapist.id,
+            patient_id=patient_id,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+
+
+@therapist_button
+async def schedule_button(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    shown = await _schedule_view(context, therapist, data.int_arg(0))
+    await _edit(update, view.schedule_text(shown), view.schedule_keyboard(codec(context), shown))
+    await _answer(update)
+
+
+@therapist_button
+async def postpone_menu(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session:
+        patient_id = await schedule_edits.pending_delivery(
+            session,
+            therapist_id=therapist.id,
+            delivery_id=data.int_arg(0),
+            version=data.int_arg(1),
+        )
+    shown = await _schedule_view(context, therapist, patient_id)
+    line = shown.line(data.int_arg(0))
+    if line is None:  # beyond the shown part of a very long schedule
+        raise UserError("Open the schedule again to postpone this prompt.")
+    await _edit(
+        update,
+        view.schedule_text(shown, footer=view.postpone_footer(line, shown.timezone)),
+        view.postpone_keyboard(codec(context), line, shown.patient_id),
+    )
+    await _answer(update)
+
+
+def _change(verb: str) -> TherapistButton:
+    async def change(
+        update: Update, context: Context, data: Callback, therapist: Therapist
+    ) -> None:
+        rt = runtime(context)
+        now = rt.clock.now()
+        delivery_id, version = data.int_arg(0), data.int_arg(1)
+        async with rt.sessions() as session, session.begin():
+            if verb == "skip":
+                changed = await schedule_edits.skip(
+                    session,
+                    therapist_id=therapist.id,
+                    delivery_id=delivery_id,
+                    version=version,
+                    now=now,
+                )
+            elif verb == "send":
+                changed = await schedule_edits.send_now(
+                    session,
+                    therapist_id=therapist.id,
+                    delivery_id=delivery_id,
+                    version=version,
+                    now=now,
+                )
+            else:
+                changed = await schedule_edits.postpone(
+                    session,
+                    therapist_id=therapist.id,
+                    delivery_id=delivery_id,
+                    version=version,
+                    how=schedule_edits.Postpone(verb),
+                    now=now,
+                )
+        shown = await _schedule_view(context, therapist, changed.patient_id)
+        note = view.changed_note(verb, changed)
+        await _edit(
+            update,
+            view.schedule_text(shown, note=f"<i>{render.esc(note)}</i>"),
+            view.schedule_keyboard(codec(context), shown),
+        )
+        await _answer(update, note)
+        if verb == "send" and not changed.deferred:
+            _kick(context)
+
+    change.__name__ = f"{verb}_button"
+    return change
+
+
+skip_button = therapist_button(_change("skip"))
+send_now_button = therapist_button(_change("send"))
+postpone_hour_button = therapist_button(_change(schedule_edits.Postpone.HOUR.value))
+postpone_morning_button = therapist_button(_change(schedule_edits.Postpone.MORNING.value))
+
+
+def parse_postpone_args(args: list[str]) -> tuple[str | None, int, str]:
+    """`[pseudonym] <n> <offset>` → (pseudonym or None, n, offset text)."""
+    if len(args) == 2:
+        pseudonym, number, offset = None, args[0], args[1]
+    elif len(args) == 3:
+        pseudonym, number, offset = args
+    else:
+        raise UserError(f"Usage: {POSTPONE_USAGE}")
+    if not number.isdigit() or not 0 < int(number) < 10_000:
+        raise UserError(f"Usage: {POSTPONE_USAGE}")
+    return pseudonym, int(number), offset
+
+
+@therapist_only
+async def postpone_command(update: Update, context: Context, therapist: Therapist) -> None:
+    pseudonym, number, offset = parse_postpone_args(_args(context))
+    rt = runtime(context)
+    now = rt.clock.now()
+    async with rt.sessions() as session, session.begin():
+        changed = await schedule_edits.postpone_to_offset(
+            session,
+            therapist_id=therapist.id,
+            number=number,
+            offset_text=offset,
+            pseudonym=pseudonym,
+            now=now,
+        )
+    note = view.changed_note("postpone", changed, number)
+    shown = await _schedule_view(context, therapist, changed.patient_id)
+    await answer(
+        update,
+        view.schedule_text(shown, note=f"<b>{render.esc(note)}</b>"),
+        view.schedule_keyboard(codec(context), shown),
+    )
+    if changed.due_at <= now:
+        _kick(context)
+
+
+# --- /add, /templates, /export --------------------------------------------------------------
+
+
+def parse_add(text: str) -> tuple[str, str, str]:
+    """`/add <pseudonym> <offset> <prompt-key | free text>` from the whole message text, so
+    line breaks in the therapist's own words survive."""
+    match = ADD.match(text.strip())
+    if match is None:
+        raise UserError(
+            "Usage: /add <pseudonym> <offset> <prompt-key or your own words>\n"
+            "e.g. /add river-7 +2h What felt different today?"
+        )
+    pseudonym, offset, what = match.groups()
+    return pseudonym, offset, what.strip()
+
+
+@therapist_only
+async def add_command(update: Update, context: Context, therapist: Therapist) -> None:
+    message = update.effective_message
+    if message is None or message.text is None:
+        return
+    pseudonym, offset, what = parse_add(message.text)
+    rt = runtime(context)
+    now = rt.clock.now()
+    async with rt.sessions() as session, session.begin():
+        result = await schedule_edits.add_prompt(
+            session,
+            therapist_id=therapist.id,
+            pseudonym=pseudonym,
+            offset_text=offset,
+            what=what,
+            content=rt.content,
+            cipher=rt.cipher,
+            now=now,
+        )
+    await answer(update, view.added(result))
+    if result.due_at <= now and not result.held:
+        _kick(context)
+
+
+@therapist_only
+async def templates_command(update: Update, context: Context, therapist: Therapist) -> None:
+    await answer(update, view.templates_text(runtime(context).content))
+
+
+async def _send_export(update: Update, export: exports.PatientExport) -> None:
+    chat = update.effective_chat
+    if chat is None:
+        return
+    await chat.send_document(
+        InputFile(io.BytesIO(export.data), filename=export.filename),
+        filename=export.filename,
+        caption=view.export_caption(export),
+        parse_mode=ParseMode.HTML,
+        protect_content=True,
+    )
+
+
+@therapist_only
+async def export_command(update: Update, context: Context, therapist: Therapist) -> None:
+    args = _args(context)
+    if len(args) != 1:
+        await answer(update, render.usage("/export <pseudonym>"))
+        return
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        export = await exports.export_csv(
+            session,
+            therapist_id=therapist.id,
+            pseudonym=args[0],
+            content=rt.content,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+    await _send_export(update, export)
+
+
+# --- /pause, /resume <pseudonym> (the router calls these for therapists) --------------------
+
+
+async def pause_patient(update: Update, context: Context, therapist: Therapist) -> None:
+    """`/pause <pseudonym>` from a therapist (patients pause themselves with /pause [days])."""
+    args = _args(context)
+    if len(args) != 1:
+        await answer(update, render.usage("/pause <pseudonym>"))
+        return
+    rt = runtime(context)
+    try:
+        async with rt.sessions() as session, session.begin():
+            patient = await console.own_patient(session, therapist.id, args[0])
+            outcome = await console.pause(
+                session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
+            )
+    except UserError as exc:
+        await answer(update, render.esc(exc.message))
+        return
+    await answer(update, view.paused(outcome))
+
+
+async def resume_patient(update: Update, context: Context, therapist: Therapist) -> None:
+    """`/resume <pseudonym>` from a therapist: the SPEC's grace rule decides what still goes."""
+    args = _args(context)
+    if len(args) != 1:
+        await answer(update, render.usage("/resume <pseudonym>"))
+        return
+    rt = runtime(context)
+    try:
+        async with rt.sessions() as session, session.begin():
+            patient = await console.own_patient(session, therapist.id, args[0])
+            outcome = await console.resume(
+                session,
+                therapist_id=therapist.id,
+                patient=patient,
+                grace=rt.settings.misfire_grace,
+                now=rt.clock.now(),
+            )
+    except UserError as exc:
+        await answer(update, render.esc(exc.message))
+        return
+    await answer(update, view.resumed(outcome))
+    if outcome.sent_soon:
+        _kick(context)
+
+
+# --- what the router wires ------------------------------------------------------------------
+
+COMMANDS: dict[str, Callable[[Update, Context], Coroutine[Any, Any, None]]] = {
+    "patients": patients_command,
+    "schedule": schedule_command,
+    "postpone": postpone_command,
+    "add": add_command,
+    "templates": templates_command,
+    "export": export_command,
+}
+
+# Therapist-side button codes all start with "t" ("tz" is the patient's time-zone button).
+BUTTONS: dict[str, ButtonHandler] = {
+    "tl": list_page,
+    "tp": open_card,
+    "td": template_menu,
+    "tt": set_template,
+    "tq": quiet_menu,
+    "tw": set_quiet,
+    "tr": replies_button,
+    "tx": export_button,
+    "th": pause_button,
+    "tg": resume_button,
+    "ts": schedule_button,
+    "to": postpone_menu,
+    "tk": skip_button,
+    "tn": send_now_button,
+    "t1": postpone_hour_button,
+    "tm": postpone_morning_button,
+}

@@ -1,0 +1,553 @@
+"""The therapist's console: their patients at a glance, one patient's card and schedule, and the
+per-patient settings (default template, quiet hours), pause and resume.
+
+Every function takes the asking therapist's id and finds only that therapist's patients; a
+patient id from a button is looked up the same way, so a replayed or foreign id is simply
+"not found". Reads of patient data and every change are written to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, func, select, type_coerce
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import queries
+from bot.db.crypto import Cipher
+from bot.db.models import (
+    AuditEntry,
+    Delivery,
+    DeliveryState,
+    Patient,
+    PatientStatus,
+    PromptKind,
+    TreatmentSession,
+)
+from bot.db.types import UTCDateTime
+from bot.domain import schedule
+from bot.domain.content import ContentLibrary
+from bot.services import audit, participation
+from bot.services.errors import NotFound, UserError
+from bot.services.sessions import quiet_hours
+
+PAGE_SIZE = 8
+STALE_BUTTON = "This button is no longer valid."
+UPCOMING_STATES = (DeliveryState.SCHEDULED, DeliveryState.HELD, DeliveryState.SENDING)
+RECENT_STATES = (
+    DeliveryState.SENT,
+    DeliveryState.ANSWERED,
+    DeliveryState.MISSED,
+    DeliveryState.SKIPPED,
+    DeliveryState.CANCELLED,
+    DeliveryState.FAILED,
+    DeliveryState.UNKNOWN,
+)
+RECENT_WINDOW = timedelta(days=7)
+MAX_UPCOMING = 20  # three buttons each; Telegram allows 100 per keyboard
+MAX_RECENT = 12
+SCHEDULE_READ = "schedule.read"
+# How long a view's numbering stays usable by `/postpone <n> …`.
+NUMBERS_VALID = timedelta(hours=24)
+
+# The card's quiet-hours presets; the same start and end means none.
+QUIET_PRESETS: tuple[schedule.QuietHours, ...] = (
+    schedule.QuietHours(time(21, 0), time(8, 0)),
+    schedule.QuietHours(time(22, 0), time(7, 0)),
+    schedule.QuietHours(time(23, 0), time(9, 0)),
+    schedule.QuietHours(time(0, 0), time(0, 0)),
+)
+
+
+def actor(therapist_id: int) -> str:
+    return f"therapist:{therapist_id}"
+
+
+def no_patient(pseudonym: str) -> NotFound:
+    shown = pseudonym if len(pseudonym) <= 40 else pseudonym[:39] + "…"
+    return NotFound(f"You have no patient called “{shown}”.")
+
+
+async def own_patient(session: AsyncSession, therapist_id: int, pseudonym: str) -> Patient:
+    """The therapist's patient by pseudonym; anything else reads as "no such patient"."""
+    patient = await queries.patient_of(session, therapist_id, pseudonym)
+    if patient is None:
+        raise no_patient(pseudonym)
+    return patient
+
+
+async def own_patient_by_id(session: AsyncSession, therapist_id: int, patient_id: int) -> Patient:
+    """The therapist's patient by the id a button carried (never trusted on its own)."""
+    patient = await session.scalar(
+        select(Patient).where(
+            Patient.id == patient_id,
+            Patient.therapist_id == therapist_id,
+            Patient.status != PatientStatus.ERASED,
+        )
+    )
+    if patient is None:
+        raise NotFound(STALE_BUTTON)
+    return patient
+
+
+def delivery_version(delivery: Delivery) -> int:
+    """What a button remembers about the delivery it was drawn for: a press on a message drawn
+    before the delivery was moved is recognised as stale."""
+    return int(delivery.due_at.timestamp())
+
+
+# --- the patient list ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientSummary:
+    id: int
+    pseudonym: str
+    status: PatientStatus
+    timezone: str | None
+    quiet: schedule.QuietHours
+    default_template: str | None
+    last_session: datetime | None
+    next_prompt: datetime | None  # the next SCHEDULED delivery
+    held: int  # deliveries held by a pause or a block
+    unanswered: int  # reflections sent, not answered, still open
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    rows: list[PatientSummary]
+    page: int  # 0-based, clamped to the pages that exist
+    pages: int
+    total: int
+
+
+def _summary_query(therapist_id: int) -> Any:
+    """Patients with their aggregates: three subqueries joined once, whatever the count."""
+    mine = select(Patient.id).where(Patient.therapist_id == therapist_id)
+    last = (
+        select(
+            TreatmentSession.patient_id.label("patient_id"),
+            type_coerce(func.max(TreatmentSession.started_at), UTCDateTime()).label("last"),
+        )
+        .where(TreatmentSession.cancelled_at.is_(None), TreatmentSession.patient_id.in_(mine))
+        .group_by(TreatmentSession.patient_id)
+        .subquery()
+    )
+    unanswered = and_(
+        Delivery.kind == PromptKind.REFLECTION,
+        Delivery.state == DeliveryState.SENT,
+        Delivery.closed_at.is_(None),
+    )
+    counts = (
+        select(
+            Delivery.patient_id.label("patient_id"),
+            type_coerce(
+                func.min(case((Delivery.state == DeliveryState.SCHEDULED, Delivery.due_at))),
+                UTCDateTime(),
+            ).label("next"),
+            func.sum(case((Delivery.state == DeliveryState.HELD, 1), else_=0)).label("held"),
+            func.sum(case((unanswered, 1), else_=0)).label("unanswered"),
+        )
+        .where(
+            Delivery.state.in_([DeliveryState.SCHEDULED, DeliveryState.HELD, DeliveryState.SENT]),
+            Delivery.patient_id.in_(mine),
+        )
+        .group_by(Delivery.patient_id)
+        .subquery()
+    )
+    return (
+        select(Patient, last.c.last, counts.c.next, counts.c.held, counts.c.unanswered)
+        .outerjoin(last, last.c.patient_id == Patient.id)
+        .outerjoin(counts, counts.c.patient_id == Patient.id)
+        .where(Patient.therapist_id == therapist_id, Patient.status != PatientStatus.ERASED)
+    )
+
+
+def _summary(row: Any) -> PatientSummary:
+    patient, last, next_due, held, unanswered = row
+    return PatientSummary(
+        id=patient.id,
+        pseudonym=patient.pseudonym,
+        status=patient.status,
+        timezone=patient.timezone,
+        quiet=quiet_hours(patient),
+        default_template=patient.default_template,
+        last_session=last,
+        next_prompt=next_due,
+        held=int(held or 0),
+        unanswered=int(unanswered or 0),
+    )
+
+
+async def list_patients(
+    session: AsyncSession, *, therapist_id: int, page: int, now: datetime
+) -> PatientPage:
+    """One page of the therapist's patients (not erased), by pseudonym: two queries in all."""
+    total = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Patient)
+            .where(Patient.therapist_id == therapist_id, Patient.status != PatientStatus.ERASED)
+        )
+        or 0
+    )
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    result = await session.execute(
+        _summary_query(therapist_id)
+        .order_by(func.lower(Patient.pseudonym), Patient.id)
+        .offset(page * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    )
+    rows = [_summary(row) for row in result.all()]
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="patients.list",
+        page=page,
+        count=len(rows),
+    )
+    return PatientPage(rows, page, pages, total)
+
+
+async def patient_card(
+    session: AsyncSession, *, therapist_id: int, patient_id: int, now: datetime
+) -> PatientSummary:
+    await own_patient_by_id(session, therapist_id, patient_id)
+    row = (
+        await session.execute(_summary_query(therapist_id).where(Patient.id == patient_id))
+    ).one()
+    audit.record(
+        session, at=now, actor=actor(therapist_id), action="patient.card", patient_id=patient_id
+    )
+    return _summary(row)
+
+
+# --- per-patient settings -----------------------------------------------------------------
+
+
+async def set_default_template(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    patient_id: int,
+    name: str | None,
+    content: ContentLibrary,
+    now: datetime,
+) -> PatientSummary:
+    """None goes back to the clinic default."""
+    patient = await own_patient_by_id(session, therapist_id, patient_id)
+    if name is not None and name not in content.templates:
+        raise UserError(f"There is no template “{name}” any more.")
+    old = patient.default_template
+    patient.default_template = name
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="patient.default_template",
+        patient_id=patient.id,
+        old=old,
+        new=name,
+    )
+    await session.flush()
+    return await patient_card(session, therapist_id=therapist_id, patient_id=patient_id, now=now)
+
+
+@dataclass(frozen=True)
+class QuietChange:
+    card: PatientSummary
+    moved: int  # pending deliveries re-planned into the new waking hours
+
+
+async def set_quiet_hours(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    patient_id: int,
+    quiet: schedule.QuietHours,
+    now: datetime,
+) -> QuietChange:
+    patient = await own_patient_by_id(session, therapist_id, patient_id)
+    old = quiet_hours(patient)
+    patient.quiet_start, patient.quiet_end = quiet.start, quiet.end
+    moved = await replan_quiet(session, patient, old, quiet, now)
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="patient.quiet_hours",
+        patient_id=patient.id,
+        old=str(old),
+        new=str(quiet),
+        moved=moved,
+    )
+    await session.flush()
+    card = await patient_card(session, therapist_id=therapist_id, patient_id=patient_id, now=now)
+    return QuietChange(card, moved)
+
+
+async def replan_quiet(
+    session: AsyncSession,
+    patient: Patient,
+    old: schedule.QuietHours,
+    new: schedule.QuietHours,
+    now: datetime,
+) -> int:
+    """Move pending deliveries for new quiet hours through the schedule engine.
+
+    A template step still at the time its session planned it is recomputed from its offset
+    (so one that old quiet hours had pushed to the morning comes back to the evening); a step
+    someone moved by hand, and every one-off, keeps its time unless it now falls in the new
+    quiet hours. A held delivery already past due is left to `resume` and its grace rule.
+    Returns how many moved.
+    """
+    pending = [
+        d
+        for d in await queries.pending_deliveries(session, patient.id)
+        if d.state is DeliveryState.SCHEDULED or d.due_at > now
+    ]
+    session_ids = {d.session_id for d in pending if d.session_id is not None}
+    starts: dict[int, datetime] = {}
+    if session_ids:
+        rows = await session.execute(
+            select(TreatmentSession.id, TreatmentSession.started_at).where(
+                TreatmentSession.id.in_(session_ids)
+            )
+        )
+        starts = {row[0]: row[1] for row in rows.all()}
+    tz = ZoneInfo(patient.timezone or "UTC")
+    groups: dict[int | None, list[schedule.Planned]] = {}
+    for d in pending:
+        start = starts.get(d.session_id) if d.session_id is not None else None
+        offset = _untouched_offset(d, start, tz, old)
+        key = d.session_id if offset is not None else None
+        groups.setdefault(key, []).append(schedule.Planned(d.id, offset, d.due_at))
+    by_id = {d.id: d for d in pending}
+    moved = 0
+    for session_id, planned in groups.items():
+        start = starts[session_id] if session_id is not None else now
+        plan = schedule.replan_zone(planned, start, tz, tz, new, now)
+        for delivery_id, due in plan.moved.items():
+            by_id[delivery_id].due_at = due
+            by_id[delivery_id].updated_at = now
+            moved += 1
+    return moved
+
+
+def _untouched_offset(
+    delivery: Delivery, start: datetime | None, tz: ZoneInfo, old: schedule.QuietHours
+) -> schedule.Offset | None:
+    if start is None or not delivery.offset:
+        return None
+    try:
+        offset = schedule.parse_offset(delivery.offset)
+    except schedule.OffsetError:
+        return None
+    planned = schedule.defer_quiet(schedule.step_time(offset, start, tz), tz, old)
+    return offset if planned == delivery.due_at else None
+
+
+# --- the schedule view --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryLine:
+    number: int  # as shown to the therapist (1, 2, 3 …); buttons carry `id`
+    id: int
+    kind: PromptKind
+    prompt_key: str | None
+    custom_text: str | None  # the therapist's own words from /add, decrypted
+    state: DeliveryState
+    due_at: datetime
+    sent_at: datetime | None
+    answered_at: datetime | None
+    version: int
+
+    @property
+    def changeable(self) -> bool:
+        return self.state in (DeliveryState.SCHEDULED, DeliveryState.HELD)
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    patient_id: int
+    pseudonym: str
+    status: PatientStatus
+    timezone: str | None
+    upcoming: list[DeliveryLine]
+    recent: list[DeliveryLine]
+    more_upcoming: int  # not shown (beyond MAX_UPCOMING)
+    cancelled: int  # recent cancellations (a newer session replaced them), counted only
+
+    def line(self, delivery_id: int) -> DeliveryLine | None:
+        return next((x for x in (*self.upcoming, *self.recent) if x.id == delivery_id), None)
+
+
+async def schedule_for(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    pseudonym: str,
+    cipher: Cipher,
+    now: datetime,
+) -> ScheduleView:
+    patient = await own_patient(session, therapist_id, pseudonym)
+    return await _schedule(session, therapist_id, patient, cipher, now)
+
+
+async def schedule_by_id(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    patient_id: int,
+    cipher: Cipher,
+    now: datetime,
+) -> ScheduleView:
+    patient = await own_patient_by_id(session, therapist_id, patient_id)
+    return await _schedule(session, therapist_id, patient, cipher, now)
+
+
+async def _schedule(
+    session: AsyncSession, therapist_id: int, patient: Patient, cipher: Cipher, now: datetime
+) -> ScheduleView:
+    upcoming = list(
+        await session.scalars(
+            select(Delivery)
+            .where(Delivery.patient_id == patient.id, Delivery.state.in_(UPCOMING_STATES))
+            .order_by(Delivery.due_at, Delivery.id)
+        )
+    )
+    moment = func.coalesce(Delivery.sent_at, Delivery.due_at)
+    recent = list(
+        await session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.patient_id == patient.id,
+                Delivery.state.in_(RECENT_STATES),
+                # Unknown outcomes stay in view whatever their age: someone must look at them.
+                (moment >= now - RECENT_WINDOW) | (Delivery.state == DeliveryState.UNKNOWN),
+            )
+            .order_by(moment.desc(), Delivery.id.desc())
+        )
+    )
+    cancelled = sum(1 for d in recent if d.state is DeliveryState.CANCELLED)
+    recent = [d for d in recent if d.state is not DeliveryState.CANCELLED][:MAX_RECENT]
+    shown = upcoming[:MAX_UPCOMING]
+    lines = [_line(i, d, cipher) for i, d in enumerate([*shown, *recent], start=1)]
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action=SCHEDULE_READ,
+        patient_id=patient.id,
+        numbers=[line.id for line in lines],
+    )
+    return ScheduleView(
+        patient_id=patient.id,
+        pseudonym=patient.pseudonym,
+        status=patient.status,
+        timezone=patient.timezone,
+        upcoming=lines[: len(shown)],
+        recent=lines[len(shown) :],
+        more_upcoming=len(upcoming) - len(shown),
+        cancelled=cancelled,
+    )
+
+
+def _line(number: int, d: Delivery, cipher: Cipher) -> DeliveryLine:
+    return DeliveryLine(
+        number=number,
+        id=d.id,
+        kind=d.kind,
+        prompt_key=d.prompt_key,
+        custom_text=cipher.decrypt(d.custom_text_enc) if d.custom_text_enc is not None else None,
+        state=d.state,
+        due_at=d.due_at,
+        sent_at=d.sent_at,
+        answered_at=d.answered_at,
+        version=delivery_version(d),
+    )
+
+
+async def numbered_delivery(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    number: int,
+    pseudonym: str | None,
+    now: datetime,
+) -> int:
+    """The delivery id behind number `number` in the schedule view this therapist saw last
+    (of that patient, if given). The numbering is in the view's audit entry."""
+    query = (
+        select(AuditEntry)
+        .where(
+            AuditEntry.actor == actor(therapist_id),
+            AuditEntry.action == SCHEDULE_READ,
+            AuditEntry.at >= now - NUMBERS_VALID,
+        )
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(1)
+    )
+    if pseudonym is not None:
+        patient = await own_patient(session, therapist_id, pseudonym)
+        query = query.where(AuditEntry.patient_id == patient.id)
+    entry = await session.scalar(query)
+    hint = f"/schedule {pseudonym}" if pseudonym else "/schedule <pseudonym>"
+    if entry is None:
+        raise UserError(f"Open {hint} first: the numbers refer to the prompts listed there.")
+    numbers: Sequence[object] = entry.detail.get("numbers") or []
+    if not 1 <= number <= len(numbers) or not isinstance(numbers[number - 1], int):
+        raise UserError(f"There is no prompt #{number} in the schedule you opened last ({hint}).")
+    value = numbers[number - 1]
+    assert isinstance(value, int)
+    return value
+
+
+# --- pause and resume ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PauseOutcome:
+    pseudonym: str
+    held: int
+
+
+@dataclass(frozen=True)
+class ResumeOutcome:
+    pseudonym: str
+    sent_soon: int
+    missed: int
+    rescheduled: int
+
+
+async def pause(
+    session: AsyncSession, *, therapist_id: int, patient: Patient, now: datetime
+) -> PauseOutcome:
+    if patient.status is PatientStatus.PAUSED:
+        # A repeat (or a stale Pause button) changes nothing, not even a self-chosen end.
+        raise UserError(f"{patient.pseudonym} is already paused.")
+    held = await participation.pause(
+        session, patient=patient, until=None, actor=actor(therapist_id), now=now
+    )
+    return PauseOutcome(patient.pseudonym, held)
+
+
+async def resume(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    patient: Patient,
+    grace: timedelta,
+    now: datetime,
+) -> ResumeOutcome:
+    result = await participation.resume(
+        session, patient=patient, actor=actor(therapist_id), now=now, grace=grace
+    )
+    return ResumeOutcome(patient.pseudonym, result.sent_soon, result.missed, result.rescheduled)

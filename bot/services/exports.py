@@ -1,0 +1,276 @@
+"""Everything delivered to and received from one patient, as rows for a CSV or JSON file.
+
+`patient_rows` reads (and decrypts); `to_csv` / `to_json` are pure. They are shared by the
+therapist's `/export` and the operator's `afterglow export` — the caller writes the audit entry.
+
+One row per delivery (with the reply or replies that answer it) and one per reply tied to no
+delivery (a journal note). Times are ISO 8601, in UTC and in the patient's time zone.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import html
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.crypto import Cipher
+from bot.db.models import Delivery, Patient, Reply, ReplyKind
+from bot.domain.content import ContentLibrary
+from bot.services import audit
+from bot.services.console import actor, own_patient, own_patient_by_id
+from bot.services.replies import question_text
+
+COLUMNS = (
+    "type",
+    "delivery_id",
+    "session_id",
+    "offset",
+    "prompt_key",
+    "kind",
+    "question",
+    "state",
+    "due_utc",
+    "due_local",
+    "sent_utc",
+    "sent_local",
+    "answered_utc",
+    "answered_local",
+    "answer",
+    "choice_value",
+    "flagged",
+)
+ANSWER_SEPARATOR = "\n\n"
+ACK_ANSWER = "(read: Got it)"
+# A cell starting like a formula is neutralised for spreadsheets (CSV only; OWASP advice).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_TAG = re.compile(r"<[^>]+>")
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    type: str  # "delivery", or the reply kind of a reply tied to no delivery ("note", "text")
+    delivery_id: int | None
+    session_id: int | None
+    offset: str | None
+    prompt_key: str | None
+    kind: str | None
+    question: str | None  # plain text
+    state: str | None
+    due_utc: str | None
+    due_local: str | None
+    sent_utc: str | None
+    sent_local: str | None
+    answered_utc: str | None
+    answered_local: str | None
+    answer: str | None
+    choice_value: str | None
+    flagged: bool
+
+
+def _utc(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
+def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
+    return moment.astimezone(tz).isoformat(timespec="seconds") if moment is not None else None
+
+
+def _plain(html_text: str) -> str:
+    return html.unescape(_TAG.sub("", html_text)).strip()
+
+
+def _answer(
+    reply: Reply, delivery: Delivery | None, content: ContentLibrary, cipher: Cipher
+) -> str:
+    if reply.kind is ReplyKind.CHOICE:
+        prompt = content.prompts.get(delivery.prompt_key or "") if delivery else None
+        label = prompt.choice_label(reply.choice_value or "") if prompt else None
+        return label or reply.choice_value or ""
+    if reply.kind is ReplyKind.ACK:
+        return ACK_ANSWER
+    return cipher.decrypt(reply.body_enc) if reply.body_enc else ""
+
+
+async def patient_rows(
+    session: AsyncSession, patient: Patient, content: ContentLibrary, cipher: Cipher
+) -> list[ExportRow]:
+    """All of one patient's deliveries and replies, decrypted, oldest first (two queries)."""
+    tz = ZoneInfo(patient.timezone or "UTC")
+    deliveries = list(
+        await session.scalars(
+            select(Delivery)
+            .where(Delivery.patient_id == patient.id)
+            .order_by(Delivery.due_at, Delivery.id)
+        )
+    )
+    replies = list(
+        await session.scalars(
+            select(Reply)
+            .where(Reply.patient_id == patient.id)
+            .order_by(Reply.received_at, Reply.id)
+        )
+    )
+    by_delivery: dict[int, list[Reply]] = {}
+    loose: list[Reply] = []
+    known = {d.id for d in deliveries}
+    for reply in replies:
+        if reply.delivery_id is not None and reply.delivery_id in known:
+            by_delivery.setdefault(reply.delivery_id, []).append(reply)
+        else:
+            loose.append(reply)
+
+    rows: list[tuple[datetime, ExportRow]] = []
+    for d in deliveries:
+        answers = by_delivery.get(d.id, [])
+        choice = next((r.choice_value for r in answers if r.kind is ReplyKind.CHOICE), None)
+        answered = d.answered_at or (answers[0].received_at if answers else None)
+        row = ExportRow(
+            type="delivery",
+            delivery_id=d.id,
+            session_id=d.session_id,
+            offset=d.offset,
+            prompt_key=d.prompt_key,
+            kind=d.kind.value,
+            question=cipher.decrypt(d.custom_text_enc)
+            if d.custom_text_enc is not None
+            else _plain(question_text(d, content, cipher)),
+            state=d.state.value,
+            due_utc=_utc(d.due_at),
+            due_local=_local(d.due_at, tz),
+            sent_utc=_utc(d.sent_at),
+            sent_local=_local(d.sent_at, tz),
+            answered_utc=_utc(answered),
+            answered_local=_local(answered, tz),
+            answer=ANSWER_SEPARATOR.join(_answer(r, d, content, cipher) for r in answers)
+            if answers
+            else None,
+            choice_value=choice,
+            flagged=any(r.flagged for r in answers),
+        )
+        rows.append((d.sent_at or d.due_at, row))
+    for reply in loose:
+        row = ExportRow(
+            type=reply.kind.value,
+            delivery_id=None,
+            session_id=None,
+            offset=None,
+            prompt_key=None,
+            kind=None,
+            question=None,
+            state=None,
+            due_utc=None,
+            due_local=None,
+            sent_utc=None,
+            sent_local=None,
+            answered_utc=_utc(reply.received_at),
+            answered_local=_local(reply.received_at, tz),
+            answer=_answer(reply, None, content, cipher),
+            choice_value=reply.choice_value,
+            flagged=reply.flagged,
+        )
+        rows.append((reply.received_at, row))
+    rows.sort(key=lambda item: item[0])  # stable: ties keep delivery order, then notes
+    return [row for _, row in rows]
+
+
+def _cell(value: object, safe: bool) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if safe and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def to_csv(rows: list[ExportRow], *, spreadsheet_safe: bool = True) -> bytes:
+    """UTF-8 CSV with a header row. With `spreadsheet_safe`, free text (question, answer)
+    that starts like a formula gets a leading apostrophe, so opening the file in a
+    spreadsheet cannot run it."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        values = dataclasses.asdict(row)
+        writer.writerow(
+            _cell(values[c], spreadsheet_safe and c in ("question", "answer")) for c in COLUMNS
+        )
+    return out.getvalue().encode("utf-8")
+
+
+def to_json(rows: list[ExportRow]) -> bytes:
+    """A UTF-8 JSON array of objects with the CSV's columns (null where empty)."""
+    data = [dataclasses.asdict(row) for row in rows]
+    return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def filename(pseudonym: str, now: datetime, extension: str = "csv") -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", pseudonym) or "patient"
+    return f"afterglow-{safe}-{now:%Y%m%d}.{extension}"
+
+
+@dataclass(frozen=True)
+class PatientExport:
+    pseudonym: str
+    filename: str
+    data: bytes
+    rows: int
+
+
+async def export_csv(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    pseudonym: str,
+    content: ContentLibrary,
+    cipher: Cipher,
+    now: datetime,
+) -> PatientExport:
+    """`/export <pseudonym>`: the therapist's own patient only; audit-logged."""
+    patient = await own_patient(session, therapist_id, pseudonym)
+    return await _export(session, therapist_id, patient, content, cipher, now)
+
+
+async def export_csv_by_id(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    patient_id: int,
+    content: ContentLibrary,
+    cipher: Cipher,
+    now: datetime,
+) -> PatientExport:
+    patient = await own_patient_by_id(session, therapist_id, patient_id)
+    return await _export(session, therapist_id, patient, content, cipher, now)
+
+
+async def _export(
+    session: AsyncSession,
+    therapist_id: int,
+    patient: Patient,
+    content: ContentLibrary,
+    cipher: Cipher,
+    now: datetime,
+) -> PatientExport:
+    rows = await patient_rows(session, patient, content, cipher)
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="export.csv",
+        patient_id=patient.id,
+        rows=len(rows),
+    )
+    return PatientExport(
+        patient.pseudonym, filename(patient.pseudonym, now), to_csv(rows), len(rows)
+    )

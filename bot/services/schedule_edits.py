@@ -1,0 +1,364 @@
+"""A therapist changing single deliveries: skip, send now, postpone, and `/add` a one-off.
+
+Only a pending delivery (scheduled or held) can change. Each change is an UPDATE guarded by
+the state and due time the therapist saw, so a prompt the dispatcher claimed a moment ago, or
+a second press of the same button, changes nothing and says why.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.crypto import Cipher
+from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
+from bot.domain import schedule
+from bot.domain.content import ContentLibrary
+from bot.services import audit
+from bot.services.console import (
+    STALE_BUTTON,
+    actor,
+    delivery_version,
+    numbered_delivery,
+    own_patient,
+)
+from bot.services.errors import NotFound, UserError
+from bot.services.sessions import quiet_hours
+
+MAX_CUSTOM_TEXT = 1000
+MORNING = time(9, 0)
+# A single token shaped like a prompt key is taken as one, never sent as free text:
+# a typo in a key must not reach the patient as a message.
+KEYLIKE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
+_PENDING = (DeliveryState.SCHEDULED, DeliveryState.HELD)
+_NOT_JOINED = (PatientStatus.INVITED, PatientStatus.ONBOARDING, PatientStatus.DECLINED)
+
+
+class Postpone(enum.Enum):
+    HOUR = "hour"  # one hour later than it was due
+    MORNING = "morning"  # 09:00 on the day after it was due (patient's time)
+
+
+@dataclass(frozen=True)
+class Changed:
+    delivery_id: int
+    patient_id: int
+    pseudonym: str
+    timezone: str | None
+    prompt_key: str | None
+    state: DeliveryState
+    due_at: datetime
+    deferred: bool = False  # send-now landed in quiet hours and waits for their end
+
+
+def bad_offset(exc: schedule.OffsetError) -> UserError:
+    message = str(exc)
+    return UserError(message[:1].upper() + message[1:] + ".")
+
+
+async def _owned_delivery(
+    session: AsyncSession, therapist_id: int, delivery_id: int
+) -> tuple[Delivery, Patient]:
+    row = (
+        await session.execute(
+            select(Delivery, Patient)
+            .join(Patient, Patient.id == Delivery.patient_id)
+            .where(
+                Delivery.id == delivery_id,
+                Patient.therapist_id == therapist_id,
+                Patient.status != PatientStatus.ERASED,
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(STALE_BUTTON)
+    return row[0], row[1]
+
+
+def _require_pending(delivery: Delivery, version: int | None) -> None:
+    state = delivery.state
+    if state in (DeliveryState.SENT, DeliveryState.ANSWERED):
+        raise UserError("This prompt has already been sent; nothing was changed.")
+    if state is DeliveryState.SENDING:
+        raise UserError("This prompt is being sent right now; nothing was changed.")
+    if state is DeliveryState.SKIPPED:
+        raise UserError("This prompt was already skipped.")
+    if state not in _PENDING:
+        raise UserError(f"This prompt is {state.value} and can't be changed.")
+    if version is not None and version != delivery_version(delivery):
+        raise UserError(
+            "This message is out of date: the prompt has been moved since. "
+            "Nothing was changed; open the schedule again."
+        )
+
+
+async def _apply(
+    session: AsyncSession, delivery: Delivery, now: datetime, **values: object
+) -> None:
+    """UPDATE only if nobody (the dispatcher, another press) changed the row since we read it."""
+    result = await session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery.id,
+            Delivery.state == delivery.state,
+            Delivery.due_at == delivery.due_at,
+        )
+        .values(updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if (result.rowcount or 0) != 1:  # type: ignore[attr-defined]
+        raise UserError(
+            "This prompt changed a moment ago (it may be on its way); nothing was done."
+        )
+    await session.refresh(delivery)
+
+
+def _changed(delivery: Delivery, patient: Patient, deferred: bool = False) -> Changed:
+    return Changed(
+        delivery.id,
+        patient.id,
+        patient.pseudonym,
+        patient.timezone,
+        delivery.prompt_key,
+        delivery.state,
+        delivery.due_at,
+        deferred,
+    )
+
+
+async def pending_delivery(
+    session: AsyncSession, *, therapist_id: int, delivery_id: int, version: int | None
+) -> int:
+    """The patient id of a delivery the therapist may still change (e.g. to offer postponing)."""
+    delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
+    _require_pending(delivery, version)
+    return patient.id
+
+
+async def skip(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    delivery_id: int,
+    version: int | None,
+    now: datetime,
+) -> Changed:
+    delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
+    _require_pending(delivery, version)
+    await _apply(session, delivery, now, state=DeliveryState.SKIPPED)
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="delivery.skip",
+        patient_id=patient.id,
+        delivery_id=delivery.id,
+    )
+    return _changed(delivery, patient)
+
+
+async def send_now(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    delivery_id: int,
+    version: int | None,
+    now: datetime,
+) -> Changed:
+    """Due now; the dispatcher sends it at its next look. Quiet hours still hold: inside them
+    it waits for their end (the dispatcher would otherwise count it as late)."""
+    delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
+    _require_pending(delivery, version)
+    name = patient.pseudonym
+    if patient.status is PatientStatus.PAUSED:
+        raise UserError(f"{name} is paused. Resume first (/resume {name}), then send.")
+    if patient.status is PatientStatus.UNREACHABLE:
+        raise UserError(f"{name} has blocked the bot; nothing can be sent.")
+    if patient.status is PatientStatus.STOPPED:
+        raise UserError(f"{name} has stopped all messages; nothing can be sent.")
+    if patient.status is not PatientStatus.ACTIVE:
+        raise UserError(f"{name} hasn't finished joining yet.")
+    tz = ZoneInfo(patient.timezone or "UTC")
+    due = schedule.defer_quiet(now, tz, quiet_hours(patient))
+    old = delivery.due_at
+    await _apply(session, delivery, now, state=DeliveryState.SCHEDULED, due_at=due)
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="delivery.send_now",
+        patient_id=patient.id,
+        delivery_id=delivery.id,
+        old_due=old.isoformat(),
+        new_due=due.isoformat(),
+    )
+    return _changed(delivery, patient, deferred=due > now)
+
+
+def postponed_time(
+    how: Postpone, due_at: datetime, now: datetime, tz: ZoneInfo, quiet: schedule.QuietHours
+) -> datetime:
+    """Later than both its old time and now, outside quiet hours."""
+    base = max(due_at, now)
+    if how is Postpone.HOUR:
+        target = base + timedelta(hours=1)
+    else:
+        day = base.astimezone(tz).date() + timedelta(days=1)
+        target = schedule.resolve_local(datetime.combine(day, MORNING), tz)
+    return schedule.defer_quiet(target, tz, quiet)
+
+
+async def postpone(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    delivery_id: int,
+    version: int | None,
+    how: Postpone,
+    now: datetime,
+) -> Changed:
+    delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
+    _require_pending(delivery, version)
+    tz = ZoneInfo(patient.timezone or "UTC")
+    due = postponed_time(how, delivery.due_at, now, tz, quiet_hours(patient))
+    return await _move(session, therapist_id, delivery, patient, due, how.value, now)
+
+
+async def postpone_to_offset(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    number: int,
+    offset_text: str,
+    pseudonym: str | None,
+    now: datetime,
+) -> Changed:
+    """`/postpone [pseudonym] <n> <offset>`: number n of the schedule view seen last, moved to
+    now + offset (SPEC offset grammar, `@HH:MM` in the patient's time zone)."""
+    try:
+        offset = schedule.parse_offset(offset_text)
+    except schedule.OffsetError as exc:
+        raise bad_offset(exc) from None
+    delivery_id = await numbered_delivery(
+        session, therapist_id=therapist_id, number=number, pseudonym=pseudonym, now=now
+    )
+    delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
+    try:
+        _require_pending(delivery, None)
+    except UserError as exc:
+        raise UserError(f"#{number}: {exc.message}") from None
+    tz = ZoneInfo(patient.timezone or "UTC")
+    due = schedule.defer_quiet(schedule.step_time(offset, now, tz), tz, quiet_hours(patient))
+    return await _move(session, therapist_id, delivery, patient, due, str(offset), now)
+
+
+async def _move(
+    session: AsyncSession,
+    therapist_id: int,
+    delivery: Delivery,
+    patient: Patient,
+    due: datetime,
+    how: str,
+    now: datetime,
+) -> Changed:
+    old = delivery.due_at
+    await _apply(session, delivery, now, due_at=due)
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="delivery.postpone",
+        patient_id=patient.id,
+        delivery_id=delivery.id,
+        how=how,
+        old_due=old.isoformat(),
+        new_due=due.isoformat(),
+    )
+    return _changed(delivery, patient)
+
+
+# --- /add -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Added:
+    delivery_id: int
+    pseudonym: str
+    timezone: str
+    due_at: datetime
+    kind: PromptKind
+    prompt_key: str | None  # None: the therapist's own words, sent as a reflection
+    held: bool  # the patient is paused or unreachable: it waits with their other prompts
+
+
+async def add_prompt(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    pseudonym: str,
+    offset_text: str,
+    what: str,
+    content: ContentLibrary,
+    cipher: Cipher,
+    now: datetime,
+) -> Added:
+    """One extra prompt at now + offset: a prompt key, or free text (≤ 1000 characters)."""
+    patient = await own_patient(session, therapist_id, pseudonym)
+    name = patient.pseudonym
+    if patient.status in _NOT_JOINED:
+        raise UserError(f"{name} hasn't finished joining yet.")
+    if patient.status is PatientStatus.STOPPED:
+        raise UserError(f"{name} has stopped all messages; nothing was added.")
+    try:
+        offset = schedule.parse_offset(offset_text)
+    except schedule.OffsetError as exc:
+        raise bad_offset(exc) from None
+    what = what.strip()
+    if not what:
+        raise UserError("Say what to send: a prompt key or your own words.")
+    prompt = content.prompts.get(what)
+    if prompt is None and KEYLIKE.fullmatch(what):
+        raise UserError(
+            f"There is no prompt “{what}”. Prompt keys are listed in /templates; "
+            "to send your own words, write a sentence."
+        )
+    if prompt is None and len(what) > MAX_CUSTOM_TEXT:
+        raise UserError(
+            f"Your text is {len(what)} characters; please keep it within {MAX_CUSTOM_TEXT}."
+        )
+    tz = ZoneInfo(patient.timezone or "UTC")
+    due = schedule.defer_quiet(schedule.step_time(offset, now, tz), tz, quiet_hours(patient))
+    held = patient.status in (PatientStatus.PAUSED, PatientStatus.UNREACHABLE)
+    delivery = Delivery(
+        patient_id=patient.id,
+        session_id=None,
+        step_index=None,
+        offset=str(offset),
+        prompt_key=prompt.key if prompt is not None else None,
+        kind=PromptKind(prompt.kind) if prompt is not None else PromptKind.REFLECTION,
+        custom_text_enc=cipher.encrypt(what) if prompt is None else None,
+        state=DeliveryState.HELD if held else DeliveryState.SCHEDULED,
+        due_at=due,
+        planned_at=now,
+        updated_at=now,
+    )
+    session.add(delivery)
+    await session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor(therapist_id),
+        action="delivery.add",
+        patient_id=patient.id,
+        delivery_id=delivery.id,
+        offset=str(offset),
+        prompt_key=delivery.prompt_key,
+        custom=prompt is None,
+    )
+    return Added(delivery.id, name, tz.key, due, delivery.kind, delivery.prompt_key, held)
