@@ -1,0 +1,387 @@
+"""The patient's own controls: /pause, /resume, /stop (and /start after it), /settings,
+/mydata, /forgetme.
+
+Every handler resolves the caller first; a therapist or a stranger learns nothing. Every
+button carries the patient's id and is re-checked against the person pressing it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot.db.models import Patient, PatientStatus
+from bot.handlers import controls_render as cr
+from bot.handlers import render
+from bot.handlers.callbacks import Callback
+from bot.handlers.common import Context, answer, codec, runtime, tell, who
+from bot.services import mydata, participation
+from bot.services.errors import UserError
+from bot.services.sessions import quiet_hours
+
+log = logging.getLogger(__name__)
+
+PatientHandler = Callable[[Update, Context, Patient], Awaitable[None]]
+CommandCallback = Callable[[Update, Context], Coroutine[Any, Any, None]]
+ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
+
+# Nobody's data to act on: never joined, declined, or erased.
+GONE = (PatientStatus.INVITED, PatientStatus.DECLINED, PatientStatus.ERASED)
+MAX_PAUSE_DAYS = 90
+_DAYS = re.compile(r"([0-9]{1,3})\s*(?:d|day|days)?")
+_QUIET_CODE = re.compile(r"([0-9]{2})([0-9]{2})-([0-9]{2})([0-9]{2})")
+
+
+def parse_days(args: list[str]) -> int | None:
+    """`/pause` → None (until /resume); `/pause 7`, `/pause 7d`, `/pause 7 days` → 7.
+    ValueError for anything else or outside 1–90."""
+    if not args:
+        return None
+    match = _DAYS.fullmatch(" ".join(args).strip().lower())
+    if match is None or not 1 <= int(match.group(1)) <= MAX_PAUSE_DAYS:
+        raise ValueError("pause days must be 1 to 90")
+    return int(match.group(1))
+
+
+def quiet_from_code(code: str) -> str:
+    """`2200-0700` (from a button) → `22:00-07:00`; ValueError if it isn't that shape."""
+    match = _QUIET_CODE.fullmatch(code)
+    if match is None:
+        raise ValueError("not a quiet-hours code")
+    h1, m1, h2, m2 = match.groups()
+    return f"{h1}:{m1}-{h2}:{m2}"
+
+
+def _user_errors(handler: PatientHandler) -> PatientHandler:
+    """A request that can't be done gets its message; nothing else is caught here (the
+    application's error handler answers unexpected failures without details)."""
+
+    @wraps(handler)
+    async def guarded(update: Update, context: Context, patient: Patient) -> None:
+        try:
+            await handler(update, context, patient)
+        except UserError as exc:
+            await answer(update, render.esc(exc.message))
+
+    return guarded
+
+
+def patient_only(handler: PatientHandler) -> CommandCallback:
+    """Resolve the caller; anyone who isn't a current patient gets the neutral answers."""
+
+    @wraps(handler)
+    async def checked(update: Update, context: Context) -> None:
+        async with runtime(context).sessions() as session:
+            role = await who(session, update)
+        patient = role.patient
+        if patient is None or patient.status in GONE:
+            known = role.therapist is not None
+            await answer(update, render.NOT_AVAILABLE if known else render.NOT_ENROLLED)
+            return
+        await _user_errors(handler)(update, context, patient)
+
+    return checked
+
+
+async def _me(
+    session: AsyncSession, update: Update, patient_id: int, problem: str = cr.STALE
+) -> Patient:
+    """The pressing (or typing) user, in this transaction, only if they are `patient_id`."""
+    patient = (await who(session, update)).patient
+    if patient is None or patient.id != patient_id or patient.status in GONE:
+        raise UserError(problem)
+    return patient
+
+
+async def _edit(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Confirm by editing the message that carried the buttons (no keyboard unless given)."""
+    try:
+        await query.edit_message_text(
+            render.clip(text), parse_mode=ParseMode.HTML, reply_markup=markup
+        )
+    except BadRequest as exc:
+        if "not modified" not in exc.message.lower():
+            raise
+
+
+def _kick_dispatcher(context: Context) -> None:
+    """Send what just became due now rather than at the next tick."""
+    dispatcher = context.bot_data.get("dispatcher")
+    if dispatcher is not None and context.application.running:
+        context.application.create_task(dispatcher.tick(), name="dispatch-after-resume")
+
+
+# --- /pause and /resume (the router calls these when the caller is a patient) ---------------
+
+
+@_user_errors
+async def pause_self(update: Update, context: Context, patient: Patient) -> None:
+    try:
+        days = parse_days(list(context.args or []))
+    except ValueError:
+        await answer(update, cr.PAUSE_USAGE)
+        return
+    rt = runtime(context)
+    now = rt.clock.now()
+    until = now + timedelta(days=days) if days is not None else None
+    async with rt.sessions() as session, session.begin():
+        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        again = me.status is PatientStatus.PAUSED
+        await participation.pause(
+            session, patient=me, until=until, actor=participation.patient_actor(me), now=now
+        )
+        zone = me.timezone
+    await answer(update, cr.paused(until, zone, again=again))
+
+
+@_user_errors
+async def resume_self(update: Update, context: Context, patient: Patient) -> None:
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        result = await participation.resume(
+            session,
+            patient=me,
+            actor=participation.patient_actor(me),
+            now=rt.clock.now(),
+            grace=rt.settings.misfire_grace,
+        )
+    await answer(update, cr.resumed(result.sent_soon, result.missed))
+    if result.sent_soon:
+        _kick_dispatcher(context)
+
+
+# --- /stop, and /start after it ---------------------------------------------------------------
+
+
+@patient_only
+async def stop_command(update: Update, context: Context, patient: Patient) -> None:
+    if patient.status is PatientStatus.STOPPED:
+        await answer(update, cr.ALREADY_STOPPED)
+    elif patient.status not in participation.RECEIVING:
+        await answer(update, render.esc(participation.FINISH_SETUP))
+    else:
+        await answer(update, cr.STOP_CONFIRM, cr.stop_keyboard(codec(context), patient.id))
+
+
+async def stop_button(update: Update, context: Context, data: Callback) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    patient_id, confirmed = data.int_arg(0), data.args[1] == cr.YES
+    rt = runtime(context)
+    notice_to: int | None = None
+    pseudonym = ""
+    try:
+        async with rt.sessions() as session, session.begin():
+            me = await _me(session, update, patient_id)
+            if confirmed:
+                await participation.stop(session, patient=me, now=rt.clock.now())
+                notice_to = await participation.therapist_chat_id(session, me)
+                pseudonym = me.pseudonym
+            elif me.status is PatientStatus.STOPPED:
+                raise UserError(cr.ALREADY_STOPPED)
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    await _edit(query, cr.STOPPED if confirmed else cr.STOP_KEPT)
+    await query.answer()
+    if confirmed:
+        await tell(context, notice_to, cr.therapist_stopped(pseudonym))
+
+
+async def rejoin_prompt(update: Update, context: Context, patient: Patient) -> None:
+    """`/start` from a patient who stopped: ask whether to start again."""
+    await answer(update, cr.REJOIN_QUESTION, cr.rejoin_keyboard(codec(context), patient.id))
+
+
+async def rejoin_button(update: Update, context: Context, data: Callback) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    patient_id, confirmed = data.int_arg(0), data.args[1] == cr.YES
+    rt = runtime(context)
+    notice_to: int | None = None
+    pseudonym = ""
+    try:
+        async with rt.sessions() as session, session.begin():
+            me = await _me(session, update, patient_id)
+            if confirmed:
+                await participation.rejoin(session, patient=me, now=rt.clock.now())
+                notice_to = await participation.therapist_chat_id(session, me)
+                pseudonym = me.pseudonym
+            elif me.status is not PatientStatus.STOPPED:
+                raise UserError("You're already receiving messages.")
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    await _edit(query, cr.REJOINED if confirmed else cr.REJOIN_DECLINED)
+    await query.answer()
+    if confirmed:
+        await tell(context, notice_to, cr.therapist_rejoined(pseudonym))
+
+
+# --- /mydata and /forgetme --------------------------------------------------------------------
+
+
+@patient_only
+async def mydata_command(update: Update, context: Context, patient: Patient) -> None:
+    rt = runtime(context)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    async with rt.sessions() as session, session.begin():
+        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        data = await mydata.my_data(
+            session, patient=me, cipher=rt.cipher, content=rt.content, now=rt.clock.now()
+        )
+    payload = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+    await chat.send_document(
+        document=InputFile(payload, filename=mydata.FILENAME),
+        caption=cr.MYDATA_CAPTION,
+        parse_mode=ParseMode.HTML,
+    )
+
+
+@patient_only
+async def forgetme_command(update: Update, context: Context, patient: Patient) -> None:
+    await answer(update, cr.FORGET_CONFIRM, cr.forget_keyboard(codec(context), patient.id))
+
+
+async def forget_button(update: Update, context: Context, data: Callback) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    patient_id, confirmed = data.int_arg(0), data.args[1] == cr.YES
+    rt = runtime(context)
+    result: participation.ForgetResult | None = None
+    try:
+        async with rt.sessions() as session, session.begin():
+            me = await _me(session, update, patient_id)
+            if confirmed:
+                result = await participation.forget(session, patient=me, now=rt.clock.now())
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    if result is None:
+        await _edit(query, cr.FORGET_KEPT)
+        await query.answer()
+        return
+    await _edit(query, cr.forgotten(result.deleted_replies))
+    await query.answer()
+    await tell(context, result.therapist_chat_id, cr.therapist_forgot(result.pseudonym))
+    try:
+        await participation.scrub_storage(rt.engine)
+    except SQLAlchemyError as exc:  # the erasure itself is committed; this is housekeeping
+        log.warning("storage scrub after erasure failed: %s", type(exc).__name__)
+
+
+# --- /settings --------------------------------------------------------------------------------
+
+
+def _card(context: Context, patient: Patient) -> tuple[str, InlineKeyboardMarkup]:
+    rt = runtime(context)
+    quiet = quiet_hours(patient)
+    return (
+        cr.settings_card(patient.timezone, quiet, rt.clock.now()),
+        cr.settings_keyboard(
+            codec(context), patient.id, rt.settings.clinic_timezone, patient.timezone, quiet
+        ),
+    )
+
+
+@patient_only
+async def settings_command(update: Update, context: Context, patient: Patient) -> None:
+    rt = runtime(context)
+    args = list(context.args or [])
+    what = args[0].lower() if args else ""
+    if not args:
+        if patient.status not in participation.JOINED:
+            raise UserError(participation.FINISH_SETUP)
+        await answer(update, *_card(context, patient))
+        return
+    if what not in ("zone", "quiet") or len(args) < 2:
+        await answer(update, cr.SETTINGS_USAGE)
+        return
+    value = " ".join(args[1:])
+    async with rt.sessions() as session, session.begin():
+        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        if what == "zone":
+            zone, moved = await participation.change_zone(
+                session, patient=me, zone_text=value, now=rt.clock.now()
+            )
+            text = cr.zone_changed(zone, moved)
+        else:
+            quiet, moved = await participation.change_quiet_hours(
+                session, patient=me, text=value, now=rt.clock.now()
+            )
+            text = cr.quiet_changed(quiet, moved)
+    await answer(update, text)
+
+
+async def _settings_button(
+    update: Update, context: Context, data: Callback, *, zone: str | None, quiet: str | None
+) -> None:
+    query = update.callback_query
+    if query is None:
+        return
+    rt = runtime(context)
+    try:
+        async with rt.sessions() as session, session.begin():
+            me = await _me(session, update, data.int_arg(0))
+            if zone is not None:
+                name, moved = await participation.change_zone(
+                    session, patient=me, zone_text=zone, now=rt.clock.now()
+                )
+                done = cr.zone_changed(name, moved)
+            else:
+                assert quiet is not None
+                hours, moved = await participation.change_quiet_hours(
+                    session, patient=me, text=quiet, now=rt.clock.now()
+                )
+                done = cr.quiet_changed(hours, moved)
+            text, markup = _card(context, me)
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    await _edit(query, f"{text}\n\n✓ {done}", markup)
+    await query.answer(render.plain(done))
+
+
+async def zone_button(update: Update, context: Context, data: Callback) -> None:
+    await _settings_button(update, context, data, zone=data.args[1], quiet=None)
+
+
+async def quiet_button(update: Update, context: Context, data: Callback) -> None:
+    await _settings_button(update, context, data, zone=None, quiet=quiet_from_code(data.args[1]))
+
+
+# --- what the router wires --------------------------------------------------------------------
+
+COMMANDS: dict[str, CommandCallback] = {
+    "stop": stop_command,
+    "mydata": mydata_command,
+    "forgetme": forgetme_command,
+    "settings": settings_command,
+}
+
+BUTTONS: dict[str, ButtonHandler] = {
+    "ps": stop_button,
+    "pf": forget_button,
+    "pr": rejoin_button,
+    "pz": zone_button,
+    "pq": quiet_button,
+}

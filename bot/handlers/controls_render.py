@@ -1,0 +1,245 @@
+"""Chat texts and keyboards for the patient's own controls: /pause, /resume, /stop, /start
+after a stop, /settings, /mydata and /forgetme. HTML; anything typed goes through `esc`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.domain.schedule import QuietHours
+from bot.domain.timezones import COMMON_ZONES
+from bot.handlers.callbacks import CallbackCodec
+from bot.handlers.render import esc, local
+
+STALE = "This button is no longer valid."
+YES, NO = "y", "n"
+
+# --- pause and resume -----------------------------------------------------------------------
+
+PAUSE_USAGE = (
+    "To take a break until you send /resume, send /pause on its own. For a break of a few "
+    "days, add a number from 1 to 90, like <code>/pause 7</code>."
+)
+
+
+def paused(until: datetime | None, zone: str | None, *, again: bool) -> str:
+    head = "Your break has been changed." if again else "You're taking a break."
+    if until is None:
+        when = "No messages will arrive until you send /resume."
+    else:
+        when = (
+            f"No messages will arrive until {local(until, zone)} (your time); "
+            "send /resume to continue sooner."
+        )
+    return f"{head} {when}\n\nIf you need help, /crisis is always there."
+
+
+def resumed(sent_soon: int, missed: int) -> str:
+    lines = ["Welcome back. Messages are on again."]
+    if sent_soon:
+        lines.append(f"{_count(sent_soon, 'message')} from your break will arrive shortly.")
+    if missed:
+        lines.append(
+            f"{_count(missed, 'older message')} that came due a while ago "
+            f"{'was' if missed == 1 else 'were'} skipped, so you won't get a flood."
+        )
+    return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+# --- stop and rejoin ------------------------------------------------------------------------
+
+STOP_CONFIRM = (
+    "<b>Stop all messages?</b>\n\n"
+    "You won't get any more notes, questions or check-ins, and your therapist will be told. "
+    "What you have already shared stays with your therapist (to delete it, use /forgetme). "
+    "You can start again any time with /start."
+)
+STOPPED = (
+    "<b>You've stopped all messages.</b> Nothing more will be sent, and your therapist has "
+    "been told.\n\nSend /start any time if you'd like to receive them again. If you need help, "
+    "/crisis is always there."
+)
+STOP_KEPT = "<b>No change:</b> messages will keep coming."
+ALREADY_STOPPED = "You've already stopped all messages. Send /start to receive them again."
+
+
+def stop_keyboard(codec: CallbackCodec, patient_id: int) -> InlineKeyboardMarkup:
+    return _yes_no(codec, "ps", patient_id, "Stop", "Keep them coming")
+
+
+def therapist_stopped(pseudonym: str) -> str:
+    return (
+        f"<b>{esc(pseudonym)}</b> has stopped all messages. Their pending prompts were "
+        "cancelled; nothing more will be sent unless they start again."
+    )
+
+
+REJOIN_QUESTION = (
+    "Welcome back. You stopped all messages earlier. Would you like to start receiving them again?"
+)
+REJOINED = (
+    "<b>You're back.</b> Your therapist has been told and will plan new messages after your "
+    "next session."
+)
+REJOIN_DECLINED = "OK, messages stay off. Send /start whenever you change your mind."
+
+
+def rejoin_keyboard(codec: CallbackCodec, patient_id: int) -> InlineKeyboardMarkup:
+    return _yes_no(codec, "pr", patient_id, "Yes, start again", "No")
+
+
+def therapist_rejoined(pseudonym: str) -> str:
+    name = esc(pseudonym)
+    return (
+        f"<b>{name}</b> wants to receive messages again. Log their next session with "
+        f"/session {name} to plan prompts."
+    )
+
+
+# --- erasure and export ---------------------------------------------------------------------
+
+FORGET_CONFIRM = (
+    "<b>Delete everything?</b>\n\n"
+    "This permanently deletes:\n"
+    "• all your answers, check-ins and notes\n"
+    "• your Telegram account link, time zone and consent record\n\n"
+    "Upcoming messages are cancelled and your therapist is told. Afterwards you can't use this "
+    "bot unless your therapist invites you again. If you'd like a copy first, tap Cancel and "
+    "send /mydata."
+)
+FORGET_KEPT = "<b>Cancelled.</b> Nothing was deleted."
+
+
+def forget_keyboard(codec: CallbackCodec, patient_id: int) -> InlineKeyboardMarkup:
+    return _yes_no(codec, "pf", patient_id, "Delete everything", "Cancel")
+
+
+def forgotten(deleted_replies: int) -> str:
+    return (
+        "<b>Done: your data has been erased.</b>\n\n"
+        f"Deleted: {_count(deleted_replies, 'answer')} and notes, your Telegram account link, "
+        "your time zone and your consent record. Upcoming messages were cancelled and your "
+        "therapist has been told.\n\n"
+        "You can no longer use this bot unless your therapist invites you again. "
+        "/crisis still works if you need help."
+    )
+
+
+def therapist_forgot(pseudonym: str) -> str:
+    return f"<b>{esc(pseudonym)}</b> asked to delete their data; it has been erased."
+
+
+MYDATA_CAPTION = (
+    "Everything stored about you, as a JSON file. It contains your answers: keep it somewhere "
+    "private."
+)
+
+# --- settings -------------------------------------------------------------------------------
+
+SETTINGS_USAGE = (
+    "Send /settings to see your settings, or change them directly:\n"
+    "<code>/settings zone Denver</code> (a city or a zone name like America/Denver)\n"
+    "<code>/settings quiet 22:00-07:30</code> (no messages between these times)"
+)
+QUIET_PRESETS = ("21:00-08:00", "22:00-07:00", "23:00-08:00", "20:00-07:00", "00:00-00:00")
+
+
+def quiet_label(quiet: QuietHours) -> str:
+    return "none" if quiet.start == quiet.end else f"{quiet.start:%H:%M}–{quiet.end:%H:%M}"
+
+
+def settings_card(zone: str | None, quiet: QuietHours, now: datetime) -> str:
+    shown = zone or "UTC"
+    clock = now.astimezone(ZoneInfo(shown)).strftime("%H:%M")
+    quiet_line = (
+        "Quiet hours: <b>none</b> (messages may arrive at any time)"
+        if quiet.start == quiet.end
+        else f"Quiet hours: <b>{quiet_label(quiet)}</b> (nothing arrives then)"
+    )
+    return (
+        "<b>Your settings</b>\n"
+        f"Time zone: <b>{esc(shown)}</b> (it's {clock} there now)\n"
+        f"{quiet_line}\n\n"
+        "Tap below to change them, or type:\n"
+        "<code>/settings zone Denver</code> (a city or a zone name)\n"
+        "<code>/settings quiet 22:00-07:30</code>"
+    )
+
+
+def quiet_code(text: str) -> str:
+    """`22:00-07:00` → `2200-0700`: callback data parts may not contain ':'."""
+    return text.replace(":", "")
+
+
+def settings_keyboard(
+    codec: CallbackCodec,
+    patient_id: int,
+    clinic_zone: str,
+    zone: str | None,
+    quiet: QuietHours,
+) -> InlineKeyboardMarkup:
+    zones = [clinic_zone, *(z for z in COMMON_ZONES if z != clinic_zone)]
+    zone_buttons: list[InlineKeyboardButton] = []
+    for name in zones:
+        try:
+            data = codec.encode("pz", patient_id, name)
+        except ValueError:  # an unusually long clinic zone name: typing it still works
+            continue
+        mark = "✓ " if name == zone else ""
+        zone_buttons.append(
+            InlineKeyboardButton(mark + name.split("/")[-1].replace("_", " "), callback_data=data)
+        )
+    rows = [zone_buttons[i : i + 2] for i in range(0, len(zone_buttons), 2)]
+    current = str(quiet)
+    quiet_buttons = []
+    for preset in QUIET_PRESETS:
+        parsed = QuietHours.parse(preset)
+        label = "No quiet hours" if parsed.start == parsed.end else f"Quiet {quiet_label(parsed)}"
+        mark = "✓ " if preset == current else ""
+        quiet_buttons.append(
+            InlineKeyboardButton(
+                mark + label, callback_data=codec.encode("pq", patient_id, quiet_code(preset))
+            )
+        )
+    rows.extend(quiet_buttons[i : i + 2] for i in range(0, len(quiet_buttons), 2))
+    return InlineKeyboardMarkup(rows)
+
+
+def zone_changed(zone: str, moved: int) -> str:
+    text = f"Time zone set to <b>{esc(zone)}</b>."
+    if moved:
+        text += f" {_count(moved, 'upcoming message')} moved to keep their local times."
+    return text
+
+
+def quiet_changed(quiet: QuietHours, moved: int) -> str:
+    text = (
+        "Quiet hours turned off."
+        if quiet.start == quiet.end
+        else f"Quiet hours set to <b>{quiet_label(quiet)}</b>."
+    )
+    if moved:
+        text += f" {_count(moved, 'upcoming message')} moved out of them."
+    return text
+
+
+# --- shared ---------------------------------------------------------------------------------
+
+
+def _yes_no(
+    codec: CallbackCodec, action: str, patient_id: int, yes: str, no: str
+) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(yes, callback_data=codec.encode(action, patient_id, YES)),
+                InlineKeyboardButton(no, callback_data=codec.encode(action, patient_id, NO)),
+            ]
+        ]
+    )

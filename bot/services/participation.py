@@ -1,0 +1,499 @@
+"""A patient's control over what they receive and what is kept: pause, resume, stop, rejoin,
+time zone and quiet hours, and erasure.
+
+`pause` and `resume` serve both sides: the patient's own `/pause` and a therapist's
+`/pause <pseudonym>`; `actor` says who asked, and error messages are worded for that person.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.db import queries
+from bot.db.models import (
+    PENDING_STATES,
+    Alert,
+    Delivery,
+    DeliveryState,
+    Patient,
+    PatientStatus,
+    Reply,
+    Therapist,
+    TreatmentSession,
+)
+from bot.domain import schedule
+from bot.domain.timezones import resolve_zone
+from bot.services import audit
+from bot.services.errors import UserError
+from bot.services.sessions import quiet_hours
+
+# Joined and not erased: these may change their settings, stop, or ask for their data.
+JOINED = (
+    PatientStatus.ACTIVE,
+    PatientStatus.PAUSED,
+    PatientStatus.STOPPED,
+    PatientStatus.UNREACHABLE,
+)
+# Receiving prompts (or would be, once reachable): these may pause or stop.
+RECEIVING = (PatientStatus.ACTIVE, PatientStatus.PAUSED, PatientStatus.UNREACHABLE)
+NOT_JOINED = (PatientStatus.INVITED, PatientStatus.ONBOARDING, PatientStatus.DECLINED)
+MAX_QUIET = timedelta(hours=16)  # leave at least 8 waking hours for prompts
+ERASED_NAME = "~erased-{id}"  # "~" never passes check_pseudonym: the old name can be reused
+
+FINISH_SETUP = "Please finish setting up first: choose your time zone."
+ALREADY_STOPPED = "You've already stopped all messages. Send /start to receive them again."
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    """Held deliveries after a resume: each one is counted in exactly one field."""
+
+    sent_soon: int  # due now: goes out at the next dispatcher tick
+    missed: int  # more than the grace window late: marked missed, never sent
+    rescheduled: int  # still in the future (or waiting for the end of quiet hours)
+
+
+@dataclass(frozen=True)
+class ForgetResult:
+    therapist_chat_id: int | None
+    pseudonym: str  # the name the therapist knew, for their notice
+    deleted_replies: int = 0
+
+
+def patient_actor(patient: Patient) -> str:
+    return f"patient:{patient.id}"
+
+
+def _is_self(patient: Patient, actor: str) -> bool:
+    return actor == patient_actor(patient)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name or "UTC")
+
+
+async def _lock(session: AsyncSession, patient: Patient) -> None:
+    """Re-read the patient row, locked on PostgreSQL, so two taps cannot both act on it."""
+    await session.refresh(patient, with_for_update=True)
+
+
+async def therapist_chat_id(session: AsyncSession, patient: Patient) -> int | None:
+    """Where notices about this patient go (None if their therapist is gone or inactive)."""
+    therapist = await session.get(Therapist, patient.therapist_id)
+    if therapist is None or not therapist.active:
+        return None
+    # A private chat's id is the user's id: therapists added by the CLI have no chat_id yet.
+    return therapist.chat_id or therapist.telegram_user_id
+
+
+# --- pause and resume -----------------------------------------------------------------------
+
+
+def _cannot_pause(patient: Patient, by_self: bool) -> str | None:
+    name = patient.pseudonym
+    if patient.status in RECEIVING:
+        return None
+    if patient.status is PatientStatus.STOPPED:
+        return (
+            "You've stopped all messages, so there is nothing to pause. "
+            "Send /start if you'd like to receive them again."
+            if by_self
+            else f"{name} has stopped all messages; there is nothing to pause."
+        )
+    if patient.status is PatientStatus.ERASED:
+        return "This account's data has been erased." if by_self else f"{name} has been erased."
+    return FINISH_SETUP if by_self else f"{name} hasn't finished joining yet."
+
+
+async def pause(
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    until: datetime | None,
+    actor: str,
+    now: datetime,
+) -> int:
+    """Hold every scheduled delivery until `until` (None: until resumed); returns how many
+    were held. Pausing a paused patient only changes when the pause ends."""
+    await _lock(session, patient)
+    problem = _cannot_pause(patient, _is_self(patient, actor))
+    if problem is not None:
+        raise UserError(problem)
+    if until is not None and until <= now:
+        raise UserError("A break has to end in the future.")
+    patient.status = PatientStatus.PAUSED
+    patient.paused_until = until
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.patient_id == patient.id, Delivery.state == DeliveryState.SCHEDULED)
+        .values(state=DeliveryState.HELD, updated_at=now)
+    )
+    held = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="patient.pause",
+        patient_id=patient.id,
+        until=until.isoformat() if until is not None else None,
+        held=held,
+    )
+    return held
+
+
+def _cannot_resume(patient: Patient, by_self: bool) -> str | None:
+    name = patient.pseudonym
+    if patient.status is PatientStatus.PAUSED:
+        return None
+    if patient.status is PatientStatus.STOPPED:
+        return (
+            "You've stopped all messages. Send /start if you'd like to receive them again."
+            if by_self
+            else f"{name} has stopped all messages; only they can start them again."
+        )
+    if patient.status in NOT_JOINED:
+        return FINISH_SETUP if by_self else f"{name} hasn't finished joining yet."
+    if patient.status is PatientStatus.ERASED:
+        return "This account's data has been erased." if by_self else f"{name} has been erased."
+    return "You're not on a break: messages are on." if by_self else f"{name} isn't paused."
+
+
+async def resume(
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    actor: str,
+    now: datetime,
+    grace: timedelta,
+) -> ResumeResult:
+    """Active again. Held deliveries follow the grace rule (`schedule.resume`): more than
+    `grace` late is missed, the rest go out now (or after quiet hours) or keep their time."""
+    await _lock(session, patient)
+    problem = _cannot_resume(patient, _is_self(patient, actor))
+    if problem is not None:
+        raise UserError(problem)
+    held = (
+        await session.scalars(
+            select(Delivery)
+            .where(Delivery.patient_id == patient.id, Delivery.state == DeliveryState.HELD)
+            .order_by(Delivery.due_at, Delivery.id)
+        )
+    ).all()
+    plan = schedule.resume(
+        [schedule.Planned(d.id, None, d.due_at) for d in held],
+        now,
+        grace,
+        _zone(patient.timezone),
+        quiet_hours(patient),
+    )
+    missed = set(plan.missed)
+    sent_soon = rescheduled = 0
+    for delivery in held:
+        delivery.updated_at = now
+        if delivery.id in missed:
+            delivery.state = DeliveryState.MISSED
+            continue
+        delivery.due_at = plan.moved.get(delivery.id, delivery.due_at)
+        delivery.state = DeliveryState.SCHEDULED
+        if delivery.due_at <= now:
+            sent_soon += 1
+        else:
+            rescheduled += 1
+    patient.status = PatientStatus.ACTIVE
+    patient.paused_until = None
+    result = ResumeResult(sent_soon=sent_soon, missed=len(missed), rescheduled=rescheduled)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="patient.resume",
+        patient_id=patient.id,
+        sent_soon=result.sent_soon,
+        missed=result.missed,
+        rescheduled=result.rescheduled,
+    )
+    return result
+
+
+async def resume_expired(session: AsyncSession, *, now: datetime, grace: timedelta) -> list[int]:
+    """Resume every patient whose timed pause has run out; returns their ids."""
+    due = (
+        await session.scalars(
+            select(Patient)
+            .where(
+                Patient.status == PatientStatus.PAUSED,
+                Patient.paused_until.is_not(None),
+                Patient.paused_until <= now,
+            )
+            .order_by(Patient.id)
+        )
+    ).all()
+    resumed: list[int] = []
+    for patient in due:
+        await resume(session, patient=patient, actor="system", now=now, grace=grace)
+        resumed.append(patient.id)
+    return resumed
+
+
+# --- stop and rejoin ------------------------------------------------------------------------
+
+
+async def _cancel_pending(session: AsyncSession, patient_id: int, now: datetime) -> int:
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.patient_id == patient_id, Delivery.state.in_(PENDING_STATES))
+        .values(state=DeliveryState.CANCELLED, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def stop(session: AsyncSession, *, patient: Patient, now: datetime) -> None:
+    """The patient opts out of everything: pending deliveries are cancelled, not held."""
+    await _lock(session, patient)
+    if patient.status is PatientStatus.STOPPED:
+        raise UserError(ALREADY_STOPPED)
+    if patient.status not in RECEIVING:
+        raise UserError("You're not receiving messages, so there is nothing to stop.")
+    patient.status = PatientStatus.STOPPED
+    patient.paused_until = None
+    cancelled = await _cancel_pending(session, patient.id, now)
+    audit.record(
+        session,
+        at=now,
+        actor=patient_actor(patient),
+        action="patient.stop",
+        patient_id=patient.id,
+        cancelled=cancelled,
+    )
+
+
+async def rejoin(session: AsyncSession, *, patient: Patient, now: datetime) -> None:
+    """Back after /stop. Nothing is re-planned: the therapist logs the next session."""
+    await _lock(session, patient)
+    if patient.status is PatientStatus.PAUSED:
+        raise UserError("You're on a break. Send /resume to continue.")
+    if patient.status in (PatientStatus.ACTIVE, PatientStatus.UNREACHABLE):
+        raise UserError("You're already receiving messages.")
+    if patient.status is not PatientStatus.STOPPED:
+        raise UserError("This button is no longer valid.")
+    patient.status = PatientStatus.ACTIVE
+    audit.record(
+        session,
+        at=now,
+        actor=patient_actor(patient),
+        action="patient.rejoin",
+        patient_id=patient.id,
+    )
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _offset(delivery: Delivery) -> schedule.Offset | None:
+    """A template step's offset; None for a one-off (no session) or an unreadable offset."""
+    if delivery.session_id is None or not delivery.offset:
+        return None
+    try:
+        return schedule.parse_offset(delivery.offset)
+    except schedule.OffsetError:
+        return None
+
+
+async def _replan(
+    session: AsyncSession,
+    patient: Patient,
+    old_tz: ZoneInfo,
+    new_tz: ZoneInfo,
+    quiet: schedule.QuietHours,
+    now: datetime,
+) -> int:
+    """Re-plan pending deliveries for a new zone and/or quiet hours; returns how many moved.
+
+    A held delivery that is already past due is left alone: `resume` judges it by the grace
+    rule, which a settings change must not get around."""
+    pending: Sequence[Delivery] = [
+        d
+        for d in await queries.pending_deliveries(session, patient.id)
+        if d.state is DeliveryState.SCHEDULED or d.due_at > now
+    ]
+    if not pending:
+        return 0
+    session_ids = {d.session_id for d in pending if d.session_id is not None}
+    starts: dict[int, datetime] = {}
+    if session_ids:
+        rows = await session.execute(
+            select(TreatmentSession.id, TreatmentSession.started_at).where(
+                TreatmentSession.id.in_(session_ids)
+            )
+        )
+        starts = {row[0]: row[1] for row in rows.all()}
+    groups: dict[int | None, list[Delivery]] = defaultdict(list)
+    for delivery in pending:
+        key = delivery.session_id if delivery.session_id in starts else None
+        groups[key].append(delivery)
+    by_id = {d.id: d for d in pending}
+    moved = 0
+    for session_id, group in groups.items():
+        planned = [
+            schedule.Planned(d.id, _offset(d) if session_id is not None else None, d.due_at)
+            for d in group
+        ]
+        start = starts[session_id] if session_id is not None else now  # unused for one-offs
+        plan = schedule.replan_zone(planned, start, old_tz, new_tz, quiet, now)
+        for delivery_id, due in plan.moved.items():
+            by_id[delivery_id].due_at = due
+            by_id[delivery_id].updated_at = now
+            moved += 1
+    return moved
+
+
+def _check_settings(patient: Patient) -> None:
+    if patient.status not in JOINED:
+        raise UserError(FINISH_SETUP)
+
+
+async def change_zone(
+    session: AsyncSession, *, patient: Patient, zone_text: str, now: datetime
+) -> tuple[str, int]:
+    """New time zone (a city or an IANA name); template steps keep their local times.
+    Returns (zone name, how many pending deliveries moved)."""
+    await _lock(session, patient)
+    _check_settings(patient)
+    zone = resolve_zone(zone_text)
+    if zone is None:
+        raise UserError(
+            "I couldn't find that time zone. Try a city (like Chicago) or a name like "
+            "America/Chicago. Nothing was changed."
+        )
+    old = _zone(patient.timezone)
+    patient.timezone = zone
+    moved = await _replan(session, patient, old, ZoneInfo(zone), quiet_hours(patient), now)
+    # The zone itself stays out of the audit log: /forgetme must be able to erase it.
+    audit.record(
+        session,
+        at=now,
+        actor=patient_actor(patient),
+        action="patient.timezone",
+        patient_id=patient.id,
+        moved=moved,
+    )
+    return zone, moved
+
+
+def parse_quiet_hours(text: str) -> schedule.QuietHours:
+    try:
+        quiet = schedule.QuietHours.parse(text)
+    except ValueError:
+        raise UserError(
+            "Quiet hours look like 22:00-07:30 (from-to, 24-hour clock); the same time twice "
+            "means no quiet hours. Nothing was changed."
+        ) from None
+    if _length(quiet) > MAX_QUIET:
+        raise UserError(
+            "Quiet hours can be at most 16 hours long, so there is time left for messages. "
+            "Nothing was changed."
+        )
+    return quiet
+
+
+def _length(quiet: schedule.QuietHours) -> timedelta:
+    def minutes(t: time) -> int:
+        return t.hour * 60 + t.minute
+
+    return timedelta(minutes=(minutes(quiet.end) - minutes(quiet.start)) % (24 * 60))
+
+
+async def change_quiet_hours(
+    session: AsyncSession, *, patient: Patient, text: str, now: datetime
+) -> tuple[schedule.QuietHours, int]:
+    """New quiet hours (`HH:MM-HH:MM`); pending deliveries leave the new window.
+    Returns (quiet hours, how many pending deliveries moved)."""
+    await _lock(session, patient)
+    _check_settings(patient)
+    quiet = parse_quiet_hours(text)
+    patient.quiet_start, patient.quiet_end = quiet.start, quiet.end
+    tz = _zone(patient.timezone)
+    moved = await _replan(session, patient, tz, tz, quiet, now)
+    audit.record(
+        session,
+        at=now,
+        actor=patient_actor(patient),
+        action="patient.quiet_hours",
+        patient_id=patient.id,
+        moved=moved,
+    )
+    return quiet, moved
+
+
+# --- erasure --------------------------------------------------------------------------------
+
+
+async def forget(session: AsyncSession, *, patient: Patient, now: datetime) -> ForgetResult:
+    """Erase on the patient's request: their replies and notes (rows, not just text), the
+    therapist's free-text prompts to them, and every personal field. What remains is a
+    pseudonymous skeleton (deliveries' times and states, sessions, the audit trail) that
+    holds nothing decryptable and no way to reach the person."""
+    await _lock(session, patient)
+    if patient.status is PatientStatus.ERASED:
+        raise UserError("Your data has already been erased.")
+    if patient.status in (PatientStatus.INVITED, PatientStatus.DECLINED):
+        raise UserError("There is nothing stored to delete.")
+    conn = await session.connection()
+    if conn.dialect.name == "sqlite":
+        # Overwrite deleted cells with zeros instead of leaving them in free space.
+        await conn.exec_driver_sql("PRAGMA secure_delete=ON")
+    chat_id = await therapist_chat_id(session, patient)
+    pseudonym = patient.pseudonym
+    # Alerts stay (the therapist's record that one happened) but no longer point at text.
+    await session.execute(update(Alert).where(Alert.patient_id == patient.id).values(reply_id=None))
+    deleted = await session.execute(delete(Reply).where(Reply.patient_id == patient.id))
+    deleted_replies = int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+    cancelled = await _cancel_pending(session, patient.id, now)
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.patient_id == patient.id, Delivery.custom_text_enc.is_not(None))
+        .values(custom_text_enc=None, updated_at=now)
+    )
+    patient.status = PatientStatus.ERASED
+    patient.erased_at = now
+    patient.pseudonym = ERASED_NAME.format(id=patient.id)
+    patient.telegram_user_id = None
+    patient.chat_id = None
+    patient.timezone = None
+    patient.consent_version = None
+    patient.consent_at = None
+    patient.paused_until = None
+    patient.quiet_start, patient.quiet_end = (
+        schedule.DEFAULT_QUIET_HOURS.start,
+        schedule.DEFAULT_QUIET_HOURS.end,
+    )
+    await session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=patient_actor(patient),
+        action="patient.forget",
+        patient_id=patient.id,
+        replies=deleted_replies,
+        cancelled=cancelled,
+    )
+    return ForgetResult(
+        therapist_chat_id=chat_id, pseudonym=pseudonym, deleted_replies=deleted_replies
+    )
+
+
+async def scrub_storage(engine: AsyncEngine) -> None:
+    """After an erasure has committed: on SQLite, move the write-ahead log into the database
+    and truncate it, so old page images holding the erased rows leave the disk. Best effort
+    (a busy reader can keep part of the log); PostgreSQL needs nothing here."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
