@@ -35,6 +35,11 @@ PTBApp = Application[Any, Any, Any, Any, Any, Any]
 COMMANDS = [
     BotCommand("help", "What this bot does and your options"),
     BotCommand("crisis", "Where to get help right now"),
+    BotCommand("pause", "Take a break from messages"),
+    BotCommand("resume", "Continue after a break"),
+    BotCommand("settings", "Time zone and quiet hours"),
+    BotCommand("mydata", "A copy of what is stored about you"),
+    BotCommand("stop", "Stop all messages"),
 ]
 
 

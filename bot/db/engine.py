@@ -29,6 +29,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Erased replies must not linger in free pages of the file.
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine

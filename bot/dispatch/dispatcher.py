@@ -27,7 +27,7 @@ from bot.domain import schedule
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
-from bot.services import reachability
+from bot.services import participation, reachability
 from bot.services.sessions import quiet_hours
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class Dispatcher:
         async with self._lock:
             report = TickReport()
             await self.recover()
+            await self._end_breaks()
             semaphore = asyncio.Semaphore(IN_FLIGHT)
 
             async def send(chat_jobs: list[_Job]) -> None:
@@ -279,6 +280,13 @@ class Dispatcher:
             outcome, _ = classify(exc)
             metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
             log.warning("therapist notice failed: %s", type(exc).__name__)
+
+    async def _end_breaks(self) -> None:
+        """`/pause 3` ends by itself: held prompts come back under the grace rule."""
+        async with self.rt.sessions() as session, session.begin():
+            await participation.resume_expired(
+                session, now=self.rt.clock.now(), grace=self.rt.settings.misfire_grace
+            )
 
     async def _nudge(self, report: TickReport) -> None:
         """One gentle reminder per unanswered reflection, never in quiet hours, never twice.

@@ -9,7 +9,7 @@ from telegram.constants import ParseMode
 
 from bot.db import queries
 from bot.db.models import InviteKind, PatientStatus
-from bot.handlers import render
+from bot.handlers import controls, render
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import Context, answer, codec, runtime, tell, who
 from bot.services import enrollment, reachability, replies
@@ -71,6 +71,8 @@ async def _start_without_token(update: Update, context: Context) -> None:
         await answer(update, render.therapist_welcome(role.therapist.name))
     elif role.patient is not None and role.patient.status is PatientStatus.ONBOARDING:
         await _ask_timezone(update, context)
+    elif role.patient is not None and role.patient.status is PatientStatus.STOPPED:
+        await controls.rejoin_prompt(update, context, role.patient)
     elif role.patient is not None and role.patient.status is not PatientStatus.ERASED:
         await answer(update, render.PATIENT_HELP)
     else:

@@ -116,6 +116,7 @@ PATIENT_HELP = (
     "After each session you'll get short notes, questions and check-ins. Just type your answer, "
     "or tap a button. Your therapist reads your answers before your next session.\n\n"
     "/pause [days] – take a break (/resume to continue)\n"
+    "/settings – your time zone and quiet hours\n"
     "/stop – stop all messages\n"
     "/mydata – get a copy of what is stored about you\n"
     "/forgetme – delete your answers\n"
@@ -209,9 +210,16 @@ def nudge_markup() -> ForceReply:
 
 THERAPIST_HELP = (
     "<b>Therapist commands</b>\n"
+    "/patients – your patients, their status and next prompt\n"
     "/invite &lt;pseudonym&gt; – a single-use link for a new patient\n"
     "/session &lt;pseudonym&gt; [YYYY-MM-DD HH:MM] [template] – log a session, plan prompts\n"
+    "/schedule &lt;pseudonym&gt; – upcoming and recent prompts: skip, send now, postpone\n"
+    "/postpone [pseudonym] &lt;n&gt; &lt;offset&gt; – move prompt n of /schedule, e.g. +3h\n"
+    "/add &lt;pseudonym&gt; &lt;offset&gt; &lt;prompt-key or your words&gt; – one extra prompt\n"
     "/replies &lt;pseudonym&gt; [n] – recent answers\n"
+    "/export &lt;pseudonym&gt; – all deliveries and answers as a CSV file\n"
+    "/pause &lt;pseudonym&gt;, /resume &lt;pseudonym&gt; – hold or restart prompts\n"
+    "/templates – the schedule templates\n"
     "/help – this list\n\n"
     "Use pseudonyms, never real names. Times you type are in the patient's time zone."
 )

@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.handlers import patient, render, therapist
+from bot.handlers import console, controls, patient, render, therapist
 from bot.handlers.callbacks import HELP, Callback
 from bot.handlers.common import Context, answer, codec, mark_processed, on_error, runtime, who
 
@@ -31,6 +31,29 @@ async def help_command(update: Update, context: Context) -> None:
         await answer(update, render.THERAPIST_HELP)
     elif role.patient is not None:
         await answer(update, render.PATIENT_HELP)
+    else:
+        await answer(update, render.NOT_ENROLLED)
+
+
+async def pause_command(update: Update, context: Context) -> None:
+    """/pause is shared: a therapist pauses a patient, a patient pauses themselves."""
+    async with runtime(context).sessions() as session:
+        role = await who(session, update)
+    if role.therapist is not None:
+        await console.pause_patient(update, context, role.therapist)
+    elif role.patient is not None:
+        await controls.pause_self(update, context, role.patient)
+    else:
+        await answer(update, render.NOT_ENROLLED)
+
+
+async def resume_command(update: Update, context: Context) -> None:
+    async with runtime(context).sessions() as session:
+        role = await who(session, update)
+    if role.therapist is not None:
+        await console.resume_patient(update, context, role.therapist)
+    elif role.patient is not None:
+        await controls.resume_self(update, context, role.patient)
     else:
         await answer(update, render.NOT_ENROLLED)
 
@@ -50,6 +73,8 @@ BUTTONS: dict[str, ButtonHandler] = {
     "tz": patient.timezone_button,
     "ck": patient.checkin_tap,
     "ok": patient.got_it,
+    **controls.BUTTONS,
+    **console.BUTTONS,
 }
 
 
@@ -82,6 +107,10 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
         "invite": therapist.invite,
         "session": therapist.session_command,
         "replies": therapist.replies_command,
+        "pause": pause_command,
+        "resume": resume_command,
+        **controls.COMMANDS,
+        **console.COMMANDS,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))
