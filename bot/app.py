@@ -18,10 +18,12 @@ from bot.config import ConfigError, Settings
 from bot.db import migrate
 from bot.db.crypto import CryptoKeyError, load_cipher
 from bot.db.engine import make_engine, make_session_factory
+from bot.dispatch.alerting import Alerter
 from bot.dispatch.dispatcher import Dispatcher
 from bot.dispatch.leader import Leadership
 from bot.dispatch.ratelimit import PacedRateLimiter
-from bot.domain.content import ContentError, load_content
+from bot.domain.content import ContentError, builtin_dir, load_content
+from bot.domain.safety import SafetyContentError, load_crisis_texts, load_screener
 from bot.handlers import router
 from bot.handlers.callbacks import CallbackCodec
 from bot.http_server import EmbeddedServer
@@ -54,6 +56,12 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     except ContentError as exc:
         first = str(exc).splitlines()[0]
         raise ConfigError(f"AFTERGLOW_CONTENT_DIRS: content has problems, first: {first}") from None
+    folders = [builtin_dir(), *settings.content_paths]
+    try:
+        screener = load_screener(folders)
+        crisis = load_crisis_texts(folders)
+    except SafetyContentError as exc:
+        raise ConfigError(f"AFTERGLOW_CONTENT_DIRS: safety content: {exc}") from None
     engine = make_engine(settings.database_url)
     return Runtime(
         settings=settings,
@@ -62,6 +70,8 @@ def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
         clock=clock or SystemClock(),
         cipher=cipher,
         content=content,
+        screener=screener,
+        crisis=crisis,
     )
 
 
@@ -83,7 +93,9 @@ def build_application(
     app: PTBApp = builder.build()
     app.bot_data["runtime"] = rt
     app.bot_data["codec"] = CallbackCodec(settings.require_token().encode())
-    dispatcher = Dispatcher(rt, app.bot, app.bot_data["codec"])
+    alerter = Alerter(rt, app.bot, app.bot_data["codec"])
+    app.bot_data["alerter"] = alerter
+    dispatcher = Dispatcher(rt, app.bot, app.bot_data["codec"], alerter=alerter)
     app.bot_data["dispatcher"] = dispatcher
     router.register(app)
     if dispatch_job and app.job_queue is not None:

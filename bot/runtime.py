@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.db.crypto import Cipher
 from bot.db.engine import SessionFactory
 from bot.domain.content import ContentLibrary
+from bot.domain.safety import CrisisTexts, Screener
 
 
 def instance_name() -> str:
@@ -28,5 +29,7 @@ class Runtime:
     clock: Clock
     cipher: Cipher
     content: ContentLibrary
+    screener: Screener
+    crisis: CrisisTexts
     instance: str = field(default_factory=instance_name)
     bot_username: str = ""

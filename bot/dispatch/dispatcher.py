@@ -22,6 +22,7 @@ from telegram.constants import ParseMode
 
 from bot import metrics
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
+from bot.dispatch.alerting import Alerter
 from bot.dispatch.outcomes import Outcome, classify
 from bot.domain import schedule
 from bot.handlers import render
@@ -73,8 +74,16 @@ class _Job:
 
 
 class Dispatcher:
-    def __init__(self, rt: Runtime, bot: Bot, codec: CallbackCodec, batch: int = 200) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        bot: Bot,
+        codec: CallbackCodec,
+        batch: int = 200,
+        alerter: Alerter | None = None,
+    ) -> None:
         self.rt = rt
+        self.alerter = alerter
         self.bot = bot
         self.codec = codec
         self.batch = batch
@@ -112,6 +121,8 @@ class Dispatcher:
     async def tick(self) -> TickReport:
         async with self._lock:
             report = TickReport()
+            if self.alerter is not None:
+                await self.alerter.tick()  # safety first: retries and escalations
             await self.recover()
             await self._end_breaks()
             semaphore = asyncio.Semaphore(IN_FLIGHT)

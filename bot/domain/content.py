@@ -9,6 +9,7 @@ silently missing a step.
 from __future__ import annotations
 
 import difflib
+import html
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -342,11 +343,11 @@ def _check_folder(folder: Path, report: _Report) -> bool:
     if not folder.is_dir():
         report.file(folder).add(1, "content folder is not a directory")
         return False
-    if not (folder / "prompts").is_dir() and not (folder / "templates").is_dir():
+    if not any((folder / sub).is_dir() for sub in ("prompts", "templates", "safety")):
         report.file(folder).add(
             1,
-            "no prompts/ or templates/ subfolder; a content folder holds "
-            "prompts/*.yaml and templates/*.yaml",
+            "no prompts/, templates/ or safety/ subfolder; a content folder holds "
+            "prompts/*.yaml, templates/*.yaml and safety/*.yaml",
         )
         return False
     return True
@@ -757,3 +758,11 @@ def _resolve_template(parsed: _ParsedTemplate, known_keys: set[str]) -> Template
     if not parsed.clean or len(f.problems) > before or parsed.name is None:
         return None
     return Template(parsed.name, parsed.description, tuple(steps), f.path)
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain_text(html_text: str) -> str:
+    """Telegram HTML as plain text (for quoting a question elsewhere, exports)."""
+    return html.unescape(_TAG.sub("", html_text)).strip()

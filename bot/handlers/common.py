@@ -82,6 +82,8 @@ async def mark_processed(update: Update, context: Context) -> None:
     except IntegrityError:
         log.info("update %s already processed; skipped", update.update_id)
         raise ApplicationHandlerStop from None
+    except Exception as exc:  # database down: still let "Need help now" and /crisis through
+        log.error("could not record update %s: %s", update.update_id, type(exc).__name__)
 
 
 async def on_error(update: object, context: Context) -> None:

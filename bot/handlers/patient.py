@@ -7,12 +7,13 @@ import logging
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
+from bot import metrics
 from bot.db import queries
-from bot.db.models import InviteKind, PatientStatus
-from bot.handlers import controls, render
+from bot.db.models import AlertKind, InviteKind, PatientStatus
+from bot.handlers import controls, render, safety
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import Context, answer, codec, runtime, tell, who
-from bot.services import enrollment, reachability, replies
+from bot.services import alerts, enrollment, reachability, replies
 from bot.services.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -157,11 +158,18 @@ async def text_message(update: Update, context: Context) -> None:
     if message is None or message.text is None:
         return
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+    # Screen before anything touches the database: help must not wait for it, or need it.
+    match = rt.screener.screen(message.text)
+    if match is not None:
+        log.warning("crisis language (%s) in update %s", match.category, update.update_id)
+        await safety.send_resources(update, context)
     outcome: replies.TextOutcome | None = None
+    alert_id: int | None = None
     async with rt.sessions() as session, session.begin():
         role = await who(session, update)
         patient = role.patient
         if patient is not None and patient.status in RECORDING:
+            now = rt.clock.now()
             outcome = await replies.record_text(
                 session,
                 patient=patient,
@@ -171,10 +179,24 @@ async def text_message(update: Update, context: Context) -> None:
                 update_id=update.update_id,
                 cipher=rt.cipher,
                 answer_window=rt.settings.answer_window,
-                now=rt.clock.now(),
+                now=now,
+                flagged=match is not None,
             )
+            if match is not None:
+                alert_id = await alerts.raise_alert(
+                    session,
+                    patient=patient,
+                    reply_id=outcome.reply_id,
+                    kind=AlertKind.CRISIS,
+                    now=now,
+                )
+    if alert_id is not None:
+        metrics.ALERTS.labels(kind=AlertKind.CRISIS.value).inc()
+        await safety.raise_and_notify(context, alert_id)
     if outcome is not None:
-        await answer(update, ACKS[outcome.recorded])
+        metrics.REPLIES.labels(kind=outcome.recorded.value).inc()
+        if match is None:
+            await answer(update, ACKS[outcome.recorded])
     elif role.therapist is not None:
         await answer(update, render.THERAPIST_HELP)
     elif patient is not None and patient.status is PatientStatus.ONBOARDING:
@@ -222,6 +244,19 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
             parse_mode=ParseMode.HTML,
         )
     await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
+    if outcome.risk and outcome.reply_id is not None:
+        # A risk-flagged answer (e.g. the lowest mood) takes the same path as crisis words.
+        await safety.send_resources(update, context)
+        async with rt.sessions() as session, session.begin():
+            alert_id = await alerts.raise_alert(
+                session,
+                patient=patient,
+                reply_id=outcome.reply_id,
+                kind=AlertKind.CHECKIN_RISK,
+                now=rt.clock.now(),
+            )
+        metrics.ALERTS.labels(kind=AlertKind.CHECKIN_RISK.value).inc()
+        await safety.raise_and_notify(context, alert_id)
 
 
 async def got_it(update: Update, context: Context, data: Callback) -> None:
@@ -247,11 +282,6 @@ async def got_it(update: Update, context: Context, data: Callback) -> None:
 
 async def help_patient(update: Update) -> None:
     await answer(update, render.PATIENT_HELP)
-
-
-async def crisis(update: Update, context: Context) -> None:
-    """Static text held in memory: works with the database down."""
-    await answer(update, render.crisis_text(runtime(context).settings.clinic_phone))
 
 
 async def chat_member(update: Update, context: Context) -> None:

@@ -4,14 +4,13 @@ typed goes through `esc` before it is placed here."""
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain.content import Prompt
+from bot.domain.content import Prompt, plain_text
 from bot.domain.timezones import COMMON_ZONES
 from bot.handlers.callbacks import HELP, CallbackCodec
 
@@ -137,18 +136,6 @@ SOMETHING_WRONG = (
     "Sorry, something went wrong on our side and this may not have been saved. "
     "Please try again in a little while."
 )
-
-
-def crisis_text(clinic_phone: str | None) -> str:
-    phone = f"\n• Your clinic: {esc(clinic_phone)}" if clinic_phone else ""
-    return (
-        "<b>If you might be in danger, please reach out now.</b>\n"
-        "• Emergency services: call your local emergency number (911 in the US)\n"
-        "• 988 Suicide & Crisis Lifeline (US): call or text 988, or chat at 988lifeline.org"
-        f"{phone}\n\n"
-        "You don't have to go through this alone. This chat is not watched in real time, "
-        "so please use one of the options above."
-    )
 
 
 def prompt_message(
@@ -281,9 +268,7 @@ def replies_listing(
     return clip("\n".join(out))
 
 
-def plain(html_text: str) -> str:
-    """Content HTML as plain text, for quoting a question inside another message."""
-    return html.unescape(re.sub(r"<[^>]+>", "", html_text)).strip()
+plain = plain_text
 
 
 def shorten(text: str, limit: int) -> str:

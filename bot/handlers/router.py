@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.handlers import console, controls, patient, render, therapist
+from bot.handlers import console, controls, patient, render, safety, therapist
 from bot.handlers.callbacks import HELP, Callback
 from bot.handlers.common import Context, answer, codec, mark_processed, on_error, runtime, who
 
@@ -73,6 +73,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     "tz": patient.timezone_button,
     "ck": patient.checkin_tap,
     "ok": patient.got_it,
+    "ak": safety.acknowledge_button,
     **controls.BUTTONS,
     **console.BUTTONS,
 }
@@ -84,8 +85,7 @@ async def on_callback(update: Update, context: Context) -> None:
         return
     if query.data == HELP:
         # Static and database-free on purpose: it must work when everything else is down.
-        await query.answer()
-        await answer(update, render.crisis_text(runtime(context).settings.clinic_phone))
+        await safety.help_button(update, context)
         return
     data = codec(context).decode(query.data)
     handler = BUTTONS.get(data.action) if data is not None else None
@@ -103,7 +103,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
     commands = {
         "start": patient.start,
         "help": help_command,
-        "crisis": patient.crisis,
+        "crisis": safety.crisis,
         "invite": therapist.invite,
         "session": therapist.session_command,
         "replies": therapist.replies_command,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import html
 import io
 import json
 import re
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.crypto import Cipher
 from bot.db.models import Delivery, Patient, Reply, ReplyKind
-from bot.domain.content import ContentLibrary
+from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
 from bot.services.console import actor, own_patient, own_patient_by_id
 from bot.services.replies import question_text
@@ -52,7 +51,6 @@ ANSWER_SEPARATOR = "\n\n"
 ACK_ANSWER = "(read: Got it)"
 # A cell starting like a formula is neutralised for spreadsheets (CSV only; OWASP advice).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_TAG = re.compile(r"<[^>]+>")
 
 
 @dataclass(frozen=True)
@@ -82,10 +80,6 @@ def _utc(moment: datetime | None) -> str | None:
 
 def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).isoformat(timespec="seconds") if moment is not None else None
-
-
-def _plain(html_text: str) -> str:
-    return html.unescape(_TAG.sub("", html_text)).strip()
 
 
 def _answer(
@@ -140,9 +134,7 @@ async def patient_rows(
             offset=d.offset,
             prompt_key=d.prompt_key,
             kind=d.kind.value,
-            question=cipher.decrypt(d.custom_text_enc)
-            if d.custom_text_enc is not None
-            else _plain(question_text(d, content, cipher)),
+            question=plain_text(question_text(d, content, cipher)),
             state=d.state.value,
             due_utc=_utc(d.due_at),
             due_local=_local(d.due_at, tz),

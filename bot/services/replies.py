@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,6 +53,7 @@ async def record_text(
     cipher: Cipher,
     answer_window: timedelta,
     now: datetime,
+    flagged: bool = False,
 ) -> TextOutcome:
     replied_to = None
     if reply_to_message_id is not None:
@@ -70,6 +72,7 @@ async def record_text(
         if linking.joins(previous, explicit_target, now, len(text)):
             last.body_enc = cipher.encrypt(f"{before}\n{text}")
             last.updated_at = now
+            last.flagged = last.flagged or flagged
             return TextOutcome(Recorded.JOINED, last.id, last.delivery_id)
 
     latest = await queries.latest_unanswered_reflection(
@@ -83,6 +86,7 @@ async def record_text(
         body_enc=cipher.encrypt(text),
         update_id=update_id,
         telegram_message_id=message_id,
+        flagged=flagged,
         received_at=now,
         updated_at=now,
     )
@@ -108,6 +112,7 @@ class ChoiceOutcome:
     label: str
     already: bool
     risk: bool
+    reply_id: int | None = None
 
 
 async def _own_sent_delivery(
@@ -148,20 +153,20 @@ async def record_choice(
     if label is None:
         raise UserError("That answer isn't one of the options.")
     risk = prompt.is_risk_answer(value)
-    session.add(
-        Reply(
-            patient_id=patient.id,
-            delivery_id=delivery.id,
-            kind=ReplyKind.CHOICE,
-            choice_value=value,
-            update_id=update_id,
-            flagged=risk,
-            received_at=now,
-            updated_at=now,
-        )
+    reply = Reply(
+        patient_id=patient.id,
+        delivery_id=delivery.id,
+        kind=ReplyKind.CHOICE,
+        choice_value=value,
+        update_id=update_id,
+        flagged=risk,
+        received_at=now,
+        updated_at=now,
     )
+    session.add(reply)
     _mark_answered(delivery, now)
-    return ChoiceOutcome(prompt.text, label, False, risk)
+    await session.flush()
+    return ChoiceOutcome(prompt.text, label, False, risk, reply.id)
 
 
 async def record_ack(
@@ -187,13 +192,14 @@ async def record_ack(
 @dataclass(frozen=True)
 class ReplyView:
     received_at: datetime
-    question: str | None  # prompt text (HTML from content) or None for a note
+    question: str | None  # the question as Telegram HTML, or None for a note
     answer: str
 
 
 def question_text(delivery: Delivery, content: ContentLibrary, cipher: Cipher) -> str:
+    """The question as Telegram HTML: content is HTML already, a therapist's words are not."""
     if delivery.custom_text_enc is not None:
-        return cipher.decrypt(delivery.custom_text_enc)
+        return html.escape(cipher.decrypt(delivery.custom_text_enc), quote=False)
     prompt = content.prompts.get(delivery.prompt_key or "")
     return prompt.text if prompt is not None else f"[{delivery.prompt_key}]"
 

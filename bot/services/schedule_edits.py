@@ -187,7 +187,8 @@ async def send_now(
     tz = ZoneInfo(patient.timezone or "UTC")
     due = schedule.defer_quiet(now, tz, quiet_hours(patient))
     old = delivery.due_at
-    await _apply(session, delivery, now, state=DeliveryState.SCHEDULED, due_at=due)
+    # A prompt waiting out a retry backoff goes now too: the therapist asked for it.
+    await _apply(session, delivery, now, state=DeliveryState.SCHEDULED, due_at=due, retry_at=None)
     audit.record(
         session,
         at=now,

@@ -1,0 +1,128 @@
+"""Sending safety alerts: to the therapist at once (priority lane), again if that failed, and
+to the on-call chat when nobody acknowledged in time. Alerts are at-least-once."""
+
+from __future__ import annotations
+
+import html
+import logging
+from datetime import timedelta
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import ExtBot
+
+from bot import metrics
+from bot.db.models import AlertKind
+from bot.handlers import render
+from bot.handlers.callbacks import CallbackCodec
+from bot.runtime import Runtime
+from bot.services import alerts
+
+log = logging.getLogger(__name__)
+
+PRIORITY = {"priority": True}
+RESEND_AFTER = timedelta(seconds=30)
+MAX_QUOTED = 3000  # keeps the alert within Telegram's 4096 characters
+
+
+class Alerter:
+    def __init__(self, rt: Runtime, bot: ExtBot[Any], codec: CallbackCodec) -> None:
+        self.rt = rt
+        self.bot = bot
+        self.codec = codec
+
+    def _keyboard(self, alert_id: int) -> InlineKeyboardMarkup:
+        button = InlineKeyboardButton(
+            "Acknowledge", callback_data=self.codec.encode("ak", alert_id)
+        )
+        return InlineKeyboardMarkup([[button]])
+
+    def _text(self, view: alerts.AlertView, *, escalation: bool) -> str:
+        crisis = self.rt.crisis
+        when = render.local(view.created_at, view.timezone)
+        quoted = html.escape(render.shorten(view.text, MAX_QUOTED), quote=False)
+        if escalation:
+            minutes = int(self.rt.settings.alert_escalate_after.total_seconds() // 60)
+            return crisis.oncall_escalation.format(
+                minutes=minutes,
+                pseudonym=render.esc(view.pseudonym),
+                therapist=render.esc(view.therapist_name),
+                local_time=when,
+                text=quoted,
+            )
+        if view.kind is AlertKind.CHECKIN_RISK:
+            return crisis.checkin_risk_alert.format(
+                pseudonym=render.esc(view.pseudonym),
+                local_time=when,
+                question=render.esc(render.plain(view.question or "")),
+                answer=render.esc(view.answer or ""),
+            )
+        return crisis.therapist_alert.format(
+            pseudonym=render.esc(view.pseudonym), local_time=when, text=quoted
+        )
+
+    async def notify(self, alert_id: int) -> bool:
+        """Send the alert to the patient's therapist; False leaves it for the next tick."""
+        async with self.rt.sessions() as session:
+            view = await alerts.view(
+                session, alert_id, content=self.rt.content, cipher=self.rt.cipher
+            )
+        if view.therapist_chat_id is None:
+            return False
+        try:
+            message = await self.bot.send_message(
+                view.therapist_chat_id,
+                render.clip(self._text(view, escalation=False)),
+                parse_mode=ParseMode.HTML,
+                reply_markup=self._keyboard(alert_id),
+                rate_limit_args=PRIORITY,
+            )
+        except TelegramError as exc:
+            metrics.TELEGRAM_ERRORS.labels(kind="alert").inc()
+            log.error("alert %d not delivered to the therapist: %s", alert_id, type(exc).__name__)
+            return False
+        async with self.rt.sessions() as session, session.begin():
+            await alerts.mark_notified(
+                session, alert_id=alert_id, message_id=message.message_id, now=self.rt.clock.now()
+            )
+        return True
+
+    async def tick(self) -> None:
+        now = self.rt.clock.now()
+        async with self.rt.sessions() as session:
+            retry = await alerts.unnotified(session, older_than=now - RESEND_AFTER)
+            escalate = await alerts.due_for_escalation(
+                session, now=now, after=self.rt.settings.alert_escalate_after
+            )
+        for alert_id in retry:
+            await self.notify(alert_id)
+        for alert_id in escalate:
+            await self._escalate(alert_id)
+
+    async def _escalate(self, alert_id: int) -> None:
+        chat = self.rt.settings.oncall_chat_id
+        if chat is None:
+            log.error(
+                "alert %d is not acknowledged and AFTERGLOW_ONCALL_CHAT_ID is not set", alert_id
+            )
+        else:
+            async with self.rt.sessions() as session:
+                view = await alerts.view(
+                    session, alert_id, content=self.rt.content, cipher=self.rt.cipher
+                )
+            try:
+                await self.bot.send_message(
+                    chat,
+                    render.clip(self._text(view, escalation=True)),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=self._keyboard(alert_id),
+                    rate_limit_args=PRIORITY,
+                )
+            except TelegramError as exc:
+                metrics.TELEGRAM_ERRORS.labels(kind="alert").inc()
+                log.error("escalation of alert %d failed: %s", alert_id, type(exc).__name__)
+                return  # at-least-once: the next tick tries again
+        async with self.rt.sessions() as session, session.begin():
+            await alerts.mark_escalated(session, alert_id=alert_id, now=self.rt.clock.now())

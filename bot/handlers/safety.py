@@ -1,0 +1,95 @@
+"""Crisis help and alert acknowledgement. Help is static text held in memory and sent on the
+priority lane: it must arrive fast, and even when the database is unreachable."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+
+from bot.dispatch.alerting import PRIORITY, Alerter
+from bot.handlers import render
+from bot.handlers.callbacks import Callback
+from bot.handlers.common import Context, runtime
+from bot.services import alerts
+from bot.services.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def alerter(context: Context) -> Alerter:
+    value = context.bot_data["alerter"]
+    assert isinstance(value, Alerter)
+    return value
+
+
+async def send_resources(update: Update, context: Context) -> None:
+    """At-least-once: one retry on a transient failure; never raises into the handler."""
+    chat = update.effective_chat
+    if chat is None:
+        return
+    rt = runtime(context)
+    text = rt.crisis.resources(rt.settings.clinic_phone)
+    for attempt in (1, 2):
+        try:
+            await context.bot.send_message(
+                chat.id,
+                text,
+                parse_mode=ParseMode.HTML,
+                rate_limit_args=PRIORITY,  # type: ignore[arg-type]  # context types the bot as ExtBot[None]
+            )
+            return
+        except TelegramError as exc:
+            log.error("crisis resources not sent (attempt %d): %s", attempt, type(exc).__name__)
+
+
+async def crisis(update: Update, context: Context) -> None:
+    """`/crisis` — no database involved."""
+    await send_resources(update, context)
+
+
+async def help_button(update: Update, context: Context) -> None:
+    """The "Need help now" button on every prompt — no database involved."""
+    if update.callback_query is not None:
+        # If this fails the spinner stops by itself; the resources matter more.
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+    await send_resources(update, context)
+
+
+async def raise_and_notify(context: Context, alert_id: int) -> None:
+    """After the alert row committed: tell the therapist now; the tick retries on failure."""
+    await alerter(context).notify(alert_id)
+
+
+async def acknowledge_button(update: Update, context: Context, data: Callback) -> None:
+    rt = runtime(context)
+    query, user, chat = update.callback_query, update.effective_user, update.effective_chat
+    if query is None or user is None or chat is None:
+        return
+    try:
+        async with rt.sessions() as session, session.begin():
+            done = await alerts.acknowledge(
+                session,
+                alert_id=data.int_arg(0),
+                user_id=user.id,
+                chat_id=chat.id,
+                oncall_chat_id=rt.settings.oncall_chat_id,
+                now=rt.clock.now(),
+            )
+    except UserError as exc:
+        await query.answer(exc.message, show_alert=True)
+        return
+    note = rt.crisis.acknowledged.format(
+        who=render.esc(done.by_name), time=render.local(done.at, rt.settings.clinic_timezone)
+    )
+    message: Any = query.message
+    if message is not None and getattr(message, "text_html", None):
+        await query.edit_message_text(
+            render.clip(f"{message.text_html}\n\n<b>{note}</b>"), parse_mode=ParseMode.HTML
+        )
+    await query.answer("Already acknowledged." if done.already else "Acknowledged.")

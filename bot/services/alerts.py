@@ -1,0 +1,177 @@
+"""Safety alerts: raised on crisis language or a risk-flagged check-in, delivered to the
+therapist at least once, escalated to the on-call chat when nobody acknowledges them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.crypto import Cipher
+from bot.db.models import Alert, AlertKind, Delivery, Patient, Reply, Therapist
+from bot.domain.content import ContentLibrary
+from bot.services import audit
+from bot.services.errors import NotFound, UserError
+from bot.services.replies import question_text
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """Everything needed to word an alert; `text` is patient text, for the alert only."""
+
+    alert_id: int
+    kind: AlertKind
+    pseudonym: str
+    therapist_name: str
+    therapist_chat_id: int | None
+    timezone: str | None
+    created_at: datetime
+    text: str  # the message, or for a check-in "question → answer" (plain)
+    question: str | None
+    answer: str | None
+
+
+async def raise_alert(
+    session: AsyncSession, *, patient: Patient, reply_id: int | None, kind: AlertKind, now: datetime
+) -> int:
+    alert = Alert(
+        patient_id=patient.id,
+        therapist_id=patient.therapist_id,
+        reply_id=reply_id,
+        kind=kind,
+        created_at=now,
+    )
+    session.add(alert)
+    await session.flush()
+    audit.record(
+        session, at=now, actor="system", action=f"alert.{kind.value}", patient_id=patient.id,
+        alert_id=alert.id,
+    )  # fmt: skip
+    return alert.id
+
+
+async def view(
+    session: AsyncSession, alert_id: int, *, content: ContentLibrary, cipher: Cipher
+) -> AlertView:
+    row = (
+        await session.execute(
+            select(Alert, Patient, Therapist)
+            .join(Patient, Patient.id == Alert.patient_id)
+            .join(Therapist, Therapist.id == Alert.therapist_id)
+            .where(Alert.id == alert_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("This alert no longer exists.")
+    alert, patient, therapist = row
+    reply = await session.get(Reply, alert.reply_id) if alert.reply_id else None
+    delivery = (
+        await session.get(Delivery, reply.delivery_id) if reply and reply.delivery_id else None
+    )
+    question = answer = None
+    if alert.kind is AlertKind.CHECKIN_RISK and reply is not None and delivery is not None:
+        question = question_text(delivery, content, cipher)
+        prompt = content.prompts.get(delivery.prompt_key or "")
+        answer = (prompt.choice_label(reply.choice_value or "") if prompt else None) or (
+            reply.choice_value or ""
+        )
+        text = f"{question} → {answer}"
+    elif reply is not None and reply.body_enc is not None:
+        text = cipher.decrypt(reply.body_enc)
+    else:
+        text = "(the message was erased)"
+    return AlertView(
+        alert.id,
+        alert.kind,
+        patient.pseudonym,
+        therapist.name,
+        therapist.chat_id or therapist.telegram_user_id,
+        patient.timezone,
+        alert.created_at,
+        text,
+        question,
+        answer,
+    )
+
+
+async def mark_notified(
+    session: AsyncSession, *, alert_id: int, message_id: int, now: datetime
+) -> None:
+    await session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id)
+        .values(notified_at=now, therapist_message_id=message_id)
+    )
+
+
+async def unnotified(session: AsyncSession, *, older_than: datetime) -> list[int]:
+    """Alerts whose first delivery to the therapist failed: the tick sends them again."""
+    rows = await session.scalars(
+        select(Alert.id).where(
+            Alert.notified_at.is_(None),
+            Alert.acknowledged_at.is_(None),
+            Alert.created_at <= older_than,
+        )
+    )
+    return list(rows)
+
+
+async def due_for_escalation(
+    session: AsyncSession, *, now: datetime, after: timedelta
+) -> list[int]:
+    rows = await session.scalars(
+        select(Alert.id).where(
+            Alert.acknowledged_at.is_(None),
+            Alert.escalated_at.is_(None),
+            Alert.created_at <= now - after,
+        )
+    )
+    return list(rows)
+
+
+async def mark_escalated(session: AsyncSession, *, alert_id: int, now: datetime) -> None:
+    await session.execute(update(Alert).where(Alert.id == alert_id).values(escalated_at=now))
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    alert_id: int
+    already: bool
+    by_name: str
+    at: datetime
+
+
+async def acknowledge(
+    session: AsyncSession,
+    *,
+    alert_id: int,
+    user_id: int,
+    chat_id: int,
+    oncall_chat_id: int | None,
+    now: datetime,
+) -> Acknowledged:
+    """The patient's own therapist may acknowledge, and anyone in the on-call chat."""
+    alert = await session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound("This alert no longer exists.")
+    therapist = await session.get(Therapist, alert.therapist_id)
+    own = therapist is not None and therapist.telegram_user_id == user_id and therapist.active
+    on_call = oncall_chat_id is not None and chat_id == oncall_chat_id
+    if not (own or on_call):
+        raise UserError("This button is no longer valid.")
+    name = therapist.name if own and therapist is not None else f"on-call ({user_id})"
+    if alert.acknowledged_at is not None:
+        return Acknowledged(alert.id, True, name, alert.acknowledged_at)
+    alert.acknowledged_at = now
+    alert.acknowledged_by = user_id
+    audit.record(
+        session,
+        at=now,
+        actor=f"therapist:{therapist.id}" if own and therapist else f"oncall:{user_id}",
+        action="alert.acknowledge",
+        patient_id=alert.patient_id,
+        alert_id=alert.id,
+    )
+    return Acknowledged(alert.id, False, name, now)
