@@ -147,6 +147,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
 
     app = build_application(rt, dispatch_job=False)
     leadership = Leadership(rt.engine)
+    dispatcher: Dispatcher = app.bot_data["dispatcher"]
     server = EmbeddedServer(
         uvicorn.Config(
             build_web(app, rt, leadership),
@@ -159,6 +160,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
     )
 
     async def lead() -> None:
+        dispatcher.stopping = False
         if settings.mode == "polling" and app.updater is not None:
             await app.updater.start_polling(
                 allowed_updates=["message", "callback_query", "my_chat_member"]
@@ -169,6 +171,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
         )
 
     async def follow() -> None:
+        dispatcher.stopping = True
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
         if app.job_queue is not None:

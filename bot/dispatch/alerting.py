@@ -23,6 +23,11 @@ from bot.services import alerts
 log = logging.getLogger(__name__)
 
 PRIORITY = {"priority": True}
+
+
+def priority(bot: ExtBot[Any]) -> Any:
+    """Rate-limit arguments for the priority lane (PTB refuses them without a limiter)."""
+    return PRIORITY if bot.rate_limiter is not None else None
 RESEND_AFTER = timedelta(seconds=30)
 MAX_QUOTED = 3000  # keeps the alert within Telegram's 4096 characters
 
@@ -77,7 +82,7 @@ class Alerter:
                 render.clip(self._text(view, escalation=False)),
                 parse_mode=ParseMode.HTML,
                 reply_markup=self._keyboard(alert_id),
-                rate_limit_args=PRIORITY,
+                rate_limit_args=priority(self.bot),
             )
         except TelegramError as exc:
             metrics.TELEGRAM_ERRORS.labels(kind="alert").inc()
@@ -118,7 +123,7 @@ class Alerter:
                     render.clip(self._text(view, escalation=True)),
                     parse_mode=ParseMode.HTML,
                     reply_markup=self._keyboard(alert_id),
-                    rate_limit_args=PRIORITY,
+                    rate_limit_args=priority(self.bot),
                 )
             except TelegramError as exc:
                 metrics.TELEGRAM_ERRORS.labels(kind="alert").inc()

@@ -88,6 +88,9 @@ class Dispatcher:
         self.codec = codec
         self.batch = batch
         self.last_tick: float | None = None  # monotonic; /readyz checks the dispatcher lives
+        # Set on shutdown: finish the batch already claimed (those rows are `sending`), but
+        # claim no more, so SIGTERM does not wait for a whole burst.
+        self.stopping = False
         self._lock = asyncio.Lock()  # ticks never overlap within one process
         self._rng = random.Random()  # noqa: S311 - jitter, not security
 
@@ -140,7 +143,7 @@ class Dispatcher:
                 for job in jobs:
                     by_chat.setdefault(job.chat_id, []).append(job)
                 await asyncio.gather(*(send(chat_jobs) for chat_jobs in by_chat.values()))
-                if len(jobs) < self.batch:
+                if len(jobs) < self.batch or self.stopping:
                     break
             await self._nudge(report)
             await self._close_reflections()

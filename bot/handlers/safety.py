@@ -11,7 +11,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot.dispatch.alerting import PRIORITY, Alerter
+from bot.dispatch.alerting import Alerter, priority
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import Context, runtime
@@ -40,7 +40,7 @@ async def send_resources(update: Update, context: Context) -> None:
                 chat.id,
                 text,
                 parse_mode=ParseMode.HTML,
-                rate_limit_args=PRIORITY,  # type: ignore[arg-type]  # context types the bot as ExtBot[None]
+                rate_limit_args=priority(context.bot),
             )
             return
         except TelegramError as exc:
