@@ -18,8 +18,7 @@ USER afterglow
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
-# Until the HTTP health endpoint lands, healthy means: the process is up and the database
-# answers at the current schema revision.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 \
-    CMD afterglow db current >/dev/null || exit 1
+# /healthz answers while the process runs; /readyz also checks the database and dispatcher.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('AFTERGLOW_HTTP_PORT', '8080'), timeout=4)" || exit 1
 CMD ["afterglow", "run"]

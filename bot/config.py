@@ -104,10 +104,22 @@ class Settings(BaseSettings):
             raise ValueError("does not look like a bot token (digits:letters, from @BotFather)")
         return value.strip() if value else None
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
     @model_validator(mode="after")
     def _webhook(self) -> Settings:
-        if self.mode == "webhook" and not self.webhook_url:
-            raise ValueError("AFTERGLOW_WEBHOOK_URL is required when AFTERGLOW_MODE=webhook")
+        if self.mode == "webhook":
+            if not self.webhook_url or not self.webhook_url.startswith("https://"):
+                raise ValueError(
+                    "AFTERGLOW_WEBHOOK_URL: an https:// URL is required when AFTERGLOW_MODE=webhook"
+                )
+            if not self.webhook_secret:
+                raise ValueError("AFTERGLOW_WEBHOOK_SECRET is required when AFTERGLOW_MODE=webhook")
         return self
 
     @property

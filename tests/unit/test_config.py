@@ -252,3 +252,19 @@ def test_valid_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_encryption_keys_hidden_from_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "supersecretkey" not in repr(load_with(monkeypatch, ENCRYPTION_KEYS="supersecretkey"))
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MODE": "webhook", "WEBHOOK_URL": "https://bot.example"}, "AFTERGLOW_WEBHOOK_SECRET"),
+        ({"MODE": "webhook", "WEBHOOK_URL": "http://bot.example", "WEBHOOK_SECRET": "s"}, "https"),
+        ({"WEBHOOK_SECRET": "has spaces"}, "AFTERGLOW_WEBHOOK_SECRET"),
+    ],
+)
+def test_webhook_settings_are_checked(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_with(monkeypatch, **env)
+    assert named in str(err.value) and "\n" not in str(err.value)
