@@ -187,6 +187,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
             secret_token=settings.webhook_secret,
             allowed_updates=["message", "callback_query", "my_chat_member"],
         )
+    dispatcher.stopping = True  # until this replica is the leader
     web_task = asyncio.create_task(server.serve(), name="http")
     lead_task = asyncio.create_task(leadership.run(lead, follow, stop), name="leadership")
     log.info(

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from typer.core import TyperCommand
 
 from bot.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.db.crypto import Cipher
 
 T = TypeVar("T")
 
@@ -26,9 +32,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
 therapist_app = typer.Typer(help="Manage the clinic's therapists.", no_args_is_help=True)
 content_app = typer.Typer(help="Prompt and template content.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys for stored text.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(therapist_app, name="therapist")
 app.add_typer(content_app, name="content")
+app.add_typer(keys_app, name="keys")
 
 
 def fail(message: str) -> NoReturn:
@@ -43,16 +51,44 @@ def settings() -> Settings:
         fail(str(exc))
 
 
-def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run one unit of work against the configured database and commit it."""
-    from bot.db.engine import make_engine, make_session_factory
+# click's UsageError (missing option, bad value, unknown option), whether typer vendors click
+# (typer ≥ 0.2x: `typer._click`) or uses the click package: found from a public typer class.
+_USAGE_ERRORS: tuple[type[Exception], ...] = tuple(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
+class OneLineCommand(TyperCommand):
+    """A verb whose usage errors are one line on stderr (exit 2), not click's usage block."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except _USAGE_ERRORS as exc:
+            text = str(getattr(exc, "format_message", exc.__str__)())
+            message = " ".join(text.split())
+            names, at = [], ctx
+            while at.parent is not None:  # the verb's path without the program's name
+                names.append(at.info_name)
+                at = at.parent
+            verb = " ".join(reversed(names))
+            typer.echo(f"afterglow {verb}: {message} (see --help)", err=True)
+            raise typer.Exit(2) from None
+
+
+def with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    """Run work that manages its own transactions against the configured database."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.db.engine import make_engine
     from bot.services.errors import UserError
 
+    url = settings().database_url
+
     async def main() -> T:
-        engine = make_engine(settings().database_url)
+        engine = make_engine(url)
         try:
-            async with make_session_factory(engine)() as session, session.begin():
-                return await work(session)
+            return await work(engine)
         finally:
             await engine.dispose()
 
@@ -62,6 +98,24 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         fail(exc.message)
     except OSError as exc:
         fail(f"cannot reach the database: {exc}")
+    except DBAPIError as exc:
+        # The driver's first line only; engines hide bound parameters.
+        detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+        fail(
+            f"database error ({type(exc.orig).__name__}: {detail}); "
+            "is the schema current? (`afterglow db upgrade`)"
+        )
+
+
+def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run one unit of work against the configured database and commit it."""
+    from bot.db.engine import make_session_factory
+
+    async def one(engine: AsyncEngine) -> T:
+        async with make_session_factory(engine)() as session, session.begin():
+            return await work(session)
+
+    return with_engine(one)
 
 
 def now() -> datetime:
@@ -70,7 +124,7 @@ def now() -> datetime:
     return SystemClock().now()
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def run(
     migrate: Annotated[
         bool, typer.Option(help="Upgrade the database schema before starting.")
@@ -92,7 +146,7 @@ def run(
         fail(str(exc))
 
 
-@app.command()
+@app.command(cls=OneLineCommand)
 def demo(
     days: Annotated[int, typer.Option(min=1, max=14, help="Simulated days after the session.")] = 7,
 ) -> None:
@@ -102,7 +156,7 @@ def demo(
     sys.exit(asyncio.run(run_demo(days=days)))
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=OneLineCommand)
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create or upgrade the schema."""
     from bot.db import migrate
@@ -112,7 +166,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     typer.echo(f"database at {migrate.current(url) or 'base'}")
 
 
-@db_app.command("downgrade")
+@db_app.command("downgrade", cls=OneLineCommand)
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")],
 ) -> None:
@@ -124,7 +178,7 @@ def db_downgrade(
     typer.echo(f"database at {migrate.current(url) or 'base'}")
 
 
-@db_app.command("current")
+@db_app.command("current", cls=OneLineCommand)
 def db_current() -> None:
     """Print the schema revision."""
     from bot.db import migrate
@@ -144,7 +198,7 @@ def _alembic(step: Callable[[], T]) -> T:
         fail(f"cannot reach the database: {exc}")
 
 
-@therapist_app.command("add")
+@therapist_app.command("add", cls=OneLineCommand)
 def therapist_add(
     telegram_id: Annotated[int, typer.Option("--telegram-id", help="Their numeric Telegram id.")],
     name: Annotated[str, typer.Option("--name", help="Name shown to clinic staff.")],
@@ -158,7 +212,7 @@ def therapist_add(
     typer.echo(f"therapist #{ident} added")
 
 
-@therapist_app.command("invite")
+@therapist_app.command("invite", cls=OneLineCommand)
 def therapist_invite(
     name: Annotated[str, typer.Option("--name", help="Name shown to clinic staff.")],
     bot_username: Annotated[
@@ -196,7 +250,7 @@ def _bot_username() -> str:
         )
 
 
-@therapist_app.command("list")
+@therapist_app.command("list", cls=OneLineCommand)
 def therapist_list() -> None:
     """List therapists with their patient counts."""
     from bot.services import therapists
@@ -210,7 +264,7 @@ def therapist_list() -> None:
         typer.echo(f"#{row.id}\t{row.name}\ttelegram={telegram}\t{state}\tpatients={row.patients}")
 
 
-@therapist_app.command("deactivate")
+@therapist_app.command("deactivate", cls=OneLineCommand)
 def therapist_deactivate(
     therapist: Annotated[str, typer.Argument(help="Therapist id (#N) or exact name.")],
 ) -> None:
@@ -221,7 +275,7 @@ def therapist_deactivate(
     typer.echo(f"therapist #{row.id} ({row.name}) deactivated")
 
 
-@content_app.command("check")
+@content_app.command("check", cls=OneLineCommand)
 def content_check(
     dirs: Annotated[
         list[Path] | None, typer.Argument(help="Extra content folders to check.")
@@ -240,6 +294,167 @@ def content_check(
     typer.echo(
         f"content ok: {len(library.prompts)} prompts, {len(library.templates)} templates "
         f"from {len(folders)} folder(s)"
+    )
+
+
+def _cipher(config: Settings) -> Cipher:
+    """The configured keys; never a fresh key file (a new key could decrypt nothing)."""
+    from bot.db.crypto import CryptoKeyError, load_cipher
+
+    if not config.encryption_keys and not config.key_file.exists():
+        fail(
+            f"no encryption keys: set AFTERGLOW_ENCRYPTION_KEYS (newest first) or "
+            f"AFTERGLOW_KEY_FILE (no key file at {config.key_file})"
+        )
+    try:
+        return load_cipher(config.encryption_keys, config.key_file)
+    except CryptoKeyError as exc:
+        fail(str(exc))
+
+
+@keys_app.command("rotate", cls=OneLineCommand)
+def keys_rotate(
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Rows re-encrypted per transaction.")
+    ] = 500,
+) -> None:
+    """Re-encrypt all stored text with the newest key (the first one listed).
+
+    Keep the older keys listed after the new one until this succeeds. Safe to run again.
+    """
+    from bot.services import maintenance
+
+    cipher = _cipher(settings())
+    result = with_engine(
+        lambda engine: maintenance.rotate_keys(engine, cipher, now=now(), batch_size=batch_size)
+    )
+    changed = f", changed meanwhile {result.changed}" if result.changed else ""
+    typer.echo(f"re-encrypted {result.rotated}, already current {result.current}{changed}")
+    for column in result.columns:
+        typer.echo(
+            f"  {column.table}.{column.column}: re-encrypted {column.rotated}, "
+            f"already current {column.current}"
+        )
+    if cipher.key_count == 1:
+        typer.echo("note: only one key is configured; list the new key first, then the old")
+
+
+class ExportFormat(enum.StrEnum):
+    CSV = "csv"
+    JSON = "json"
+
+
+@app.command("export", cls=OneLineCommand)
+def export(
+    patient: Annotated[
+        str, typer.Option("--patient", metavar="PSEUDONYM", help="The patient's pseudonym.")
+    ],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="File format.")],
+    therapist: Annotated[
+        str | None,
+        typer.Option(
+            "--therapist",
+            metavar="ID",
+            help="Therapist id (#N), needed when several therapists use the pseudonym.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="New file (created mode 0600) or folder to write to; default standard output.",
+        ),
+    ] = None,
+) -> None:
+    """Export one patient's prompts and replies, decrypted (audit-logged)."""
+    from bot.domain.content import ContentError, load_content
+    from bot.services import maintenance
+
+    therapist_id: int | None = None
+    if therapist is not None:
+        ident = therapist.strip().lstrip("#")
+        if not ident.isdigit():
+            fail(f"--therapist must be a therapist id like 3 or #3, got {therapist!r}")
+        therapist_id = int(ident)
+    if output is not None and not output.is_dir():
+        if output.exists():
+            fail(f"{output} already exists: choose a new file name")
+        if not output.parent.is_dir():
+            fail(f"no folder {output.parent} to write {output.name} into")
+    config = settings()
+    cipher = _cipher(config)
+    try:
+        content = load_content(config.content_paths)
+    except ContentError as exc:
+        first = str(exc).splitlines()[0]
+        fail(f"content has problems (run `afterglow content check`), first: {first}")
+    result = in_transaction(
+        lambda s: maintenance.export_patient(
+            s,
+            pseudonym=patient,
+            fmt=fmt.value,
+            content=content,
+            cipher=cipher,
+            now=now(),
+            therapist_id=therapist_id,
+        )
+    )
+    if output is None:
+        typer.echo(result.data, nl=False)
+        return
+    target = output / result.filename if output.is_dir() else output
+    try:
+        _write_private(target, result.data)
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror or exc}")
+    typer.echo(
+        f"wrote {result.rows} row(s) for patient #{result.patient_id} "
+        f"(therapist #{result.therapist_id}) to {target}"
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A new file only the operator can read: exports hold patients' decrypted words."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+@app.command("purge", cls=OneLineCommand)
+def purge(
+    older_than: Annotated[
+        int,
+        typer.Option(
+            "--older-than",
+            metavar="DAYS",
+            help="Delete replies received more than DAYS days ago (at least 1).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; change nothing.")
+    ] = False,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Rows deleted per transaction.")
+    ] = 500,
+) -> None:
+    """Retention: delete replies received more than DAYS days ago.
+
+    Also clears therapists' free-text prompts sent before then and old update-id records.
+    """
+    from bot.services import maintenance
+
+    result = with_engine(
+        lambda engine: maintenance.purge(
+            engine, older_than_days=older_than, now=now(), dry_run=dry_run, batch_size=batch_size
+        )
+    )
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {result.replies} replies ({result.alerts_unlinked} alerts unlinked), "
+        f"{'would clear' if dry_run else 'cleared'} {result.prompt_texts} therapist prompt "
+        f"texts, {verb} {result.processed_updates} processed updates: all from before "
+        f"{result.cutoff.isoformat(timespec='seconds')}"
     )
 
 

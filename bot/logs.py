@@ -32,3 +32,7 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     # httpx logs every request URL, and Telegram URLs contain the bot token.
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # At DEBUG, python-telegram-bot logs API parameters and updates (patient text, invite
+    # tokens) and the API URL with the bot token: never below INFO, whatever LOG_LEVEL says.
+    for library in ("telegram", "telegram.ext"):
+        logging.getLogger(library).setLevel(max(logging.INFO, root.level))

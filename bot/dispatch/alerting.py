@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,8 @@ PRIORITY = {"priority": True}
 def priority(bot: ExtBot[Any]) -> Any:
     """Rate-limit arguments for the priority lane (PTB refuses them without a limiter)."""
     return PRIORITY if bot.rate_limiter is not None else None
+
+
 RESEND_AFTER = timedelta(seconds=30)
 MAX_QUOTED = 3000  # keeps the alert within Telegram's 4096 characters
 
@@ -75,6 +78,8 @@ class Alerter:
                 session, alert_id, content=self.rt.content, cipher=self.rt.cipher
             )
         if view.therapist_chat_id is None:
+            # No active therapist to tell (deactivated, never opened the bot): on-call now.
+            await self._escalate(alert_id)
             return False
         try:
             message = await self.bot.send_message(
@@ -102,11 +107,21 @@ class Alerter:
                 session, now=now, after=self.rt.settings.alert_escalate_after
             )
         for alert_id in retry:
-            await self.notify(alert_id)
+            await self._guarded(self.notify, alert_id)
         for alert_id in escalate:
-            await self._escalate(alert_id)
+            await self._guarded(self._escalate, alert_id)
+
+    async def _guarded(self, step: Callable[[int], Awaitable[object]], alert_id: int) -> None:
+        """One broken alert (say, a reply no key can decrypt) must not stop the others."""
+        try:
+            await step(alert_id)
+        except Exception as exc:  # logged by type; the next tick tries again
+            log.error("alert %d: %s failed: %s", alert_id, step.__name__, type(exc).__name__)
 
     async def _escalate(self, alert_id: int) -> None:
+        async with self.rt.sessions() as session:
+            if await alerts.is_escalated(session, alert_id):
+                return
         chat = self.rt.settings.oncall_chat_id
         if chat is None:
             log.error(

@@ -21,6 +21,7 @@ from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
 
 from bot import metrics
+from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.outcomes import Outcome, classify
@@ -172,43 +173,74 @@ class Dispatcher:
                 )
             ).all()
             for delivery, patient in rows:
-                delivery.updated_at = now
-                if patient.status in HOLD_STATES:
-                    delivery.state = DeliveryState.HELD
-                    report.held += 1
-                    continue
-                if patient.status is not PatientStatus.ACTIVE or patient.chat_id is None:
-                    delivery.state = DeliveryState.CANCELLED
-                    report.cancelled += 1
-                    continue
-                tz = ZoneInfo(patient.timezone or "UTC")
-                decision = schedule.decide(delivery.due_at, now, grace, tz, quiet_hours(patient))
-                if decision.action is schedule.Action.MISS:
-                    delivery.state = DeliveryState.MISSED
-                    report.missed += 1
-                elif decision.action is schedule.Action.DEFER:
-                    assert decision.until is not None
-                    delivery.due_at = decision.until
-                    report.deferred += 1
-                elif decision.action is schedule.Action.SEND:
-                    delivery.state = DeliveryState.SENDING
-                    delivery.claimed_by = rt.instance
-                    delivery.lease_until = now + LEASE
-                    delivery.attempts += 1
-                    jobs.append(
-                        _Job(
-                            delivery.id,
-                            patient.id,
-                            patient.chat_id,
-                            self._text(delivery),
-                            delivery.kind.value,
-                            delivery.prompt_key,
-                            delivery.due_at,
-                            delivery.attempts,
-                        )
-                    )
+                values, job = self._decide(delivery, patient, now, grace, report)
+                # Conditional on the state we read: a skip, /stop or /forgetme committed in
+                # between wins (SQLite has no FOR UPDATE to hold the row for us).
+                result = await session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery.id, Delivery.state == DeliveryState.SCHEDULED)
+                    .values(updated_at=now, **values)
+                    .execution_options(synchronize_session=False)
+                )
+                if job is not None and result.rowcount == 1:  # type: ignore[attr-defined]
+                    jobs.append(job)
         report.claimed.extend(job.delivery_id for job in jobs)
         return jobs
+
+    def _decide(
+        self,
+        delivery: Delivery,
+        patient: Patient,
+        now: datetime,
+        grace: timedelta,
+        report: TickReport,
+    ) -> tuple[dict[str, object], _Job | None]:
+        """What to do with one due row: the column changes, and the send job if any."""
+        if patient.status in HOLD_STATES:
+            report.held += 1
+            return {"state": DeliveryState.HELD}, None
+        if patient.status is not PatientStatus.ACTIVE or patient.chat_id is None:
+            report.cancelled += 1
+            return {"state": DeliveryState.CANCELLED}, None
+        tz = ZoneInfo(patient.timezone or "UTC")
+        decision = schedule.decide(delivery.due_at, now, grace, tz, quiet_hours(patient))
+        if decision.action is schedule.Action.MISS:
+            report.missed += 1
+            return {"state": DeliveryState.MISSED}, None
+        if decision.action is schedule.Action.DEFER:
+            report.deferred += 1
+            return {"due_at": decision.until}, None
+        if decision.action is schedule.Action.WAIT:
+            return {}, None
+        try:
+            text = self._text(delivery)
+        except (KeyError, CryptoKeyError) as exc:
+            # A prompt removed from the content, or text no key can read: this row fails
+            # visibly; it must not stop every other patient's prompts.
+            report.failed += 1
+            reason = (
+                "prompt no longer in the content library"
+                if isinstance(exc, KeyError)
+                else ("stored text cannot be decrypted with the configured keys")
+            )
+            return {"state": DeliveryState.FAILED, "last_error": reason}, None
+        job = _Job(
+            delivery.id,
+            patient.id,
+            patient.chat_id,
+            text,
+            delivery.kind.value,
+            delivery.prompt_key,
+            delivery.due_at,
+            delivery.attempts + 1,
+        )
+        values: dict[str, object] = {
+            "state": DeliveryState.SENDING,
+            "claimed_by": self.rt.instance,
+            "lease_until": now + LEASE,
+            "attempts": delivery.attempts + 1,
+        }
+        return values, job
 
     def _text(self, delivery: Delivery) -> str:
         if delivery.custom_text_enc is not None:

@@ -118,3 +118,12 @@ async def tell(context: Context, chat_id: int | None, text: str) -> bool:
         log.warning("notice to chat failed: %s", type(exc).__name__)
         return False
     return True
+
+
+def kick_dispatcher(context: Context, why: str) -> None:
+    """Something is due now: look at once rather than at the next tick — on the leader only
+    (a follower's dispatcher is stopped), and only in a running application."""
+    dispatcher = context.bot_data.get("dispatcher")
+    if dispatcher is None or dispatcher.stopping or not context.application.running:
+        return
+    context.application.create_task(dispatcher.tick(), name=f"dispatch-after-{why}")

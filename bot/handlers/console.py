@@ -23,7 +23,7 @@ from bot.db.models import Therapist
 from bot.handlers import console_render as view
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, runtime, who
+from bot.handlers.common import Context, answer, codec, kick_dispatcher, runtime, who
 from bot.handlers.therapist import therapist_only
 from bot.services import console, exports, replies, schedule_edits
 from bot.services.errors import UserError
@@ -70,13 +70,6 @@ async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) 
     except BadRequest as exc:
         if "not modified" not in exc.message.lower():
             raise
-
-
-def _kick(context: Context) -> None:
-    """Something is due now: look at once rather than at the next tick."""
-    dispatcher = context.bot_data.get("dispatcher")
-    if dispatcher is not None and context.application.running:
-        context.application.create_task(dispatcher.tick(), name="dispatch-after-console")
 
 
 def _args(context: Context) -> list[str]:
@@ -267,7 +260,7 @@ async def resume_button(
     await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
     await _answer(update, view.resumed_note(outcome))
     if outcome.sent_soon:
-        _kick(context)
+        kick_dispatcher(context, "console")
 
 
 # --- /schedule, its buttons, /postpone ------------------------------------------------------
@@ -380,7 +373,7 @@ def _change(verb: str) -> TherapistButton:
         )
         await _answer(update, note)
         if verb == "send" and not changed.deferred:
-            _kick(context)
+            kick_dispatcher(context, "console")
 
     change.__name__ = f"{verb}_button"
     return change
@@ -427,7 +420,7 @@ async def postpone_command(update: Update, context: Context, therapist: Therapis
         view.schedule_keyboard(codec(context), shown),
     )
     if changed.due_at <= now:
-        _kick(context)
+        kick_dispatcher(context, "console")
 
 
 # --- /add, /templates, /export --------------------------------------------------------------
@@ -467,7 +460,7 @@ async def add_command(update: Update, context: Context, therapist: Therapist) ->
         )
     await answer(update, view.added(result))
     if result.due_at <= now and not result.held:
-        _kick(context)
+        kick_dispatcher(context, "console")
 
 
 @therapist_only
@@ -551,7 +544,7 @@ async def resume_patient(update: Update, context: Context, therapist: Therapist)
         return
     await answer(update, view.resumed(outcome))
     if outcome.sent_soon:
-        _kick(context)
+        kick_dispatcher(context, "console")
 
 
 # --- what the router wires ------------------------------------------------------------------

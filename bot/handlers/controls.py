@@ -7,6 +7,7 @@ button carries the patient's id and is re-checked against the person pressing it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -19,13 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from bot.db.models import Patient, PatientStatus
 from bot.handlers import controls_render as cr
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, runtime, tell, who
+from bot.handlers.common import Context, answer, codec, kick_dispatcher, runtime, tell, who
 from bot.services import mydata, participation
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
@@ -117,13 +118,6 @@ async def _edit(
             raise
 
 
-def _kick_dispatcher(context: Context) -> None:
-    """Send what just became due now rather than at the next tick."""
-    dispatcher = context.bot_data.get("dispatcher")
-    if dispatcher is not None and context.application.running:
-        context.application.create_task(dispatcher.tick(), name="dispatch-after-resume")
-
-
 # --- /pause and /resume (the router calls these when the caller is a patient) ---------------
 
 
@@ -161,7 +155,7 @@ async def resume_self(update: Update, context: Context, patient: Patient) -> Non
         )
     await answer(update, cr.resumed(result.sent_soon, result.missed))
     if result.sent_soon:
-        _kick_dispatcher(context)
+        kick_dispatcher(context, "resume")
 
 
 # --- /stop, and /start after it ---------------------------------------------------------------
@@ -175,6 +169,14 @@ async def stop_command(update: Update, context: Context, patient: Patient) -> No
         await answer(update, render.esc(participation.FINISH_SETUP))
     else:
         await answer(update, cr.STOP_CONFIRM, cr.stop_keyboard(codec(context), patient.id))
+
+
+async def _confirm(query: CallbackQuery, text: str) -> None:
+    """Edit the confirmation message and stop the spinner; the change is already committed,
+    so a Telegram hiccup here must not read as failure."""
+    with contextlib.suppress(TelegramError):
+        await _edit(query, text)
+        await query.answer()
 
 
 async def stop_button(update: Update, context: Context, data: Callback) -> None:
@@ -197,10 +199,9 @@ async def stop_button(update: Update, context: Context, data: Callback) -> None:
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    await _edit(query, cr.STOPPED if confirmed else cr.STOP_KEPT)
-    await query.answer()
-    if confirmed:
+    if confirmed:  # the therapist must hear it even if the edit below fails
         await tell(context, notice_to, cr.therapist_stopped(pseudonym))
+    await _confirm(query, cr.STOPPED if confirmed else cr.STOP_KEPT)
 
 
 async def rejoin_prompt(update: Update, context: Context, patient: Patient) -> None:
@@ -228,10 +229,9 @@ async def rejoin_button(update: Update, context: Context, data: Callback) -> Non
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    await _edit(query, cr.REJOINED if confirmed else cr.REJOIN_DECLINED)
-    await query.answer()
     if confirmed:
         await tell(context, notice_to, cr.therapist_rejoined(pseudonym))
+    await _confirm(query, cr.REJOINED if confirmed else cr.REJOIN_DECLINED)
 
 
 # --- /mydata and /forgetme --------------------------------------------------------------------
@@ -277,12 +277,10 @@ async def forget_button(update: Update, context: Context, data: Callback) -> Non
         await query.answer(exc.message, show_alert=True)
         return
     if result is None:
-        await _edit(query, cr.FORGET_KEPT)
-        await query.answer()
+        await _confirm(query, cr.FORGET_KEPT)
         return
-    await _edit(query, cr.forgotten(result.deleted_replies))
-    await query.answer()
     await tell(context, result.therapist_chat_id, cr.therapist_forgot(result.pseudonym))
+    await _confirm(query, cr.forgotten(result.deleted_replies))
     try:
         await participation.scrub_storage(rt.engine)
     except SQLAlchemyError as exc:  # the erasure itself is committed; this is housekeeping

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from telegram import InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 
 from bot import metrics
 from bot.db import queries
@@ -13,7 +15,7 @@ from bot.db.models import AlertKind, InviteKind, PatientStatus
 from bot.handlers import controls, render, safety
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import Context, answer, codec, runtime, tell, who
-from bot.services import alerts, enrollment, reachability, replies
+from bot.services import alerts, enrollment, participation, reachability, replies
 from bot.services.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -111,12 +113,13 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    await query.answer()
     choice = "✓ You agreed." if agreed else "You declined."
-    await query.edit_message_text(
-        f"{render.consent_text(rt.settings.clinic_name)}\n\n<b>{choice}</b>",
-        parse_mode=ParseMode.HTML,
-    )
+    with contextlib.suppress(TelegramError):  # cosmetic: the next message matters more
+        await query.answer()
+        await query.edit_message_text(
+            f"{render.consent_text(rt.settings.clinic_name)}\n\n<b>{choice}</b>",
+            parse_mode=ParseMode.HTML,
+        )
     if agreed:
         await _ask_timezone(update, context)
     else:
@@ -127,8 +130,9 @@ async def timezone_button(update: Update, context: Context, data: Callback) -> N
     query = update.callback_query
     if query is None:
         return
-    await query.answer()
-    await query.edit_message_reply_markup(None)
+    with contextlib.suppress(TelegramError):
+        await query.answer()
+        await query.edit_message_reply_markup(None)
     await _set_timezone(update, context, data.args[0] if data.args else "")
 
 
@@ -139,9 +143,15 @@ async def _set_timezone(update: Update, context: Context, text: str) -> bool:
             patient = (await who(session, update)).patient
             if patient is None or patient.status in (PatientStatus.ERASED, PatientStatus.DECLINED):
                 raise UserError("This button is no longer valid.")
-            zone, finished = await enrollment.set_timezone(
-                session, patient=patient, text=text, now=rt.clock.now()
-            )
+            if patient.status is PatientStatus.ONBOARDING:
+                zone, finished = await enrollment.set_timezone(
+                    session, patient=patient, text=text, now=rt.clock.now()
+                )
+            else:  # an old onboarding button: a real change, so pending prompts re-plan
+                zone, _ = await participation.change_zone(
+                    session, patient=patient, zone_text=text, now=rt.clock.now()
+                )
+                finished = False
     except UserError as exc:
         await answer(update, render.esc(exc.message))
         return False
@@ -221,11 +231,13 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
     query = update.callback_query
     if query is None or len(data.args) != 2:
         return
+    alert_id: int | None = None
     try:
         async with rt.sessions() as session, session.begin():
             patient = (await who(session, update)).patient
             if patient is None:
                 raise UserError("This button is no longer valid.")
+            now = rt.clock.now()
             outcome = await replies.record_choice(
                 session,
                 patient=patient,
@@ -233,30 +245,33 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
                 value=data.args[1],
                 update_id=update.update_id,
                 content=rt.content,
-                now=rt.clock.now(),
+                now=now,
             )
+            if outcome.risk and outcome.reply_id is not None:
+                # A risk-flagged answer (e.g. the lowest mood) takes the crisis path; the
+                # alert commits with the answer, so neither exists without the other.
+                alert_id = await alerts.raise_alert(
+                    session,
+                    patient=patient,
+                    reply_id=outcome.reply_id,
+                    kind=AlertKind.CHECKIN_RISK,
+                    now=now,
+                )
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    if not outcome.already:
-        await query.edit_message_text(
-            render.checkin_recorded(outcome.prompt_text, outcome.label),
-            parse_mode=ParseMode.HTML,
-        )
-    await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
-    if outcome.risk and outcome.reply_id is not None:
-        # A risk-flagged answer (e.g. the lowest mood) takes the same path as crisis words.
+    if alert_id is not None:
         await safety.send_resources(update, context)
-        async with rt.sessions() as session, session.begin():
-            alert_id = await alerts.raise_alert(
-                session,
-                patient=patient,
-                reply_id=outcome.reply_id,
-                kind=AlertKind.CHECKIN_RISK,
-                now=rt.clock.now(),
-            )
         metrics.ALERTS.labels(kind=AlertKind.CHECKIN_RISK.value).inc()
         await safety.raise_and_notify(context, alert_id)
+    # Cosmetic from here on: a late or failed edit must not look like a lost answer.
+    with contextlib.suppress(TelegramError):
+        if not outcome.already:
+            await query.edit_message_text(
+                render.checkin_recorded(outcome.prompt_text, outcome.label),
+                parse_mode=ParseMode.HTML,
+            )
+        await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
 
 
 async def got_it(update: Update, context: Context, data: Callback) -> None:
@@ -275,9 +290,10 @@ async def got_it(update: Update, context: Context, data: Callback) -> None:
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    if first and query.message is not None:
-        await query.edit_message_reply_markup(InlineKeyboardMarkup([[render.HELP_BUTTON]]))
-    await query.answer(render.ACK_GOT_IT)
+    with contextlib.suppress(TelegramError):
+        if first and query.message is not None:
+            await query.edit_message_reply_markup(InlineKeyboardMarkup([[render.HELP_BUTTON]]))
+        await query.answer(render.ACK_GOT_IT)
 
 
 async def help_patient(update: Update) -> None:

@@ -23,12 +23,14 @@ def esc(text: str) -> str:
 
 
 def clip(text: str, limit: int = LIMIT) -> str:
-    """Keep a message within Telegram's limit without cutting an HTML tag or entity in half."""
-    if len(text) <= limit:
+    """Keep an HTML message within Telegram's limit, which counts visible characters.
+
+    Cutting HTML can leave a tag open or an entity half-written, which Telegram refuses; an
+    over-long message therefore loses its formatting instead and is cut as plain text."""
+    visible = plain_text(text)
+    if len(visible) <= limit:
         return text
-    cut = text[: limit - 1]
-    cut = cut[: max(cut.rfind("\n"), limit // 2)]
-    return cut + "…"
+    return esc(shorten(visible, limit))
 
 
 def local(moment: datetime, zone: str | None) -> str:
@@ -272,7 +274,11 @@ plain = plain_text
 
 
 def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    """Plain text cut to at most `limit` characters, at a space when there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2 :] else cut) + "…"
 
 
 def unreachable(pseudonym: str) -> str:

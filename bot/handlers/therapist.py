@@ -12,7 +12,7 @@ from telegram import Update
 
 from bot.db.models import Therapist
 from bot.handlers import render
-from bot.handlers.common import Context, answer, runtime, who
+from bot.handlers.common import Context, answer, kick_dispatcher, runtime, who
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
 
@@ -100,9 +100,7 @@ async def session_command(update: Update, context: Context, therapist: Therapist
         ),
     )
     # The first step is often "+0m": look now rather than at the next tick.
-    dispatcher = context.bot_data.get("dispatcher")
-    if dispatcher is not None and context.application.running:
-        context.application.create_task(dispatcher.tick(), name="dispatch-after-session")
+    kick_dispatcher(context, "session")
 
 
 @therapist_only

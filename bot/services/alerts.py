@@ -87,7 +87,7 @@ async def view(
         alert.kind,
         patient.pseudonym,
         therapist.name,
-        therapist.chat_id or therapist.telegram_user_id,
+        (therapist.chat_id or therapist.telegram_user_id) if therapist.active else None,
         patient.timezone,
         alert.created_at,
         text,
@@ -129,6 +129,11 @@ async def due_for_escalation(
         )
     )
     return list(rows)
+
+
+async def is_escalated(session: AsyncSession, alert_id: int) -> bool:
+    alert = await session.get(Alert, alert_id)
+    return alert is None or alert.escalated_at is not None or alert.acknowledged_at is not None
 
 
 async def mark_escalated(session: AsyncSession, *, alert_id: int, now: datetime) -> None:

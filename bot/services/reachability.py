@@ -30,7 +30,9 @@ class Notice:
 
 async def _therapist_chat(session: AsyncSession, patient: Patient) -> int | None:
     therapist = await session.get(Therapist, patient.therapist_id)
-    return therapist.chat_id or therapist.telegram_user_id if therapist else None
+    if therapist is None or not therapist.active:
+        return None  # someone who left the clinic hears nothing more about its patients
+    return therapist.chat_id or therapist.telegram_user_id
 
 
 async def mark_unreachable(

@@ -213,3 +213,22 @@ async def test_one_nudge_after_a_day_never_in_quiet_hours(world: World) -> None:
     await world.say(pat, "Quiet, finally.", reply_to=first_nudge["message_id"])
     refreshed = next(d for d in await world.deliveries("bay") if d.id == reflection.id)
     assert refreshed.state is DeliveryState.ANSWERED
+
+
+async def test_one_broken_row_does_not_stop_everyone_elses_prompts(world: World) -> None:
+    dr = await world.therapist()
+    a = await world.enrolled_patient(dr, "alpha")
+    b = await world.enrolled_patient(dr, "beta")
+    await log_session(world, dr, "alpha", "standard")
+    await log_session(world, dr, "beta", "standard")
+    first = (await world.deliveries("alpha"))[0]
+    async with world.rt.sessions() as session, session.begin():
+        await session.execute(  # the clinic removed an override prompt after planning
+            update(Delivery).where(Delivery.id == first.id).values(prompt_key="gone-prompt")
+        )
+    report = await world.tick()
+    assert report.failed == 1 and report.sent == 1
+    broken = next(d for d in await world.deliveries("alpha") if d.id == first.id)
+    assert broken.state is DeliveryState.FAILED
+    assert "no longer in the content library" in (broken.last_error or "")
+    assert prompt_messages(world, a) == [] and len(prompt_messages(world, b)) == 1

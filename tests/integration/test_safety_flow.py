@@ -250,3 +250,26 @@ async def test_a_burst_of_prompts_does_not_delay_a_crisis_reply(tmp_path: Path) 
             await app.stop()
             await app.shutdown()
             await rt.engine.dispose()
+
+
+async def test_a_long_alert_full_of_html_characters_still_arrives(clinic: World) -> None:
+    world = clinic
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "ivy")
+    message = "I want to die\n" + "you & me <3 " * 340  # ~4,000 characters, escaping x2
+    await world.say(pat, message)
+    alert = world.last(dr)["text"]  # the emulator refuses malformed HTML and > 4096 visible
+    assert "Safety alert" in alert and "you & me <3" in alert
+
+
+async def test_a_deactivated_therapist_is_not_sent_patient_text(clinic: World) -> None:
+    world = clinic
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "oak")
+    async with world.rt.sessions() as session, session.begin():
+        await session.execute(text("UPDATE therapists SET active = false"))
+    before = len(world.state.sent_messages(dr.id))
+    await world.say(pat, "I want to end my life")
+    assert len(world.state.sent_messages(dr.id)) == before
+    escalations = world.state.sent_messages(ONCALL)
+    assert len(escalations) == 1 and "oak" in escalations[0]["text"]

@@ -268,3 +268,17 @@ def test_webhook_settings_are_checked(
     with pytest.raises(ConfigError) as err:
         load_with(monkeypatch, **env)
     assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_debug_logging_never_lets_telegram_log_payloads() -> None:
+    import logging
+
+    from bot.logs import setup_logging
+
+    setup_logging("text", "DEBUG")
+    try:
+        assert logging.getLogger("telegram").getEffectiveLevel() >= logging.INFO
+        assert logging.getLogger("telegram.ext").getEffectiveLevel() >= logging.INFO
+        assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING
+    finally:
+        setup_logging("text", "WARNING")
