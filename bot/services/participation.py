@@ -20,6 +20,7 @@ from bot.db import queries
 from bot.db.models import (
     PENDING_STATES,
     Alert,
+    AuditEntry,
     Delivery,
     DeliveryState,
     Patient,
@@ -82,6 +83,17 @@ def _zone(name: str | None) -> ZoneInfo:
 async def _lock(session: AsyncSession, patient: Patient) -> None:
     """Re-read the patient row, locked on PostgreSQL, so two taps cannot both act on it."""
     await session.refresh(patient, with_for_update=True)
+
+
+async def _paused_by_patient(session: AsyncSession, patient: Patient) -> bool:
+    """Who started the current break, from the audit log (the record of every pause)."""
+    last = await session.scalar(
+        select(AuditEntry.actor)
+        .where(AuditEntry.patient_id == patient.id, AuditEntry.action == "patient.pause")
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .limit(1)
+    )
+    return last == patient_actor(patient)
 
 
 async def therapist_chat_id(session: AsyncSession, patient: Patient) -> int | None:
@@ -176,9 +188,13 @@ async def resume(
     """Active again. Held deliveries follow the grace rule (`schedule.resume`): more than
     `grace` late is missed, the rest go out now (or after quiet hours) or keep their time."""
     await _lock(session, patient)
-    problem = _cannot_resume(patient, _is_self(patient, actor))
+    by_self = _is_self(patient, actor)
+    problem = _cannot_resume(patient, by_self)
     if problem is not None:
         raise UserError(problem)
+    if not by_self and actor != "system" and await _paused_by_patient(session, patient):
+        # The patient is in control of their own break; a therapist cannot end it for them.
+        raise UserError(f"{patient.pseudonym} paused messages themselves; only they can resume.")
     held = (
         await session.scalars(
             select(Delivery)

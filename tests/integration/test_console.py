@@ -680,3 +680,18 @@ def test_console_button_codes_fit_and_do_not_clash() -> None:
         "templates",
         "export",
     }
+
+
+async def test_a_therapist_cannot_end_a_break_the_patient_chose(world: World) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "quill")
+    await world.say(pat, "/pause 3")
+    await world.say(dr, "/resume quill")
+    assert "paused messages themselves" in world.last(dr)["text"]
+    async with world.rt.sessions() as session:
+        status = await session.scalar(select(Patient.status).where(Patient.pseudonym == "quill"))
+    assert status is PatientStatus.PAUSED
+    await world.say(pat, "/resume")
+    async with world.rt.sessions() as session:
+        status = await session.scalar(select(Patient.status).where(Patient.pseudonym == "quill"))
+    assert status is PatientStatus.ACTIVE
