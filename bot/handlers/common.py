@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
@@ -68,28 +70,70 @@ async def answer(
     )
 
 
+# The update being handled whose id is not yet recorded. Handlers of one update run in one
+# task, so the first `effects()` transaction of that update records it.
+_unrecorded: ContextVar[int | None] = ContextVar("afterglow_unrecorded_update", default=None)
+
+
+class DuplicateUpdate(Exception):
+    """This update's effects were already committed (webhook redelivery, a re-read batch)."""
+
+
 async def mark_processed(update: Update, context: Context) -> None:
-    """Runs first for every update: an update id seen before is dropped (webhook redelivery,
-    a restart that re-reads the last batch)."""
+    """Runs first for every update: one seen before is dropped; a new one is recorded later,
+    in the same transaction as its effects, so a crash in between loses nothing."""
+    _unrecorded.set(update.update_id)
+    rt = runtime(context)
+    try:
+        async with rt.sessions() as session:
+            seen = await session.get(ProcessedUpdate, update.update_id)
+    except Exception as exc:  # database down: still let "Need help now" and /crisis through
+        log.error("could not check update %s: %s", update.update_id, type(exc).__name__)
+        return
+    if seen is not None:
+        log.info("update %s already processed; skipped", update.update_id)
+        raise ApplicationHandlerStop
+
+
+async def finish_update(update: Update, context: Context) -> None:
+    """Runs last: an update whose handler wrote nothing (help, a refusal) is recorded now, so
+    a redelivery does not answer twice."""
+    if _unrecorded.get() is None:
+        return
+    _unrecorded.set(None)
     rt = runtime(context)
     try:
         async with rt.sessions() as session, session.begin():
-            await session.execute(
-                insert(ProcessedUpdate).values(
-                    update_id=update.update_id, processed_at=rt.clock.now()
-                )
-            )
-    except IntegrityError:
-        log.info("update %s already processed; skipped", update.update_id)
-        raise ApplicationHandlerStop from None
-    except Exception as exc:  # database down: still let "Need help now" and /crisis through
-        log.error("could not record update %s: %s", update.update_id, type(exc).__name__)
+            session.add(ProcessedUpdate(update_id=update.update_id, processed_at=rt.clock.now()))
+    except Exception as exc:  # a duplicate raced us, or the database is down: nothing to undo
+        log.info("update %s not recorded: %s", update.update_id, type(exc).__name__)
+
+
+@asynccontextmanager
+async def effects(context: Context) -> AsyncIterator[AsyncSession]:
+    """A write transaction of a handler. The first one of each update also records the
+    update id, so the update's effects commit exactly once; a concurrent duplicate fails
+    on the unique key and changes nothing."""
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        update_id = _unrecorded.get()
+        if update_id is not None:
+            _unrecorded.set(None)
+            session.add(ProcessedUpdate(update_id=update_id, processed_at=rt.clock.now()))
+            try:
+                await session.flush()
+            except IntegrityError:
+                raise DuplicateUpdate(update_id) from None
+        yield session
 
 
 async def on_error(update: object, context: Context) -> None:
     """Log the failure without message content; tell the person kindly, never a traceback."""
     error = context.error
     update_id = update.update_id if isinstance(update, Update) else None
+    if isinstance(error, DuplicateUpdate):
+        log.info("update %s was handled concurrently elsewhere; skipped", update_id)
+        return
     log.error(
         "handler failed for update %s: %s",
         update_id,

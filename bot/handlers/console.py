@@ -23,7 +23,7 @@ from bot.db.models import Therapist
 from bot.handlers import console_render as view
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, kick_dispatcher, runtime, who
+from bot.handlers.common import Context, answer, codec, effects, kick_dispatcher, runtime, who
 from bot.handlers.therapist import therapist_only
 from bot.services import console, exports, replies, schedule_edits
 from bot.services.errors import UserError
@@ -82,7 +82,7 @@ def _args(context: Context) -> list[str]:
 @therapist_only
 async def patients_command(update: Update, context: Context, therapist: Therapist) -> None:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         page = await console.list_patients(
             session, therapist_id=therapist.id, page=0, now=rt.clock.now()
         )
@@ -92,7 +92,7 @@ async def patients_command(update: Update, context: Context, therapist: Therapis
 @therapist_button
 async def list_page(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         page = await console.list_patients(
             session, therapist_id=therapist.id, page=data.int_arg(0), now=rt.clock.now()
         )
@@ -107,7 +107,7 @@ async def _answer(update: Update, text: str | None = None) -> None:
 
 async def _card(context: Context, therapist: Therapist, patient_id: int) -> console.PatientSummary:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         return await console.patient_card(
             session, therapist_id=therapist.id, patient_id=patient_id, now=rt.clock.now()
         )
@@ -139,7 +139,7 @@ async def set_template(
 ) -> None:
     rt = runtime(context)
     name = data.args[1] if data.args[1] != view.NO_TEMPLATE else None
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         card = await console.set_default_template(
             session,
             therapist_id=therapist.id,
@@ -166,7 +166,7 @@ async def quiet_menu(
 async def set_quiet(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
     rt = runtime(context)
     preset = console.QUIET_PRESETS[data.int_arg(1)]
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         change = await console.set_quiet_hours(
             session,
             therapist_id=therapist.id,
@@ -184,7 +184,7 @@ async def replies_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
         patient, views = await replies.read_replies(
             session,
@@ -214,7 +214,7 @@ async def export_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         export = await exports.export_csv_by_id(
             session,
             therapist_id=therapist.id,
@@ -232,7 +232,7 @@ async def pause_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
         outcome = await console.pause(
             session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
@@ -247,7 +247,7 @@ async def resume_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
         outcome = await console.resume(
             session,
@@ -273,7 +273,7 @@ async def schedule_command(update: Update, context: Context, therapist: Therapis
         await answer(update, render.usage("/schedule <pseudonym>"))
         return
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         shown = await console.schedule_for(
             session,
             therapist_id=therapist.id,
@@ -288,7 +288,7 @@ async def _schedule_view(
     context: Context, therapist: Therapist, patient_id: int
 ) -> console.ScheduleView:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         return await console.schedule_by_id(
             session,
             therapist_id=therapist.id,
@@ -338,7 +338,7 @@ def _change(verb: str) -> TherapistButton:
         rt = runtime(context)
         now = rt.clock.now()
         delivery_id, version = data.int_arg(0), data.int_arg(1)
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             if verb == "skip":
                 changed = await schedule_edits.skip(
                     session,
@@ -403,7 +403,7 @@ async def postpone_command(update: Update, context: Context, therapist: Therapis
     pseudonym, number, offset = parse_postpone_args(_args(context))
     rt = runtime(context)
     now = rt.clock.now()
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         changed = await schedule_edits.postpone_to_offset(
             session,
             therapist_id=therapist.id,
@@ -447,7 +447,7 @@ async def add_command(update: Update, context: Context, therapist: Therapist) ->
     pseudonym, offset, what = parse_add(message.text)
     rt = runtime(context)
     now = rt.clock.now()
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         result = await schedule_edits.add_prompt(
             session,
             therapist_id=therapist.id,
@@ -488,7 +488,7 @@ async def export_command(update: Update, context: Context, therapist: Therapist)
         await answer(update, render.usage("/export <pseudonym>"))
         return
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         export = await exports.export_csv(
             session,
             therapist_id=therapist.id,
@@ -511,7 +511,7 @@ async def pause_patient(update: Update, context: Context, therapist: Therapist) 
         return
     rt = runtime(context)
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             patient = await console.own_patient(session, therapist.id, args[0])
             outcome = await console.pause(
                 session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
@@ -530,7 +530,7 @@ async def resume_patient(update: Update, context: Context, therapist: Therapist)
         return
     rt = runtime(context)
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             patient = await console.own_patient(session, therapist.id, args[0])
             outcome = await console.resume(
                 session,

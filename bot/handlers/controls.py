@@ -26,7 +26,7 @@ from bot.db.models import Patient, PatientStatus
 from bot.handlers import controls_render as cr
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, kick_dispatcher, runtime, tell, who
+from bot.handlers.common import Context, answer, codec, effects, kick_dispatcher, runtime, tell, who
 from bot.services import mydata, participation
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
@@ -131,7 +131,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
     rt = runtime(context)
     now = rt.clock.now()
     until = now + timedelta(days=days) if days is not None else None
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         me = await _me(session, update, patient.id, render.NOT_ENROLLED)
         again = me.status is PatientStatus.PAUSED
         await participation.pause(
@@ -144,7 +144,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
 @_user_errors
 async def resume_self(update: Update, context: Context, patient: Patient) -> None:
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         me = await _me(session, update, patient.id, render.NOT_ENROLLED)
         result = await participation.resume(
             session,
@@ -188,7 +188,7 @@ async def stop_button(update: Update, context: Context, data: Callback) -> None:
     notice_to: int | None = None
     pseudonym = ""
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             me = await _me(session, update, patient_id)
             if confirmed:
                 await participation.stop(session, patient=me, now=rt.clock.now())
@@ -218,7 +218,7 @@ async def rejoin_button(update: Update, context: Context, data: Callback) -> Non
     notice_to: int | None = None
     pseudonym = ""
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             me = await _me(session, update, patient_id)
             if confirmed:
                 await participation.rejoin(session, patient=me, now=rt.clock.now())
@@ -243,7 +243,7 @@ async def mydata_command(update: Update, context: Context, patient: Patient) -> 
     chat = update.effective_chat
     if chat is None:
         return
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         me = await _me(session, update, patient.id, render.NOT_ENROLLED)
         data = await mydata.my_data(
             session, patient=me, cipher=rt.cipher, content=rt.content, now=rt.clock.now()
@@ -269,7 +269,7 @@ async def forget_button(update: Update, context: Context, data: Callback) -> Non
     rt = runtime(context)
     result: participation.ForgetResult | None = None
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             me = await _me(session, update, patient_id)
             if confirmed:
                 result = await participation.forget(session, patient=me, now=rt.clock.now())
@@ -315,7 +315,7 @@ async def settings_command(update: Update, context: Context, patient: Patient) -
         await answer(update, cr.SETTINGS_USAGE)
         return
     value = " ".join(args[1:])
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         me = await _me(session, update, patient.id, render.NOT_ENROLLED)
         if what == "zone":
             zone, moved = await participation.change_zone(
@@ -338,7 +338,7 @@ async def _settings_button(
         return
     rt = runtime(context)
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             me = await _me(session, update, data.int_arg(0))
             if zone is not None:
                 name, moved = await participation.change_zone(

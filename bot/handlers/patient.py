@@ -14,7 +14,7 @@ from bot.db import queries
 from bot.db.models import AlertKind, InviteKind, PatientStatus
 from bot.handlers import controls, render, safety
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, runtime, tell, who
+from bot.handlers.common import Context, answer, codec, effects, runtime, tell, who
 from bot.services import alerts, enrollment, participation, reachability, replies
 from bot.services.errors import UserError
 
@@ -45,7 +45,7 @@ async def start(update: Update, context: Context) -> None:
         await _start_without_token(update, context)
         return
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             opened = await enrollment.open_invite(
                 session,
                 token=token,
@@ -96,7 +96,7 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
         return
     agreed = data.action == "ca"
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             if agreed:
                 await enrollment.accept_consent(
                     session,
@@ -139,7 +139,7 @@ async def timezone_button(update: Update, context: Context, data: Callback) -> N
 async def _set_timezone(update: Update, context: Context, text: str) -> bool:
     rt = runtime(context)
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             patient = (await who(session, update)).patient
             if patient is None or patient.status in (PatientStatus.ERASED, PatientStatus.DECLINED):
                 raise UserError("This button is no longer valid.")
@@ -175,7 +175,7 @@ async def text_message(update: Update, context: Context) -> None:
         await safety.send_resources(update, context)
     outcome: replies.TextOutcome | None = None
     alert_id: int | None = None
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         role = await who(session, update)
         patient = role.patient
         if patient is not None and patient.status in RECORDING:
@@ -233,7 +233,7 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
         return
     alert_id: int | None = None
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             patient = (await who(session, update)).patient
             if patient is None:
                 raise UserError("This button is no longer valid.")
@@ -280,7 +280,7 @@ async def got_it(update: Update, context: Context, data: Callback) -> None:
     if query is None:
         return
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             patient = (await who(session, update)).patient
             if patient is None:
                 raise UserError("This button is no longer valid.")
@@ -308,7 +308,7 @@ async def chat_member(update: Update, context: Context) -> None:
     rt = runtime(context)
     now = rt.clock.now()
     blocked = change.new_chat_member.status in ("kicked", "left")
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         if blocked:
             patient = await queries.patient_by_user(session, change.from_user.id)
             notice = (

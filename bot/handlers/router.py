@@ -18,7 +18,16 @@ from telegram.ext import (
 
 from bot.handlers import console, controls, patient, render, safety, therapist
 from bot.handlers.callbacks import HELP, Callback
-from bot.handlers.common import Context, answer, codec, mark_processed, on_error, runtime, who
+from bot.handlers.common import (
+    Context,
+    answer,
+    codec,
+    finish_update,
+    mark_processed,
+    on_error,
+    runtime,
+    who,
+)
 
 PRIVATE = filters.ChatType.PRIVATE
 ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
@@ -100,6 +109,7 @@ async def on_callback(update: Update, context: Context) -> None:
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(TypeHandler(Update, mark_processed), group=-1)
+    app.add_handler(TypeHandler(Update, finish_update), group=1)
     commands = {
         "start": patient.start,
         "help": help_command,

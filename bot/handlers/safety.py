@@ -14,7 +14,7 @@ from telegram.error import TelegramError
 from bot.dispatch.alerting import Alerter, priority
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, runtime
+from bot.handlers.common import Context, effects, runtime
 from bot.services import alerts
 from bot.services.errors import UserError
 
@@ -72,7 +72,7 @@ async def acknowledge_button(update: Update, context: Context, data: Callback) -
     if query is None or user is None or chat is None:
         return
     try:
-        async with rt.sessions() as session, session.begin():
+        async with effects(context) as session:
             done = await alerts.acknowledge(
                 session,
                 alert_id=data.int_arg(0),

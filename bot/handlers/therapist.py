@@ -12,7 +12,7 @@ from telegram import Update
 
 from bot.db.models import Therapist
 from bot.handlers import render
-from bot.handlers.common import Context, answer, kick_dispatcher, runtime, who
+from bot.handlers.common import Context, answer, effects, kick_dispatcher, runtime, who
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
 
@@ -49,7 +49,7 @@ async def invite(update: Update, context: Context, therapist: Therapist) -> None
         return
     rt = runtime(context)
     pseudonym = context.args[0]
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         token = await enrollment.invite_patient(
             session, therapist_id=therapist.id, pseudonym=pseudonym, now=rt.clock.now()
         )
@@ -77,7 +77,7 @@ def parse_session_args(args: list[str]) -> tuple[str, datetime | None, str | Non
 async def session_command(update: Update, context: Context, therapist: Therapist) -> None:
     rt = runtime(context)
     pseudonym, when, template = parse_session_args(list(context.args or []))
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         plan = await sessions.log_session(
             session,
             therapist_id=therapist.id,
@@ -111,7 +111,7 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
         return
     limit = min(max(int(args[1]), 1), 50) if len(args) == 2 else 10
     rt = runtime(context)
-    async with rt.sessions() as session, session.begin():
+    async with effects(context) as session:
         patient, views = await replies.read_replies(
             session,
             therapist_id=therapist.id,

@@ -42,6 +42,7 @@ def test_every_verb_has_help(env: dict[str, str]) -> None:
         [], ["run"], ["demo"], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["db", "current"],
         ["therapist"], ["therapist", "add"], ["therapist", "invite"], ["therapist", "list"],
         ["therapist", "deactivate"], ["content"], ["content", "check"],
+        ["keys"], ["keys", "rotate"], ["export"], ["purge"],
     ]  # fmt: skip
     for verb in verbs:
         code, out, _ = invoke(*verb, "--help")
@@ -75,6 +76,26 @@ def test_therapist_verbs(env: dict[str, str]) -> None:
     assert "inactive" in out
     code, _, err = invoke("therapist", "deactivate", "Nobody")
     assert code == 1 and "no therapist" in err
+
+
+def test_usage_errors_are_one_line(env: dict[str, str]) -> None:
+    cases = [
+        (["therapist", "add", "--telegram-id", "abc", "--name", "X"], "--telegram-id"),
+        (["therapist", "add", "--name", "X"], "--telegram-id"),
+        (["purge"], "--older-than"),
+        (["purge", "--older-than", "soon"], "--older-than"),
+        (["export", "--patient", "river", "--format", "pdf"], "--format"),
+        (["keys", "rotate", "--batch-size", "0"], "--batch-size"),
+    ]
+    for args, option in cases:
+        code, out, err = invoke(*args)
+        assert code == 2 and out == "", args
+        assert err.count("\n") == 1 and err.startswith("afterglow ") and option in err, err
+
+
+def test_database_errors_are_one_line(env: dict[str, str]) -> None:
+    code, _, err = invoke("therapist", "list")  # no schema yet
+    assert code == 1 and err.count("\n") == 1 and "afterglow db upgrade" in err
 
 
 def test_therapist_invite_without_token_or_username_fails_in_one_line(env: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -274,3 +275,23 @@ async def test_session_at_a_local_time_plans_in_the_patients_zone(world: World) 
     deliveries = await world.deliveries("kauri")
     assert deliveries[0].due_at.isoformat() == "2026-03-10T23:00:00+00:00"
     del pat
+
+
+async def test_the_same_update_handled_concurrently_has_one_effect(world: World) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "tern")
+    raw = await world.state.send_text(pat, "written once, delivered twice at the same moment")
+    world.state.drain_updates()
+    await asyncio.gather(
+        *(world.app.process_update(Update.de_json(raw, world.app.bot)) for _ in range(2))
+    )
+    async with world.rt.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM replies"))).scalar() == 1
+        recorded = (
+            await conn.execute(
+                text("SELECT count(*) FROM processed_updates WHERE update_id = :u"),
+                {"u": raw["update_id"]},
+            )
+        ).scalar()
+    assert recorded == 1
+    assert not any("went wrong" in t for t in world.texts(pat))
