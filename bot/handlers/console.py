@@ -198,14 +198,7 @@ async def replies_button(
     await _answer(update)
     await answer(
         update,
-        render.replies_listing(
-            patient.pseudonym,
-            patient.timezone,
-            [
-                (v.received_at, render.plain(v.question) if v.question else None, v.answer)
-                for v in views
-            ],
-        ),
+        render.replies_listing(patient.pseudonym, patient.timezone, views),
     )
 
 

@@ -13,6 +13,7 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 from bot.domain.content import Prompt, plain_text
 from bot.domain.timezones import COMMON_ZONES
 from bot.handlers.callbacks import HELP, CallbackCodec
+from bot.services.replies import ReplyView
 
 CONSENT_VERSION = "2026-11"
 LIMIT = 4096
@@ -253,14 +254,13 @@ def session_planned(
     return clip("\n".join(lines))
 
 
-def replies_listing(
-    pseudonym: str, zone: str | None, items: Sequence[tuple[datetime, str | None, str]]
-) -> str:
-    """items: (received, question text or None, answer text)."""
-    if not items:
+def replies_listing(pseudonym: str, zone: str | None, views: Sequence[ReplyView]) -> str:
+    if not views:
         return f"No replies from <b>{esc(pseudonym)}</b> yet."
     out = [f"<b>Replies from {esc(pseudonym)}</b> (newest first, patient's local time)"]
-    for received, question, answer in items:
+    for view in views:
+        received, answer = view.received_at, view.answer
+        question = plain(view.question) if view.question else None
         q = (
             f"<i>{esc(shorten(question, 160))}</i>\n"
             if question

@@ -123,14 +123,7 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
         )
     await answer(
         update,
-        render.replies_listing(
-            patient.pseudonym,
-            patient.timezone,
-            [
-                (v.received_at, render.plain(v.question) if v.question else None, v.answer)
-                for v in views
-            ],
-        ),
+        render.replies_listing(patient.pseudonym, patient.timezone, views),
     )
 
 

@@ -33,6 +33,7 @@ from bot.domain import schedule
 from bot.domain.content import ContentLibrary
 from bot.services import audit, participation
 from bot.services.errors import NotFound, UserError
+from bot.services.replanning import replan_pending
 from bot.services.sessions import quiet_hours
 
 PAGE_SIZE = 8
@@ -276,7 +277,10 @@ async def set_quiet_hours(
     patient = await own_patient_by_id(session, therapist_id, patient_id)
     old = quiet_hours(patient)
     patient.quiet_start, patient.quiet_end = quiet.start, quiet.end
-    moved = await replan_quiet(session, patient, old, quiet, now)
+    tz = ZoneInfo(patient.timezone or "UTC")
+    moved = await replan_pending(
+        session, patient, old_tz=tz, new_tz=tz, old_quiet=old, new_quiet=quiet, now=now
+    )
     audit.record(
         session,
         at=now,
@@ -290,67 +294,6 @@ async def set_quiet_hours(
     await session.flush()
     card = await patient_card(session, therapist_id=therapist_id, patient_id=patient_id, now=now)
     return QuietChange(card, moved)
-
-
-async def replan_quiet(
-    session: AsyncSession,
-    patient: Patient,
-    old: schedule.QuietHours,
-    new: schedule.QuietHours,
-    now: datetime,
-) -> int:
-    """Move pending deliveries for new quiet hours through the schedule engine.
-
-    A template step still at the time its session planned it is recomputed from its offset
-    (so one that old quiet hours had pushed to the morning comes back to the evening); a step
-    someone moved by hand, and every one-off, keeps its time unless it now falls in the new
-    quiet hours. A held delivery already past due is left to `resume` and its grace rule.
-    Returns how many moved.
-    """
-    pending = [
-        d
-        for d in await queries.pending_deliveries(session, patient.id)
-        if d.state is DeliveryState.SCHEDULED or d.due_at > now
-    ]
-    session_ids = {d.session_id for d in pending if d.session_id is not None}
-    starts: dict[int, datetime] = {}
-    if session_ids:
-        rows = await session.execute(
-            select(TreatmentSession.id, TreatmentSession.started_at).where(
-                TreatmentSession.id.in_(session_ids)
-            )
-        )
-        starts = {row[0]: row[1] for row in rows.all()}
-    tz = ZoneInfo(patient.timezone or "UTC")
-    groups: dict[int | None, list[schedule.Planned]] = {}
-    for d in pending:
-        start = starts.get(d.session_id) if d.session_id is not None else None
-        offset = _untouched_offset(d, start, tz, old)
-        key = d.session_id if offset is not None else None
-        groups.setdefault(key, []).append(schedule.Planned(d.id, offset, d.due_at))
-    by_id = {d.id: d for d in pending}
-    moved = 0
-    for session_id, planned in groups.items():
-        start = starts[session_id] if session_id is not None else now
-        plan = schedule.replan_zone(planned, start, tz, tz, new, now)
-        for delivery_id, due in plan.moved.items():
-            by_id[delivery_id].due_at = due
-            by_id[delivery_id].updated_at = now
-            moved += 1
-    return moved
-
-
-def _untouched_offset(
-    delivery: Delivery, start: datetime | None, tz: ZoneInfo, old: schedule.QuietHours
-) -> schedule.Offset | None:
-    if start is None or not delivery.offset:
-        return None
-    try:
-        offset = schedule.parse_offset(delivery.offset)
-    except schedule.OffsetError:
-        return None
-    planned = schedule.defer_quiet(schedule.step_time(offset, start, tz), tz, old)
-    return offset if planned == delivery.due_at else None
 
 
 # --- the schedule view --------------------------------------------------------------------

@@ -7,8 +7,6 @@ time zone and quiet hours, and erasure.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +14,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bot.db import queries
 from bot.db.models import (
     PENDING_STATES,
     Alert,
@@ -27,12 +24,12 @@ from bot.db.models import (
     PatientStatus,
     Reply,
     Therapist,
-    TreatmentSession,
 )
 from bot.domain import schedule
 from bot.domain.timezones import resolve_zone
 from bot.services import audit
 from bot.services.errors import UserError
+from bot.services.replanning import replan_pending
 from bot.services.sessions import quiet_hours
 
 # Joined and not erased: these may change their settings, stop, or ask for their data.
@@ -312,64 +309,6 @@ async def rejoin(session: AsyncSession, *, patient: Patient, now: datetime) -> N
 # --- settings -------------------------------------------------------------------------------
 
 
-def _offset(delivery: Delivery) -> schedule.Offset | None:
-    """A template step's offset; None for a one-off (no session) or an unreadable offset."""
-    if delivery.session_id is None or not delivery.offset:
-        return None
-    try:
-        return schedule.parse_offset(delivery.offset)
-    except schedule.OffsetError:
-        return None
-
-
-async def _replan(
-    session: AsyncSession,
-    patient: Patient,
-    old_tz: ZoneInfo,
-    new_tz: ZoneInfo,
-    quiet: schedule.QuietHours,
-    now: datetime,
-) -> int:
-    """Re-plan pending deliveries for a new zone and/or quiet hours; returns how many moved.
-
-    A held delivery that is already past due is left alone: `resume` judges it by the grace
-    rule, which a settings change must not get around."""
-    pending: Sequence[Delivery] = [
-        d
-        for d in await queries.pending_deliveries(session, patient.id)
-        if d.state is DeliveryState.SCHEDULED or d.due_at > now
-    ]
-    if not pending:
-        return 0
-    session_ids = {d.session_id for d in pending if d.session_id is not None}
-    starts: dict[int, datetime] = {}
-    if session_ids:
-        rows = await session.execute(
-            select(TreatmentSession.id, TreatmentSession.started_at).where(
-                TreatmentSession.id.in_(session_ids)
-            )
-        )
-        starts = {row[0]: row[1] for row in rows.all()}
-    groups: dict[int | None, list[Delivery]] = defaultdict(list)
-    for delivery in pending:
-        key = delivery.session_id if delivery.session_id in starts else None
-        groups[key].append(delivery)
-    by_id = {d.id: d for d in pending}
-    moved = 0
-    for session_id, group in groups.items():
-        planned = [
-            schedule.Planned(d.id, _offset(d) if session_id is not None else None, d.due_at)
-            for d in group
-        ]
-        start = starts[session_id] if session_id is not None else now  # unused for one-offs
-        plan = schedule.replan_zone(planned, start, old_tz, new_tz, quiet, now)
-        for delivery_id, due in plan.moved.items():
-            by_id[delivery_id].due_at = due
-            by_id[delivery_id].updated_at = now
-            moved += 1
-    return moved
-
-
 def _check_settings(patient: Patient) -> None:
     if patient.status not in JOINED:
         raise UserError(FINISH_SETUP)
@@ -390,7 +329,16 @@ async def change_zone(
         )
     old = _zone(patient.timezone)
     patient.timezone = zone
-    moved = await _replan(session, patient, old, ZoneInfo(zone), quiet_hours(patient), now)
+    quiet = quiet_hours(patient)
+    moved = await replan_pending(
+        session,
+        patient,
+        old_tz=old,
+        new_tz=ZoneInfo(zone),
+        old_quiet=quiet,
+        new_quiet=quiet,
+        now=now,
+    )
     # The zone itself stays out of the audit log: /forgetme must be able to erase it.
     audit.record(
         session,
@@ -434,9 +382,12 @@ async def change_quiet_hours(
     await _lock(session, patient)
     _check_settings(patient)
     quiet = parse_quiet_hours(text)
+    old_quiet = quiet_hours(patient)
     patient.quiet_start, patient.quiet_end = quiet.start, quiet.end
     tz = _zone(patient.timezone)
-    moved = await _replan(session, patient, tz, tz, quiet, now)
+    moved = await replan_pending(
+        session, patient, old_tz=tz, new_tz=tz, old_quiet=old_quiet, new_quiet=quiet, now=now
+    )
     audit.record(
         session,
         at=now,
