@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 from telegram import BotCommand
+from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application, ContextTypes
 from telegram.request import BaseRequest
 
@@ -178,7 +179,17 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
             for job in app.job_queue.get_jobs_by_name("dispatch"):
                 job.schedule_removal()
 
-    await app.initialize()
+    try:
+        await app.initialize()
+    except InvalidToken:
+        await rt.engine.dispose()
+        raise ConfigError("AFTERGLOW_BOT_TOKEN: Telegram refused this token") from None
+    except NetworkError as exc:
+        await rt.engine.dispose()
+        raise ConfigError(
+            f"AFTERGLOW_TELEGRAM_API_URL: cannot reach the Bot API at {settings.telegram_api_url}"
+            f" ({type(exc).__name__})"
+        ) from None
     await _post_init(app)
     await app.start()
     if settings.mode == "webhook":

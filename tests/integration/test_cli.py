@@ -164,3 +164,93 @@ async def test_run_answers_start_and_stops_on_sigterm(env: dict[str, str], tmp_p
         assert "Afterglow ready" in stderr
         assert TOKEN not in stderr  # the token never reaches the log
         assert (tmp_path / "test.key").stat().st_mode & 0o777 == 0o600
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_run_in_webhook_mode_serves_the_webhook_and_health(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import httpx
+
+    state = BotApiState(token=TOKEN, bot_username="clinic_bot")
+    port = _free_port()
+    async with EmulatorServer(state) as server:
+        child_env = {
+            **os.environ,
+            "AFTERGLOW_BOT_TOKEN": TOKEN,
+            "AFTERGLOW_TELEGRAM_API_URL": server.api_url,
+            "AFTERGLOW_KEY_FILE": str(tmp_path / "test.key"),
+            "AFTERGLOW_HTTP_PORT": str(port),
+            "AFTERGLOW_MODE": "webhook",
+            "AFTERGLOW_WEBHOOK_URL": "https://bot.example.org",
+            "AFTERGLOW_WEBHOOK_SECRET": "hook-secret_1",
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run",
+            env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        if (await http.get("/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert proc.returncode is None, await proc.stderr.read()  # type: ignore[union-attr]
+                    assert time.monotonic() < deadline, "never became healthy"
+                    await asyncio.sleep(0.1)
+                assert state.webhook["url"] == "https://bot.example.org/telegram/webhook"
+                person = state.user(4242, "Visitor")
+                update = await state.send_text(person, "/start")
+                state.drain_updates()
+                denied = await http.post("/telegram/webhook", json=update)
+                assert denied.status_code == 403
+                headers = {"X-Telegram-Bot-Api-Secret-Token": "hook-secret_1"}
+                assert (
+                    await http.post("/telegram/webhook", json=update, headers=headers)
+                ).status_code == 200
+                while not state.sent_messages(person.id):
+                    assert time.monotonic() < deadline, "the bot never answered"
+                    await asyncio.sleep(0.05)
+                ready = await http.get("/readyz")
+                while ready.status_code != 200:  # ready once the dispatcher has ticked
+                    assert time.monotonic() < deadline, ready.json()
+                    await asyncio.sleep(0.1)
+                    ready = await http.get("/readyz")
+                assert ready.json()["leader"] is True
+                assert "afterglow_dispatch_ticks_total" in (await http.get("/metrics")).text
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), timeout=5) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+def test_run_with_telegram_unreachable_fails_in_one_line(env: dict[str, str]) -> None:
+    child_env = {
+        **os.environ,
+        "AFTERGLOW_BOT_TOKEN": TOKEN,
+        "AFTERGLOW_TELEGRAM_API_URL": f"http://127.0.0.1:{_free_port()}",
+        "AFTERGLOW_HTTP_PORT": "0",
+        "AFTERGLOW_ENCRYPTION_KEYS": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        capture_output=True, text=True, timeout=60, env=child_env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("afterglow: AFTERGLOW_TELEGRAM_API_URL: cannot reach")
+    assert "Traceback" not in result.stderr
+    assert TOKEN not in result.stderr
