@@ -18,12 +18,11 @@ from bot import metrics
 from bot.db.models import AlertKind
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
+from bot.handlers.common import PRIORITY
 from bot.runtime import Runtime
 from bot.services import alerts
 
 log = logging.getLogger(__name__)
-
-PRIORITY = {"priority": True}
 
 
 def priority(bot: ExtBot[Any]) -> Any:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,8 @@ from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+PRIORITY = {"priority": True}  # see PacedRateLimiter: skips the queue, keeps the overall rate
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -58,15 +61,22 @@ async def answer(
     text: str,
     markup: InlineKeyboardMarkup | ReplyKeyboardRemove | None = None,
 ) -> None:
-    """Reply in the chat the update came from; HTML, escaped by the caller."""
+    """Reply in the chat the update came from; HTML, escaped by the caller.
+
+    Answers to a person take the priority lane: updates are handled one at a time, so an
+    acknowledgement queued behind a burst of prompts would hold up every update after it —
+    a crisis message included. Prompts wait instead; the overall rate is unchanged."""
     chat = update.effective_chat
     if chat is None:
         return
-    await chat.send_message(
+    bot: Any = update.get_bot()
+    await bot.send_message(
+        chat.id,
         render.clip(text),
         parse_mode=ParseMode.HTML,
         reply_markup=markup,
         link_preview_options=None,
+        rate_limit_args=PRIORITY if getattr(bot, "rate_limiter", None) is not None else None,
     )
 
 
