@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, or_, select, update
 from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
 
@@ -34,6 +34,8 @@ from bot.services.sessions import quiet_hours
 
 log = logging.getLogger(__name__)
 
+# Core statements: no per-row ORM bookkeeping on the hot path.
+DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 LEASE = timedelta(minutes=2)  # a claimed batch is sent within seconds at 25/s
 HOLD_STATES = (PatientStatus.PAUSED, PatientStatus.UNREACHABLE)
 MAX_ATTEMPTS = 6
@@ -172,18 +174,41 @@ class Dispatcher:
                     .with_for_update(skip_locked=True, of=Delivery)
                 )
             ).all()
+            wanted: list[_Job] = []
             for delivery, patient in rows:
                 values, job = self._decide(delivery, patient, now, grace, report)
-                # Conditional on the state we read: a skip, /stop or /forgetme committed in
-                # between wins (SQLite has no FOR UPDATE to hold the row for us).
-                result = await session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery.id, Delivery.state == DeliveryState.SCHEDULED)
-                    .values(updated_at=now, **values)
-                    .execution_options(synchronize_session=False)
+                if job is not None:
+                    wanted.append(job)
+                elif values:
+                    # Conditional on the state we read: a skip, /stop or /forgetme committed
+                    # in between wins (SQLite has no FOR UPDATE to hold the row for us).
+                    await session.execute(
+                        update(DELIVERIES)
+                        .where(
+                            DELIVERIES.c.id == delivery.id,
+                            DELIVERIES.c.state == DeliveryState.SCHEDULED,
+                        )
+                        .values(updated_at=now, **values)
+                    )
+            if wanted:
+                # One statement claims the batch; only rows still `scheduled` come back.
+                claimed = await session.execute(
+                    update(DELIVERIES)
+                    .where(
+                        DELIVERIES.c.id.in_([job.delivery_id for job in wanted]),
+                        DELIVERIES.c.state == DeliveryState.SCHEDULED,
+                    )
+                    .values(
+                        state=DeliveryState.SENDING,
+                        claimed_by=rt.instance,
+                        lease_until=now + LEASE,
+                        attempts=DELIVERIES.c.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(DELIVERIES.c.id)
                 )
-                if job is not None and result.rowcount == 1:  # type: ignore[attr-defined]
-                    jobs.append(job)
+                ids = set(claimed.scalars())
+                jobs = [job for job in wanted if job.delivery_id in ids]
         report.claimed.extend(job.delivery_id for job in jobs)
         return jobs
 
@@ -234,13 +259,7 @@ class Dispatcher:
             delivery.due_at,
             delivery.attempts + 1,
         )
-        values: dict[str, object] = {
-            "state": DeliveryState.SENDING,
-            "claimed_by": self.rt.instance,
-            "lease_until": now + LEASE,
-            "attempts": delivery.attempts + 1,
-        }
-        return values, job
+        return {}, job  # claimed together with the rest of the batch
 
     def _text(self, delivery: Delivery) -> str:
         if delivery.custom_text_enc is not None:
