@@ -327,6 +327,7 @@ class Dispatcher:
                 update(Delivery)
                 .where(Delivery.id == job.delivery_id, Delivery.state == DeliveryState.SENDING)
                 .values(**values)
+                .execution_options(synchronize_session=False)
             )
             notice = None
             if outcome is Outcome.BLOCKED:
