@@ -122,7 +122,8 @@ async def run_demo(days: int = 7, out: Callable[[str], None] = print) -> int:
             )
             await asyncio.to_thread(migrate.upgrade, db_url)
             rt = build_runtime(settings, clock=clock)
-            app = build_application(rt, dispatch_job=False)
+            # Simulated time: real-time pacing (1 msg/s per chat) would only make the demo slow.
+            app = build_application(rt, dispatch_job=False, rate_limit=False)
             await app.initialize()
             await app.start()
             assert app.updater is not None
