@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import Update
@@ -16,6 +16,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.db.models import Patient, Therapist
 from bot.handlers import console, controls, patient, render, safety, therapist
 from bot.handlers.callbacks import HELP, Callback
 from bot.handlers.common import (
@@ -44,27 +45,24 @@ async def help_command(update: Update, context: Context) -> None:
         await answer(update, render.NOT_ENROLLED)
 
 
-async def pause_command(update: Update, context: Context) -> None:
-    """/pause is shared: a therapist pauses a patient, a patient pauses themselves."""
-    async with runtime(context).sessions() as session:
-        role = await who(session, update)
-    if role.therapist is not None:
-        await console.pause_patient(update, context, role.therapist)
-    elif role.patient is not None:
-        await controls.pause_self(update, context, role.patient)
-    else:
-        await answer(update, render.NOT_ENROLLED)
+def shared(
+    for_therapist: Callable[[Update, Context, Therapist], Awaitable[None]],
+    for_patient: Callable[[Update, Context, Patient], Awaitable[None]],
+) -> Callable[[Update, Context], Coroutine[Any, Any, None]]:
+    """A command both roles use with different meanings (/pause, /resume): a therapist acts
+    on a patient, a patient on themselves."""
 
+    async def by_role(update: Update, context: Context) -> None:
+        async with runtime(context).sessions() as session:
+            role = await who(session, update)
+        if role.therapist is not None:
+            await for_therapist(update, context, role.therapist)
+        elif role.patient is not None:
+            await for_patient(update, context, role.patient)
+        else:
+            await answer(update, render.NOT_ENROLLED)
 
-async def resume_command(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
-        role = await who(session, update)
-    if role.therapist is not None:
-        await console.resume_patient(update, context, role.therapist)
-    elif role.patient is not None:
-        await controls.resume_self(update, context, role.patient)
-    else:
-        await answer(update, render.NOT_ENROLLED)
+    return by_role
 
 
 async def unknown_command(update: Update, context: Context) -> None:
@@ -117,8 +115,8 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
         "invite": therapist.invite,
         "session": therapist.session_command,
         "replies": therapist.replies_command,
-        "pause": pause_command,
-        "resume": resume_command,
+        "pause": shared(console.pause_patient, controls.pause_self),
+        "resume": shared(console.resume_patient, controls.resume_self),
         **controls.COMMANDS,
         **console.COMMANDS,
     }
