@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import time
 from collections import Counter, deque
@@ -90,21 +89,6 @@ class EnforcingState(BotApiState):
         return status, body
 
 
-def set_nodelay(server: EmulatorServer) -> None:
-    """Turn Nagle off on the emulator's listening socket (accepted sockets inherit it on Linux).
-
-    `EmulatorServer.start()` binds `socket.socket(AF_INET, SOCK_STREAM)`, whose `proto` is 0, so
-    asyncio's `_set_nodelay` (which checks `proto == IPPROTO_TCP`) skips the accepted
-    connections: a response written as headers + body then waits for the client's delayed ACK,
-    ~40 ms per request on loopback. Real Telegram answers in one RTT; so should the stand-in.
-    """
-    inner = server._server
-    assert inner is not None
-    for listener in inner.servers:
-        for sock in listener.sockets:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 async def serve(args: argparse.Namespace) -> None:
     state = EnforcingState(
         token=TOKEN,
@@ -128,8 +112,6 @@ async def serve(args: argparse.Namespace) -> None:
     server = EmulatorServer(state)
     server.app.router.routes.insert(0, Route("/stats", stats, methods=["GET"]))
     async with server:
-        if args.nodelay:
-            set_nodelay(server)
         print(json.dumps({"port": server.port}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
@@ -149,22 +131,17 @@ class EmulatorProcess:
         overall: int = 30,
         per_chat: float = 1.0,
         first_user_id: int = FIRST_USER_ID,
-        nodelay: bool = True,
     ) -> None:
-        self.args = (
-            [
-                "--chats",
-                str(chats),
-                "--first-user-id",
-                str(first_user_id),
-                "--overall",
-                str(overall),
-                "--per-chat",
-                str(per_chat),
-            ]
-            + (["--enforce"] if enforce else [])
-            + ([] if nodelay else ["--keep-nagle"])
-        )
+        self.args = [
+            "--chats",
+            str(chats),
+            "--first-user-id",
+            str(first_user_id),
+            "--overall",
+            str(overall),
+            "--per-chat",
+            str(per_chat),
+        ] + (["--enforce"] if enforce else [])
         self.port = 0
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -216,12 +193,6 @@ def main() -> None:
     parser.add_argument("--enforce", action="store_true")
     parser.add_argument("--overall", type=int, default=30)
     parser.add_argument("--per-chat", type=float, default=1.0)
-    parser.add_argument(
-        "--keep-nagle",
-        dest="nodelay",
-        action="store_false",
-        help="leave the emulator's 40 ms Nagle/delayed-ACK stall in (see set_nodelay)",
-    )
     asyncio.run(serve(parser.parse_args()))
 
 
