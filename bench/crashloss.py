@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import base_parser, database, print_table, quiet_logs, write_results
-from tests.crash_scenario import claim_batch, run_crash_scenario
+from tests.crash_scenario import in_flight_bound, run_crash_scenario
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -118,14 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = asyncio.run(run(args))
     summary = totals(rows)
     print_table("Crash-loss: SIGKILL mid-burst, restart", summary, COLUMNS)
-    print(f"  one claim marks up to {claim_batch()} deliveries `sending` before sending them")
+    print(f"  at most {in_flight_bound()} deliveries are `sending` (on the wire) at once")
     write_results(
         "crashloss",
         params={
             "prompts": args.prompts,
             "seed": args.seed,
             "send_rate": 30,
-            "claim_batch": claim_batch(),
+            "in_flight_bound": in_flight_bound(),
         },
         rows=summary,
         pg_url=args.postgres,

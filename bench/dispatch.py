@@ -177,7 +177,7 @@ COLUMNS = [
     ("bot_cpu_s_per_1k", "bot CPU s/1k", ".3f"),
     ("cpu_bound_per_second", "CPU-bound/s", ",.0f"),
     ("sql_statements_per_item", "SQL/delivery", ".2f"),
-    ("pool_checkouts_per_item", "tx/delivery", ".2f"),
+    ("commits_per_item", "commits/delivery", ".2f"),
     ("goal_met", f">= {GOAL:.0f}/s", ""),
 ]
 

@@ -56,7 +56,7 @@ def main() -> None:
                     ("cpu_s_per_1k", "CPU s / 1k", ".2f"),
                     ("fake_api_cpu_s_per_1k", "of it: fake API", ".2f"),
                     ("sql_statements_per_item", "SQL / delivery", ".2f"),
-                    ("pool_checkouts_per_item", "transactions / delivery", ".2f"),
+                    ("commits_per_item", "commits / delivery", ".2f"),
                 ],
             )
         )

@@ -25,7 +25,6 @@ after the kill, which stands for "two minutes later" without waiting them out.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import signal
 import sys
@@ -44,7 +43,7 @@ from sqlalchemy import func, insert, select, update
 from bot.db import migrate
 from bot.db.engine import make_engine
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind, Therapist
-from bot.dispatch.dispatcher import Dispatcher
+from bot.dispatch.dispatcher import IN_FLIGHT
 from bot.emulator import BotApiState, EmulatorServer
 
 TOKEN = "771100:CRASH-scenario"
@@ -59,10 +58,10 @@ PROMPTS = (
 OPEN = (DeliveryState.SCHEDULED, DeliveryState.SENDING)
 
 
-def claim_batch() -> int:
-    """How many deliveries one claim marks `sending` before the first is sent: the most that
-    can be in flight (claimed, not yet recorded) when the process dies."""
-    return int(inspect.signature(Dispatcher.__init__).parameters["batch"].default)
+def in_flight_bound() -> int:
+    """The most deliveries that can be `sending` (marked, outcome not yet committed) at once,
+    and so the most a kill can turn into `unknown`."""
+    return IN_FLIGHT
 
 
 @dataclass
@@ -255,7 +254,7 @@ async def _expire_leases(database_url: str) -> None:
         async with engine.begin() as conn:
             await conn.execute(
                 update(Delivery)
-                .where(Delivery.state == DeliveryState.SENDING)
+                .where(Delivery.claimed_by.is_not(None))
                 .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
             )
     finally:

@@ -1,8 +1,12 @@
 """The only sender of scheduled messages: claim due deliveries, send them, record the outcome.
 
-Each send is bracketed by two commits — `sending` before the API call, `sent` with Telegram's
-message id after it — so a crash in between leaves a `sending` row that `recover()` turns into
-`unknown` instead of sending it again (prompts are at-most-once).
+A tick claims a batch of due rows with a short lease (they stay `scheduled`), then sends them
+at most `IN_FLIGHT` at a time. Each send is bracketed by two commits — `sending` right before
+the API call, `sent` with Telegram's message id after it — so a crash leaves at most the
+`IN_FLIGHT` rows on the wire `sending`, which `recover()` turns into `unknown` instead of
+sending them again (prompts are at-most-once); claimed rows not yet marked are simply claimed
+again once their lease runs out. The marks and outcomes of concurrent sends share
+transactions (`Ledger`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from bot import metrics
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.dispatch.alerting import Alerter
+from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
 from bot.dispatch.outcomes import Outcome, classify
 from bot.domain import schedule
 from bot.handlers import render
@@ -36,7 +41,12 @@ log = logging.getLogger(__name__)
 
 # Core statements: no per-row ORM bookkeeping on the hot path.
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
-LEASE = timedelta(minutes=2)  # a claimed batch is sent within seconds at 25/s
+# A claimed row that nobody marked `sending` within CLAIM_LEASE is free to claim again (a crash,
+# a 429 pause): marking requires our own claim, so an expired claim never causes a resend.
+CLAIM_LEASE = timedelta(seconds=30)
+# A `sending` row outlives any API call (timeouts, limiter waits) by far before it counts as
+# interrupted.
+LEASE = timedelta(minutes=2)
 HOLD_STATES = (PatientStatus.PAUSED, PatientStatus.UNREACHABLE)
 MAX_ATTEMPTS = 6
 BACKOFF_BASE = timedelta(seconds=30)
@@ -61,6 +71,7 @@ class TickReport:
     unknown: int = 0
     retry: int = 0
     nudged: int = 0
+    commits: int = 0  # transactions the sends' marks and outcomes took (group-committed)
     claimed: list[int] = field(default_factory=list)
 
 
@@ -101,11 +112,12 @@ class Dispatcher:
         """`sending` rows whose lease ran out (a crash, a killed replica) have an unknowable
         outcome: they become `unknown` and are shown to the therapist, never re-sent.
 
-        At start-up on SQLite — one replica by definition — every `sending` row is from a
-        previous life of this process, so nobody waits for leases to run out."""
+        At start-up on SQLite — one replica by definition — every `sending` row and every
+        claim is from a previous life of this process, so nobody waits for leases to run out."""
         now = self.rt.clock.now()
         stale = or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
-        if startup and self.rt.engine.dialect.name == "sqlite":
+        single = startup and self.rt.engine.dialect.name == "sqlite"
+        if single:
             stale = Delivery.id.is_not(None)
         async with self.rt.sessions() as session, session.begin():
             result = await session.execute(
@@ -119,6 +131,15 @@ class Dispatcher:
                     updated_at=now,
                 )
             )
+            if single:
+                await session.execute(
+                    update(DELIVERIES)
+                    .where(
+                        DELIVERIES.c.state == DeliveryState.SCHEDULED,
+                        DELIVERIES.c.claimed_by.is_not(None),
+                    )
+                    .values(claimed_by=None, lease_until=None)
+                )
         count = int(result.rowcount or 0)  # type: ignore[attr-defined]
         if count:
             log.warning("marked %d interrupted deliveries as unknown", count)
@@ -131,28 +152,69 @@ class Dispatcher:
                 await self.alerter.tick()  # safety first: retries and escalations
             await self.recover()
             await self._end_breaks()
-            semaphore = asyncio.Semaphore(IN_FLIGHT)
-
-            async def send(chat_jobs: list[_Job]) -> None:
-                # One chat's prompts go in order, one at a time; chats run side by side so a
-                # busy chat's 1 msg/s pacing never holds the others back.
-                async with semaphore:
-                    for job in chat_jobs:
-                        await self._send(job, report)
-
-            while True:
-                jobs = await self._claim(report)
-                by_chat: dict[int, list[_Job]] = {}
-                for job in jobs:
-                    by_chat.setdefault(job.chat_id, []).append(job)
-                await asyncio.gather(*(send(chat_jobs) for chat_jobs in by_chat.values()))
-                if len(jobs) < self.batch or self.stopping:
-                    break
+            ledger = Ledger(
+                self.rt.engine, instance=self.rt.instance, lease=LEASE, now=self.rt.clock.now
+            )
+            try:
+                while True:
+                    jobs = await self._claim(report)
+                    await self._send_all(jobs, ledger, report)
+                    if len(jobs) < self.batch or self.stopping:
+                        break
+            finally:
+                await ledger.close()
+            report.commits = ledger.commits
             await self._nudge(report)
             await self._close_reflections()
             self.last_tick = time.monotonic()
             metrics.DISPATCH_TICKS.inc()
             return report
+
+    async def _send_all(self, jobs: list[_Job], ledger: Ledger, report: TickReport) -> None:
+        semaphore = asyncio.Semaphore(IN_FLIGHT)
+        marked: set[int] = set()
+
+        async def send(chat_jobs: list[_Job]) -> None:
+            # One chat's prompts go in order, one at a time; chats run side by side so a busy
+            # chat's 1 msg/s pacing never holds the others back. A slot is held until the
+            # outcome is committed, so at most IN_FLIGHT rows are ever `sending`.
+            async with semaphore:
+                for job in chat_jobs:
+                    if self.stopping:
+                        return  # SIGTERM: finish what is on the wire, claim nothing more
+                    if not await ledger.mark_sending(job.delivery_id):
+                        continue  # skipped, postponed, paused or stopped since the claim
+                    marked.add(job.delivery_id)
+                    await self._send(job, report, ledger)
+
+        by_chat: dict[int, list[_Job]] = {}
+        for job in jobs:
+            by_chat.setdefault(job.chat_id, []).append(job)
+        results = await asyncio.gather(
+            *(send(chat_jobs) for chat_jobs in by_chat.values()), return_exceptions=True
+        )
+        await self._release([job.delivery_id for job in jobs if job.delivery_id not in marked])
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _release(self, delivery_ids: list[int]) -> None:
+        """Claims not sent (shutdown, a failed commit) are free again at once, not in 30 s."""
+        if not delivery_ids:
+            return
+        try:
+            async with self.rt.engine.begin() as conn:
+                await conn.execute(
+                    update(DELIVERIES)
+                    .where(
+                        DELIVERIES.c.id.in_(delivery_ids),
+                        DELIVERIES.c.state == DeliveryState.SCHEDULED,
+                        DELIVERIES.c.claimed_by == self.rt.instance,
+                    )
+                    .values(claimed_by=None, lease_until=None)
+                )
+        except Exception as exc:  # the claims run out by themselves
+            log.warning("could not release %d claims: %s", len(delivery_ids), type(exc).__name__)
 
     async def _claim(self, report: TickReport) -> list[_Job]:
         rt = self.rt
@@ -168,6 +230,7 @@ class Dispatcher:
                         Delivery.state == DeliveryState.SCHEDULED,
                         Delivery.due_at <= now,
                         or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
+                        or_(Delivery.claimed_by.is_(None), Delivery.lease_until <= now),
                     )
                     .order_by(Delivery.due_at, Delivery.id)
                     .limit(self.batch)
@@ -191,20 +254,16 @@ class Dispatcher:
                         .values(updated_at=now, **values)
                     )
             if wanted:
-                # One statement claims the batch; only rows still `scheduled` come back.
+                # One statement claims the batch; only rows still free come back. The rows stay
+                # `scheduled`: each is marked `sending` just before its own API call.
                 claimed = await session.execute(
                     update(DELIVERIES)
                     .where(
                         DELIVERIES.c.id.in_([job.delivery_id for job in wanted]),
                         DELIVERIES.c.state == DeliveryState.SCHEDULED,
+                        or_(DELIVERIES.c.claimed_by.is_(None), DELIVERIES.c.lease_until <= now),
                     )
-                    .values(
-                        state=DeliveryState.SENDING,
-                        claimed_by=rt.instance,
-                        lease_until=now + LEASE,
-                        attempts=DELIVERIES.c.attempts + 1,
-                        updated_at=now,
-                    )
+                    .values(claimed_by=rt.instance, lease_until=now + CLAIM_LEASE)
                     .returning(DELIVERIES.c.id)
                 )
                 ids = set(claimed.scalars())
@@ -270,7 +329,9 @@ class Dispatcher:
             text += render.checkin_scale_legend(prompt)
         return text
 
-    async def _send(self, job: _Job, report: TickReport) -> None:
+    async def _send(self, job: _Job, report: TickReport, ledger: Ledger) -> None:
+        """One API call for a row already committed as `sending`; its outcome goes to the
+        ledger (a block also marks the patient unreachable, in the same transaction)."""
         prompt = self.rt.content.prompts.get(job.prompt_key or "")
         text, markup = render.prompt_message(
             prompt, job.text, job.kind, job.delivery_id, self.codec
@@ -291,51 +352,54 @@ class Dispatcher:
             outcome, reason = classify(exc)
             metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
         now = self.rt.clock.now()
-        values: dict[str, object] = {"claimed_by": None, "lease_until": None, "updated_at": now}
-        if outcome is None:
-            values.update(
-                state=DeliveryState.SENT,
-                sent_at=now,
-                telegram_message_id=message_id,
-                last_error=None,
-                retry_at=None,
-            )
-            report.sent += 1
-            metrics.DISPATCH_LAG.observe(max((now - job.due_at).total_seconds(), 0.0))
-        elif outcome is Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
-            # Telegram did not take the message: safe to try again after a pause.
-            values.update(
-                state=DeliveryState.SCHEDULED,
-                retry_at=now + backoff(job.attempts, self._rng),
-                last_error=reason,
-            )
-            report.retry += 1
-        elif outcome is Outcome.BLOCKED:
-            values.update(state=DeliveryState.HELD, last_error=reason)
-            report.held += 1
-        elif outcome is Outcome.UNKNOWN:
-            values.update(state=DeliveryState.UNKNOWN, last_error=reason)
-            report.unknown += 1
-        else:
-            if outcome is Outcome.RETRY:
-                reason = f"gave up after {job.attempts} attempts: {reason}"
-            values.update(state=DeliveryState.FAILED, last_error=reason[:300])
-            report.failed += 1
-        metrics.DELIVERY_OUTCOMES.labels(outcome=str(values["state"])).inc()
+        result = self._result(job, outcome, reason, message_id, now, report)
+        metrics.DELIVERY_OUTCOMES.labels(outcome=str(result.state)).inc()
+        if outcome is not Outcome.BLOCKED:
+            await ledger.record(result)
+            return
         async with self.rt.sessions() as session, session.begin():
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id == job.delivery_id, Delivery.state == DeliveryState.SENDING)
-                .values(**values)
-                .execution_options(synchronize_session=False)
+            await record_outcomes(await session.connection(), [result])
+            notice = await reachability.mark_unreachable(
+                session, patient_id=job.patient_id, now=now
             )
-            notice = None
-            if outcome is Outcome.BLOCKED:
-                notice = await reachability.mark_unreachable(
-                    session, patient_id=job.patient_id, now=now
-                )
         if notice is not None:
             await self._tell(notice.therapist_chat_id, render.unreachable(notice.pseudonym))
+
+    def _result(
+        self,
+        job: _Job,
+        outcome: Outcome | None,
+        reason: str,
+        message_id: int | None,
+        now: datetime,
+        report: TickReport,
+    ) -> SendResult:
+        if outcome is None:
+            report.sent += 1
+            metrics.DISPATCH_LAG.observe(max((now - job.due_at).total_seconds(), 0.0))
+            return SendResult(
+                job.delivery_id, DeliveryState.SENT, now, sent_at=now, message_id=message_id
+            )
+        if outcome is Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
+            # Telegram did not take the message: safe to try again after a pause.
+            report.retry += 1
+            return SendResult(
+                job.delivery_id,
+                DeliveryState.SCHEDULED,
+                now,
+                error=reason,
+                retry_at=now + backoff(job.attempts, self._rng),
+            )
+        if outcome is Outcome.BLOCKED:
+            report.held += 1
+            return SendResult(job.delivery_id, DeliveryState.HELD, now, error=reason)
+        if outcome is Outcome.UNKNOWN:
+            report.unknown += 1
+            return SendResult(job.delivery_id, DeliveryState.UNKNOWN, now, error=reason)
+        if outcome is Outcome.RETRY:
+            reason = f"gave up after {job.attempts} attempts: {reason}"
+        report.failed += 1
+        return SendResult(job.delivery_id, DeliveryState.FAILED, now, error=reason[:300])
 
     async def _tell(self, chat_id: int | None, text: str) -> None:
         if chat_id is None:

@@ -1,0 +1,211 @@
+"""Group commit of the dispatcher's writes: the `sending` mark before each API call and the
+outcome after it.
+
+Every send still has its mark committed before the call and its outcome committed after it
+(prompts are at-most-once), but the marks and outcomes of all concurrent sends share
+transactions: at most one commit runs at a time, and whatever is asked for while it runs goes
+into the next one. At Telegram's pace that is about one small transaction per send; unthrottled
+it is one per many sends — the per-statement and per-transaction cost, not the database, is
+what bounded the dispatcher (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.db.models import Delivery, DeliveryState
+
+DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+
+# Built once: compiling a statement per send was a third of the dispatcher's CPU.
+_MARK_SENDING = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+        DELIVERIES.c.state == DeliveryState.SCHEDULED,
+        DELIVERIES.c.claimed_by == bindparam("instance"),
+        # A postpone committed after the claim moved it out of reach: not due any more.
+        DELIVERIES.c.due_at <= bindparam("now"),
+    )
+    .values(
+        state=DeliveryState.SENDING,
+        attempts=DELIVERIES.c.attempts + 1,
+        lease_until=bindparam("lease_until"),
+        updated_at=bindparam("now"),
+    )
+    .returning(DELIVERIES.c.id)
+)
+
+# One row per parameter set (executemany); every outcome sets the same columns.
+_RECORD_OUTCOME = (
+    update(DELIVERIES)
+    .where(
+        DELIVERIES.c.id == bindparam("o_id"),
+        DELIVERIES.c.state == DeliveryState.SENDING,
+    )
+    .values(
+        state=bindparam("o_state"),
+        sent_at=bindparam("o_sent_at"),
+        telegram_message_id=bindparam("o_message_id"),
+        last_error=bindparam("o_error"),
+        retry_at=bindparam("o_retry_at"),
+        claimed_by=None,
+        lease_until=None,
+        updated_at=bindparam("o_now"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """How one send ended, as the row should read afterwards."""
+
+    delivery_id: int
+    state: DeliveryState
+    now: datetime
+    sent_at: datetime | None = None
+    message_id: int | None = None
+    error: str | None = None
+    retry_at: datetime | None = None
+
+    def params(self) -> dict[str, object]:
+        return {
+            "o_id": self.delivery_id,
+            "o_state": self.state,
+            "o_sent_at": self.sent_at,
+            "o_message_id": self.message_id,
+            "o_error": self.error,
+            "o_retry_at": self.retry_at,
+            "o_now": self.now,
+        }
+
+
+async def record_outcomes(conn: AsyncConnection, outcomes: list[SendResult]) -> None:
+    """Write outcomes inside the caller's transaction (also used alone, e.g. with a block)."""
+    if outcomes:
+        await conn.execute(_RECORD_OUTCOME, [outcome.params() for outcome in outcomes])
+
+
+class Ledger:
+    """Collects marks and outcomes from concurrent sends and commits them together.
+
+    `mark_sending` returns only once the mark is committed — True if the row was still ours to
+    send — and `record` once the outcome is committed, so a caller that has returned from either
+    knows its row is durable. A failed commit raises in every caller that waited for it.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        instance: str,
+        lease: timedelta,
+        now: Callable[[], datetime],
+    ) -> None:
+        self._engine = engine
+        self._instance = instance
+        self._lease = lease
+        self._now = now
+        self._marks: list[tuple[int, asyncio.Future[bool]]] = []
+        self._outcomes: list[tuple[SendResult, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        # Held for the tick: a pool checkout (and PostgreSQL's pre-ping) per commit was a
+        # round trip per group on the critical path.
+        self._conn: AsyncConnection | None = None
+        self.commits = 0  # for tests and benchmarks: how many transactions the writes took
+
+    async def mark_sending(self, delivery_id: int) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._marks.append((delivery_id, future))
+        self._wake()
+        return await future
+
+    async def record(self, outcome: SendResult) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, future))
+        self._wake()
+        await future
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    def _wake(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self._marks or self._outcomes:
+                # One turn of the loop lets sends that finish together join this commit.
+                await asyncio.sleep(0)
+                marks, self._marks = self._marks, []
+                outcomes, self._outcomes = self._outcomes, []
+                await self._commit(marks, outcomes)
+        finally:
+            self._writer = None
+
+    async def _commit(
+        self,
+        marks: list[tuple[int, asyncio.Future[bool]]],
+        outcomes: list[tuple[SendResult, asyncio.Future[None]]],
+    ) -> None:
+        try:
+            now = self._now()
+            marked: set[int] = set()
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            conn = self._conn
+            async with conn.begin():
+                # Outcomes first: a chat's next prompt is only marked after its last one's fate.
+                await record_outcomes(conn, [outcome for outcome, _ in outcomes])
+                if marks:
+                    result = await conn.execute(
+                        _MARK_SENDING,
+                        {
+                            "ids": [delivery_id for delivery_id, _ in marks],
+                            "instance": self._instance,
+                            "now": now,
+                            "lease_until": now + self._lease,
+                        },
+                    )
+                    marked = set(result.scalars())
+            self.commits += 1
+        except BaseException as exc:
+            await self._discard_connection()
+            waiters: list[asyncio.Future[Any]] = [future for _, future in marks]
+            waiters += [future for _, future in outcomes]
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    waiter.cancel()
+                else:
+                    waiter.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for delivery_id, mark in marks:
+            if not mark.done():  # a waiter cancelled (shutdown) needs no answer
+                mark.set_result(delivery_id in marked)
+        for _, done in outcomes:
+            if not done.done():
+                done.set_result(None)
+
+    async def _discard_connection(self) -> None:
+        """After a failure the connection may be broken: the next commit takes a fresh one."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
