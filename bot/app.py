@@ -27,6 +27,7 @@ from bot.domain.content import ContentError, builtin_dir, load_content
 from bot.domain.safety import SafetyContentError, load_crisis_texts, load_screener
 from bot.handlers import router
 from bot.handlers.callbacks import CallbackCodec
+from bot.handlers.updates import MAX_CONCURRENT, PerChatUpdateProcessor
 from bot.http_server import EmbeddedServer
 from bot.runtime import Runtime
 from bot.web import WEBHOOK_PATH, build_web
@@ -83,9 +84,16 @@ def build_application(
     updates_request: BaseRequest | None = None,
     rate_limit: bool = True,
     dispatch_job: bool = True,
+    max_concurrent_updates: int = MAX_CONCURRENT,
 ) -> PTBApp:
     settings = rt.settings
-    builder = Application.builder().token(settings.require_token()).base_url(settings.bot_base_url)
+    builder = (
+        Application.builder()
+        .token(settings.require_token())
+        .base_url(settings.bot_base_url)
+        # Chats concurrently, each chat's updates in order (bot/handlers/updates.py).
+        .concurrent_updates(PerChatUpdateProcessor(max_concurrent_updates))
+    )
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
     if rate_limit:

@@ -1,26 +1,36 @@
-"""Outgoing rate limiting: the overall send rate, one message per second per chat, a priority lane.
+"""Outgoing rate limiting: the overall send rate, one message per second per chat, and lanes.
 
 PTB's `AIORateLimiter` paces the bot as a whole and groups per minute, but has no per-private-chat
 limit, and a busy chat queued in front of the overall limiter holds everyone else up. Here each
-request goes through three lanes, chosen per call:
+request goes through one of four lanes, chosen per call:
 
 * paced — methods that put a new message in a chat (`send*` except `sendChatAction`,
-  `forward*`, `copy*`): first in line for their chat (FIFO, so a patient reads messages in the
-  order they were sent), then at most one per `per_chat_interval` to that chat, then a slot of the
-  overall pacer. A request only joins the overall queue once its chat is free, so a busy chat
-  never blocks other chats.
-* priority — any call made with `rate_limit_args={"priority": True}` (crisis resources): goes out
-  at once, ignoring the queue, the per-chat spacing and a 429 pause. Crisis replies must not wait
-  behind a burst of prompts; the slot it uses is taken from the queue (everything queued moves
-  back one slot) so the long-run rate still holds, and a 429 only costs it its own retry_after.
+  `forward*`, `copy*`) without lane arguments (scheduled prompts, notices): first in line for
+  their chat (FIFO, so a patient reads messages in the order they were sent), then at most one
+  per `per_chat_interval` to that chat, then a slot of the overall pacer. A request only joins
+  the overall queue once its chat is free, so a busy chat never blocks other chats.
+* interactive — a message method called with `rate_limit_args={"interactive": True}` (answers
+  to the person who just wrote): exactly like paced — the chat's FIFO, the per-chat spacing,
+  overall slots, 429 pauses — except that in the overall pacer it queues ahead of every paced
+  request still waiting. So an answer waits for the next free slot, not behind a burst of
+  prompts; paced and interactive sends together stay within `overall_rate`. Interactive
+  traffic above the overall rate would hold paced sends back for as long as it lasted (answers
+  follow what people send, and the chat spacing caps each chat at 1/s). On any other method
+  the flag is ignored (those are direct).
+* priority — `rate_limit_args={"priority": True}`, for crisis resources and safety alerts only:
+  goes out at once, ignoring the queues, the per-chat spacing and a 429 pause. Crisis replies
+  must not wait behind anything; the slot it uses is taken from the queue (everything queued
+  moves back one slot) so the long-run rate still holds, and a 429 only costs it its own
+  retry_after. It still counts for its chat: the next message there keeps its distance.
 * direct — everything else (edits, deletes, chat actions, callback answers, getMe, ...): not
   throttled. Telegram's per-chat and broadcast limits count messages; edits and callback answers
   follow a user's tap and must feel instant, so a burst of prompts must not delay them.
 
-RetryAfter (429) from any lane pauses the paced queue for `retry_after` (Telegram's flood limit
-is per bot) and retries the request up to `max_retries` times; a 429 means the message was not
-sent, so a retry cannot duplicate it. After the last retry the RetryAfter is re-raised for the
-dispatcher to reschedule the delivery. Every other exception passes through untouched.
+RetryAfter (429) from any lane pauses the paced and interactive queues for `retry_after`
+(Telegram's flood limit is per bot) and retries the request up to `max_retries` times; a 429
+means the message was not sent, so a retry cannot duplicate it. After the last retry the
+RetryAfter is re-raised for the dispatcher to reschedule the delivery. Every other exception
+passes through untouched.
 
 Wiring (bot.app): `Application.builder().rate_limiter(PacedRateLimiter(overall_rate=send_rate))`.
 """
@@ -33,6 +43,7 @@ import logging
 import math
 import time
 import warnings
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -62,6 +73,7 @@ _FORWARDS = frozenset({"forwardMessage", "forwardMessages", "copyMessage", "copy
 
 class Lane(Enum):
     PACED = "paced"
+    INTERACTIVE = "interactive"
     PRIORITY = "priority"
     DIRECT = "direct"
 
@@ -93,12 +105,16 @@ def retry_after_seconds(exc: RetryAfter) -> float:
 
 
 class Pacer:
-    """Hands out overall send slots `1 / rate` apart, first come first served.
+    """Hands out overall send slots `1 / rate` apart: first the interactive queue, then the
+    paced one, each first come first served.
 
-    A slot is reserved the moment a request asks, so order is fixed without a queue object;
-    the request then sleeps until its slot. Slots are kept on a schedule clock that runs
-    `shift` seconds behind the real one and stops during a 429 pause: pausing adds to `shift`,
-    which moves every reserved slot back by the same amount, so order and spacing survive it.
+    A request that finds nobody ahead of it in its own queue (and, for a paced one, nobody in
+    the interactive queue) and a free slot goes at once. Otherwise it queues; only the head of
+    the two queues sleeps until the next slot, the rest wait to be woken when they become head.
+    An interactive request that arrives while paced ones wait becomes head at once, so it takes
+    the next slot and every paced one moves back by one. Slots are `1 / rate` apart counted from
+    where the previous slot was due, not from when its task happened to run, so a late wake-up
+    does not lower the long-run rate; a slot is never earlier than its request.
     No burst allowance: a full bucket would let 2x the rate through in the first second.
     """
 
@@ -106,33 +122,75 @@ class Pacer:
         self.spacing = 1.0 / rate
         self._clock = clock
         self._sleep = sleep
-        self._next_slot = -math.inf  # schedule time of the next free slot
-        self._shift = 0.0  # real time = schedule time + shift
+        self._next_free = -math.inf  # real time of the next free slot
         self.paused_until = -math.inf  # real time
+        self._interactive: deque[_Waiter] = deque()
+        self._paced: deque[_Waiter] = deque()
 
-    def _schedule_now(self) -> float:
-        return max(self._clock(), self.paused_until) - self._shift
+    def _ready_at(self) -> float:
+        return max(self._next_free, self.paused_until)
 
-    async def wait_turn(self) -> None:
-        slot = max(self._schedule_now(), self._next_slot)
-        self._next_slot = slot + self.spacing
-        # Re-read shift after every wake-up: a 429 may have moved the slot while we slept.
-        while (due := slot + self._shift) > (now := self._clock()):
-            await self._sleep(due - now)
+    def _head(self) -> _Waiter | None:
+        if self._interactive:
+            return self._interactive[0]
+        return self._paced[0] if self._paced else None
+
+    def _take(self, slot: float) -> None:
+        self._next_free = slot + self.spacing
+        head = self._head()
+        if head is not None:
+            head.wake.set()  # its turn to watch the clock
+
+    @property
+    def queued(self) -> int:
+        return len(self._interactive) + len(self._paced)
+
+    async def wait_turn(self, *, interactive: bool = False) -> None:
+        arrived = self._clock()
+        queue = self._interactive if interactive else self._paced
+        ahead = bool(self._interactive) if interactive else self._head() is not None
+        if not ahead and arrived >= self._ready_at():
+            self._take(arrived)
+            return
+        me = _Waiter(arrived)
+        queue.append(me)
+        try:
+            while True:
+                if self._head() is me:
+                    # Re-read after every wake-up: a 429, a borrowed slot or an interactive
+                    # request may have moved the slot (or taken the head) while we slept.
+                    ready, now = self._ready_at(), self._clock()
+                    if now >= ready:
+                        queue.popleft()
+                        me.done = True
+                        self._take(max(ready, me.arrived))
+                        return
+                    await self._sleep(ready - now)
+                else:
+                    me.wake.clear()
+                    await me.wake.wait()
+        finally:
+            if not me.done:  # cancelled while waiting: the next one may now be head
+                queue.remove(me)
+                head = self._head()
+                if head is not None:
+                    head.wake.set()
 
     def borrow(self) -> None:
         """Take a slot now, out of turn; everything queued moves back one slot."""
-        self._shift += self.spacing
-        # With nothing queued there is nothing to move: keep the next arrival a slot away.
-        self._next_slot = max(self._next_slot, self._schedule_now() + self.spacing)
+        self._next_free = max(self._next_free, self._clock()) + self.spacing
 
     def pause(self, seconds: float) -> None:
-        now = self._clock()
-        until = now + seconds
-        if until <= self.paused_until:
-            return  # overlapping 429s (several requests in flight) extend, not add up
-        self._shift += until - max(now, self.paused_until)
-        self.paused_until = until
+        """Nobody (but priority) goes before `seconds` from now; overlapping 429s extend the
+        pause rather than add up."""
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    arrived: float  # real time the request asked; its slot is never earlier
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set when it may be head
+    done: bool = False
 
 
 @dataclass
@@ -145,7 +203,7 @@ class ChatState:
 
 
 class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
-    """BaseRateLimiter with an overall rate, per-chat spacing and a priority lane (see module)."""
+    """BaseRateLimiter with an overall rate, per-chat spacing and four lanes (see module)."""
 
     def __init__(
         self,
@@ -170,6 +228,7 @@ class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
         self.waited_total = 0.0  # seconds requests spent held back (queue, chat, 429 pauses)
         self.retry_after_count = 0  # 429s seen, retried or not
         self.priority_count = 0  # priority-lane requests
+        self.interactive_count = 0  # interactive-lane requests
 
     async def initialize(self) -> None:
         """Nothing to set up: all state lives in memory and in the callers' own tasks."""
@@ -187,19 +246,23 @@ class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
         rate_limit_args: dict[str, Any] | None,
     ) -> Result:
         chat = chat_key(data)
-        if rate_limit_args and rate_limit_args.get("priority"):
+        options = rate_limit_args or {}
+        if options.get("priority"):
             self.priority_count += 1
             state = self._chat(chat) if chat is not None else None
             return await self._run(Lane.PRIORITY, state, callback, args, kwargs)
         if not is_message(endpoint):
             return await self._run(Lane.DIRECT, None, callback, args, kwargs)
+        lane = Lane.INTERACTIVE if options.get("interactive") else Lane.PACED
+        if lane is Lane.INTERACTIVE:
+            self.interactive_count += 1
         if chat is None:
-            return await self._run(Lane.PACED, None, callback, args, kwargs)
+            return await self._run(lane, None, callback, args, kwargs)
         state = self._chat(chat)
         state.users += 1
         try:
             async with state.lock:
-                return await self._run(Lane.PACED, state, callback, args, kwargs)
+                return await self._run(lane, state, callback, args, kwargs)
         finally:
             state.users -= 1
 
@@ -214,10 +277,10 @@ class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
         retries = 0
         while True:
             started = self._clock()
-            if lane is Lane.PACED:
+            if lane is Lane.PACED or lane is Lane.INTERACTIVE:
                 if chat is not None:
                     await self._sleep_until(chat.next_at)
-                await self._pacer.wait_turn()
+                await self._pacer.wait_turn(interactive=lane is Lane.INTERACTIVE)
             elif lane is Lane.PRIORITY:
                 self._pacer.borrow()
             now = self._clock()
@@ -237,9 +300,9 @@ class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
                     raise
                 retries += 1
                 log.info("429: retry %d of %d in %.1f s", retries, self.max_retries, delay)
-                if lane is not Lane.PACED:
-                    # The paced lane waits out the pause in the queue; the others only for
-                    # their own retry_after.
+                if lane is Lane.PRIORITY or lane is Lane.DIRECT:
+                    # The paced and interactive lanes wait out the pause in the queue; the
+                    # others only for their own retry_after.
                     started = self._clock()
                     await self._sleep(delay)
                     self.waited_total += self._clock() - started

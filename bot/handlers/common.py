@@ -24,7 +24,11 @@ from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-PRIORITY = {"priority": True}  # see PacedRateLimiter: skips the queue, keeps the overall rate
+# Lanes of PacedRateLimiter (bot/dispatch/ratelimit.py). PRIORITY skips every queue and the
+# per-chat spacing: crisis resources and safety alerts only. INTERACTIVE keeps the per-chat
+# spacing and the overall rate but goes before queued prompts: answers to the person writing.
+PRIORITY = {"priority": True}
+INTERACTIVE = {"interactive": True}
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -63,9 +67,10 @@ async def answer(
 ) -> None:
     """Reply in the chat the update came from; HTML, escaped by the caller.
 
-    Answers to a person take the priority lane: updates are handled one at a time, so an
-    acknowledgement queued behind a burst of prompts would hold up every update after it —
-    a crisis message included. Prompts wait instead; the overall rate is unchanged."""
+    Answers take the interactive lane: they keep Telegram's per-chat and overall limits but go
+    before scheduled prompts still waiting, so an acknowledgement during a burst of prompts
+    waits for a slot, not behind the burst. Only this chat's later updates wait for it (see
+    bot/handlers/updates.py); a crisis message from someone else is handled meanwhile."""
     chat = update.effective_chat
     if chat is None:
         return
@@ -76,7 +81,7 @@ async def answer(
         parse_mode=ParseMode.HTML,
         reply_markup=markup,
         link_preview_options=None,
-        rate_limit_args=PRIORITY if getattr(bot, "rate_limiter", None) is not None else None,
+        rate_limit_args=INTERACTIVE if getattr(bot, "rate_limiter", None) is not None else None,
     )
 
 

@@ -99,17 +99,20 @@ def send(
     *,
     endpoint: str = "sendMessage",
     priority: bool = False,
+    interactive: bool = False,
+    text: str = "hi",
 ) -> Awaitable[Any]:
-    data: dict[str, Any] = {"text": "hi"}
+    data: dict[str, Any] = {"text": text}
     if chat_id is not None:
         data["chat_id"] = chat_id
+    lane = {"priority": True} if priority else {"interactive": True} if interactive else None
     return rl.process_request(
         callback=api.post,
         args=(endpoint, data),
         kwargs={},
         endpoint=endpoint,
         data=data,
-        rate_limit_args={"priority": True} if priority else None,
+        rate_limit_args=lane,
     )
 
 
@@ -271,6 +274,168 @@ def test_priority_send_delays_the_next_normal_message_to_its_chat() -> None:
 
     first, second = run_virtual(main)
     assert second - first >= 1.0 - EPS
+
+
+# ------------------------------------------------------------------ interactive
+
+
+def test_interactive_takes_the_next_slot_ahead_of_queued_prompts() -> None:
+    async def main() -> tuple[float, list[float], list[int], PacedRateLimiter]:
+        rl, api = limiter(overall_rate=25.0), Api()
+        queued = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(100)]
+        await asyncio.sleep(0.5)  # 13 prompts out, 87 waiting: ~3.5 s of queue
+        asked = now()
+        await send(rl, api, 500, interactive=True)
+        took = now() - asked
+        await asyncio.gather(*queued)
+        order = [data["chat_id"] for _, data in api.starts]
+        return took, api.times(), order, rl
+
+    took, times, order, rl = run_virtual(main)
+    assert took <= 1 / 25.0 + EPS  # the next free slot, not behind the 87
+    assert order.index(500) == 13
+    assert rl.interactive_count == 1
+    # Unlike priority it borrows nothing: no one-second window holds more than 25.
+    assert_rate(times, 25.0)
+
+
+def test_interactive_keeps_the_chats_spacing_and_order() -> None:
+    async def main() -> list[tuple[float, str]]:
+        rl, api = limiter(), Api()
+        await send(rl, api, 7, text="prompt")  # a prompt just went to chat 7
+        await asyncio.gather(
+            *(send(rl, api, 7, interactive=True, text=f"ack {i}") for i in range(3))
+        )
+        return [(t, data["text"]) for t, data in api.starts]
+
+    starts = run_virtual(main)
+    assert [text for _, text in starts] == ["prompt", "ack 0", "ack 1", "ack 2"]
+    times = [t for t, _ in starts]
+    assert all(b - a >= 1.0 - EPS for a, b in itertools.pairwise(times))
+
+
+def test_interactive_waits_behind_a_prompt_already_queued_for_its_own_chat() -> None:
+    """Within a chat the FIFO holds: the person reads messages in the order they were sent."""
+
+    async def main() -> list[str]:
+        rl, api = limiter(overall_rate=25.0), Api()
+        queued = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(50)]
+        mine = asyncio.ensure_future(send(rl, api, 49, text="prompt"))  # 2nd for chat 49
+        await asyncio.sleep(0.1)
+        await send(rl, api, 49, interactive=True, text="ack")
+        await asyncio.gather(*queued, mine)
+        return [data["text"] for _, data in api.starts if data["chat_id"] == 49]
+
+    assert run_virtual(main) == ["hi", "prompt", "ack"]
+
+
+def test_overall_rate_holds_over_a_mixed_burst() -> None:
+    async def main() -> tuple[list[float], list[float]]:
+        rl, api = limiter(overall_rate=25.0), Api(latency=0.05)
+        prompts = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(300)]
+        waits: list[float] = []
+
+        async def answer(chat: int) -> None:
+            asked = now()
+            await send(rl, api, chat, interactive=True)
+            waits.append(now() - asked - 0.05)
+
+        answers = []
+        for i in range(100):  # 10 answers a second for 10 s, into the prompt queue
+            answers.append(asyncio.ensure_future(answer(1000 + i)))
+            await asyncio.sleep(0.1)
+        await asyncio.gather(*prompts, *answers)
+        return api.times(), waits
+
+    times, waits = run_virtual(main)
+    assert len(times) == 400
+    assert_rate(times, 25.0)
+    assert (len(times) - 1) / (times[-1] - times[0]) <= 25.0 * (1 + 1e-9)
+    assert max(waits) <= 1 / 25.0 + EPS  # every answer took the next slot
+
+
+def test_interactive_requests_keep_their_arrival_order() -> None:
+    async def main() -> list[int]:
+        rl, api = limiter(overall_rate=10.0), Api()
+        prompts = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(20)]
+        await asyncio.sleep(0.05)
+        answers = [
+            asyncio.ensure_future(send(rl, api, c, interactive=True)) for c in range(100, 110)
+        ]
+        await asyncio.gather(*prompts, *answers)
+        return [data["chat_id"] for _, data in api.starts]
+
+    order = run_virtual(main)
+    assert order[1:11] == list(range(100, 110))  # after the first prompt, before the other 19
+    assert order[11:] == list(range(1, 20))
+
+
+def test_429_pauses_interactive_requests_too() -> None:
+    def fail_first(n: int, _data: dict[str, Any]) -> None:
+        if n == 1:
+            raise RetryAfter(timedelta(seconds=2))
+
+    async def main() -> tuple[float, list[float]]:
+        rl, api = limiter(overall_rate=25.0), Api(fail=fail_first)
+        prompts = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(20)]
+        await asyncio.sleep(0.5)  # inside the 2.1 s pause
+        await send(rl, api, 500, interactive=True)
+        answered = api.times(500)[0]
+        await asyncio.gather(*prompts)
+        return answered, [t for t, d in api.starts if d["chat_id"] != 500]
+
+    answered, prompts = run_virtual(main)
+    assert answered == pytest.approx(2.1)  # the end of the pause, and first after it
+    assert prompts[0] == 0.0
+    assert all(t >= 2.1 + 1 / 25.0 - EPS for t in prompts[1:])
+
+
+def test_a_429_on_an_interactive_send_retries_ahead_of_the_prompts() -> None:
+    def fail_first(n: int, _data: dict[str, Any]) -> None:
+        if n == 1:
+            raise RetryAfter(1)
+
+    async def main() -> list[tuple[float, int]]:
+        rl, api = limiter(overall_rate=25.0), Api(fail=fail_first)
+        answer = asyncio.ensure_future(send(rl, api, 1, interactive=True))
+        await asyncio.sleep(0)  # its first try is out and refused
+        prompts = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(10, 40)]
+        await asyncio.gather(answer, *prompts)
+        return [(t, data["chat_id"]) for t, data in api.starts]
+
+    first, *rest = run_virtual(main)
+    assert first == (0.0, 1)
+    retried_at, retried_chat = rest[0]
+    assert retried_chat == 1 and retried_at == pytest.approx(1.1)  # first after the pause
+    assert all(t >= 1.1 + 1 / 25.0 - EPS for t, _ in rest[1:])
+    assert_rate([t for t, _ in rest], 25.0)
+
+
+def test_interactive_flag_on_an_edit_is_direct() -> None:
+    async def main() -> list[float]:
+        rl, api = limiter(), Api()
+        await send(rl, api, 3)
+        await send(rl, api, 3, endpoint="editMessageText", interactive=True)
+        return api.times()
+
+    assert run_virtual(main) == [0.0, 0.0]
+
+
+def test_a_cancelled_request_does_not_stall_the_queue() -> None:
+    async def main() -> tuple[list[int], int]:
+        rl, api = limiter(overall_rate=10.0), Api()
+        requests = [asyncio.ensure_future(send(rl, api, chat)) for chat in range(10)]
+        answers = [asyncio.ensure_future(send(rl, api, c, interactive=True)) for c in (100, 101)]
+        await asyncio.sleep(0.01)
+        answers[0].cancel()  # the head, asleep until its slot
+        requests[1].cancel()  # the paced head
+        requests[5].cancel()  # one in the middle of the queue
+        await asyncio.gather(*requests, *answers, return_exceptions=True)
+        return [data["chat_id"] for _, data in api.starts], rl._pacer.queued
+
+    order, left = run_virtual(main)
+    assert order == [0, 101, 2, 3, 4, 6, 7, 8, 9]
+    assert left == 0
 
 
 # ------------------------------------------------------------------ RetryAfter
