@@ -1,11 +1,14 @@
-"""Small query functions shared by the services. Each takes an open session and returns models."""
+"""Small query functions shared by the services. Each takes an open session and returns models
+(or, on the per-message path, plain rows)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Integer, Table, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import (
@@ -19,6 +22,7 @@ from bot.db.models import (
     ReplyKind,
     Therapist,
 )
+from bot.db.types import UTCDateTime
 
 
 async def therapist_by_user(session: AsyncSession, user_id: int) -> Therapist | None:
@@ -29,6 +33,27 @@ async def therapist_by_user(session: AsyncSession, user_id: int) -> Therapist | 
 
 async def patient_by_user(session: AsyncSession, user_id: int) -> Patient | None:
     return await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+
+
+_USER = bindparam("user_id", type_=BigInteger)
+
+# Both roles in one statement: a one-row anchor, the active therapist with this Telegram id (if
+# any) and the patient with it — only when there is no such therapist, as a therapist's own
+# account is never treated as a patient's.
+_ROLES = (
+    select(Therapist, Patient)
+    .select_from(select(literal_column("1").label("one")).subquery("anchor"))
+    .outerjoin(Therapist, (Therapist.telegram_user_id == _USER) & Therapist.active)
+    .outerjoin(Patient, (Patient.telegram_user_id == _USER) & Therapist.id.is_(None))
+)
+
+
+async def roles_by_user(
+    session: AsyncSession, telegram_user_id: int
+) -> tuple[Therapist | None, Patient | None]:
+    """`therapist_by_user`, else `patient_by_user`, in one statement: the therapist wins."""
+    row = (await session.execute(_ROLES, {"user_id": telegram_user_id})).one()
+    return row[0], row[1]
 
 
 async def patient_of(session: AsyncSession, therapist_id: int, pseudonym: str) -> Patient | None:
@@ -58,44 +83,115 @@ async def pending_deliveries(session: AsyncSession, patient_id: int) -> Sequence
     return result.all()
 
 
-async def delivery_by_message(
-    session: AsyncSession, patient_id: int, message_id: int
-) -> Delivery | None:
-    """The delivery a message belongs to: the prompt itself or its reminder."""
-    return await session.scalar(
-        select(Delivery)
-        .where(
-            Delivery.patient_id == patient_id,
-            (Delivery.telegram_message_id == message_id)
-            | (Delivery.nudge_message_id == message_id),
-        )
-        .limit(1)
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A delivery a free-text message might answer: what `domain.linking` needs of it."""
+
+    id: int
+    kind: PromptKind
+    sent_at: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LastReply:
+    """The patient's most recently updated reply, which a new message may join."""
+
+    id: int
+    delivery_id: int | None
+    kind: ReplyKind
+    body_enc: bytes | None
+    updated_at: datetime
+    flagged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyContext:
+    replied_to: Candidate | None  # the prompt (or its reminder) the message replies to
+    latest_open: Candidate | None  # the newest sent, unclosed reflection since `sent_after`
+    last_reply: LastReply | None
+
+
+# Core handles on the tables, for the per-message path: no ORM object is needed there, and
+# Core statements built once cost a fraction of ORM ones built per call.
+PATIENTS: Table = Patient.__table__  # type: ignore[assignment]
+DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+REPLIES: Table = Reply.__table__  # type: ignore[assignment]
+
+_PATIENT = bindparam("patient_id", type_=Integer)
+_MESSAGE = bindparam("message_id", type_=BigInteger)  # NULL when the message replies to nothing
+_d = DELIVERIES.c
+_r = REPLIES.c
+
+_REPLIED_TO_ID = (
+    select(_d.id)
+    .where(
+        _d.patient_id == _PATIENT,
+        (_d.telegram_message_id == _MESSAGE) | (_d.nudge_message_id == _MESSAGE),
     )
-
-
-async def latest_unanswered_reflection(
-    session: AsyncSession, patient_id: int, sent_after: datetime
-) -> Delivery | None:
-    return await session.scalar(
-        select(Delivery)
-        .where(
-            Delivery.patient_id == patient_id,
-            Delivery.kind == PromptKind.REFLECTION,
-            Delivery.state == DeliveryState.SENT,
-            Delivery.sent_at >= sent_after,
-            Delivery.closed_at.is_(None),
-        )
-        .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
-        .limit(1)
+    .limit(1)
+    .scalar_subquery()
+)
+_LATEST_OPEN_ID = (
+    select(_d.id)
+    .where(
+        _d.patient_id == _PATIENT,
+        _d.kind == PromptKind.REFLECTION,
+        _d.state == DeliveryState.SENT,
+        _d.sent_at >= bindparam("sent_after", type_=UTCDateTime()),
+        _d.closed_at.is_(None),
     )
+    .order_by(_d.sent_at.desc(), _d.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LAST_REPLY_ID = (
+    select(_r.id)
+    .where(_r.patient_id == _PATIENT)
+    .order_by(_r.updated_at.desc(), _r.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_replied_to = DELIVERIES.alias("replied_to")
+_latest_open = DELIVERIES.alias("latest_open")
+_last_reply = REPLIES.alias("last_reply")
+
+_CANDIDATE_COLUMNS = [field.name for field in fields(Candidate)]
+_LAST_REPLY_COLUMNS = [field.name for field in fields(LastReply)]
+
+# The three lookups behind a free-text message in one round trip: the patient's row anchors a
+# single result row, and each candidate is outer-joined by the id its (uncorrelated) subquery
+# picks — the same rows, and indexes, as three separate queries. Columns in field order.
+_REPLY_CONTEXT = (
+    select(
+        *(_replied_to.c[name] for name in _CANDIDATE_COLUMNS),
+        *(_latest_open.c[name] for name in _CANDIDATE_COLUMNS),
+        *(_last_reply.c[name] for name in _LAST_REPLY_COLUMNS),
+    )
+    .select_from(
+        PATIENTS.outerjoin(_replied_to, _replied_to.c.id == _REPLIED_TO_ID)
+        .outerjoin(_latest_open, _latest_open.c.id == _LATEST_OPEN_ID)
+        .outerjoin(_last_reply, _last_reply.c.id == _LAST_REPLY_ID)
+    )
+    .where(PATIENTS.c.id == _PATIENT)
+)
 
 
-async def last_reply(session: AsyncSession, patient_id: int) -> Reply | None:
-    return await session.scalar(
-        select(Reply)
-        .where(Reply.patient_id == patient_id)
-        .order_by(Reply.updated_at.desc(), Reply.id.desc())
-        .limit(1)
+async def reply_context(
+    session: AsyncSession, patient_id: int, reply_to_message_id: int | None, sent_after: datetime
+) -> ReplyContext:
+    """Everything linking a free-text message needs, in one statement."""
+    params = {"patient_id": patient_id, "message_id": reply_to_message_id, "sent_after": sent_after}
+    row = (await session.execute(_REPLY_CONTEXT, params)).one_or_none()
+    if row is None:  # the patient is gone
+        return ReplyContext(None, None, None)
+    values: tuple[Any, ...] = tuple(row)
+    n = len(_CANDIDATE_COLUMNS)
+    replied_to, latest_open, last_reply = values[:n], values[n : 2 * n], values[2 * n :]
+    return ReplyContext(
+        replied_to=Candidate(*replied_to) if replied_to[0] is not None else None,
+        latest_open=Candidate(*latest_open) if latest_open[0] is not None else None,
+        last_reply=LastReply(*last_reply) if last_reply[0] is not None else None,
     )
 
 

@@ -55,9 +55,7 @@ async def who(session: AsyncSession, update: Update) -> Who:
     user = update.effective_user
     if user is None:
         return Who(None, None)
-    therapist = await queries.therapist_by_user(session, user.id)
-    patient = None if therapist else await queries.patient_by_user(session, user.id)
-    return Who(therapist, patient)
+    return Who(*await queries.roles_by_user(session, user.id))
 
 
 async def answer(

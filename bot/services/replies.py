@@ -7,6 +7,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
@@ -31,15 +32,56 @@ class TextOutcome:
     delivery_id: int | None
 
 
-def _question(delivery: Delivery | None) -> linking.Question | None:
-    if delivery is None:
+def _question(candidate: queries.Candidate | None) -> linking.Question | None:
+    if candidate is None:
         return None
     return linking.Question(
-        delivery.id,
-        delivery.kind is PromptKind.REFLECTION,
-        delivery.sent_at,
-        delivery.closed_at is not None,
+        candidate.id,
+        candidate.kind is PromptKind.REFLECTION,
+        candidate.sent_at,
+        candidate.closed_at is not None,
     )
+
+
+def _joined_text(
+    last: queries.LastReply | None,
+    explicit_target: int | None,
+    text: str,
+    now: datetime,
+    cipher: Cipher,
+) -> str | None:
+    """The reply's text with this message added, when the message joins the patient's last
+    reply; None when it does not. Decrypts only when the length is all that is left to check
+    (a longer earlier text only ever makes joining less likely)."""
+    if last is None or last.kind not in (ReplyKind.TEXT, ReplyKind.NOTE) or not last.body_enc:
+        return None
+    previous = linking.Previous(last.delivery_id, last.updated_at, 0)
+    if not linking.joins(previous, explicit_target, now, len(text)):
+        return None
+    before = cipher.decrypt(last.body_enc)
+    previous = linking.Previous(last.delivery_id, last.updated_at, len(before))
+    if not linking.joins(previous, explicit_target, now, len(text)):
+        return None
+    return f"{before}\n{text}"
+
+
+# Built once, run with parameters (Core: nothing on this path needs the identity map).
+_NEW_REPLY = insert(queries.REPLIES).returning(queries.REPLIES.c.id)
+_JOIN_REPLY = (
+    update(queries.REPLIES)
+    .where(queries.REPLIES.c.id == bindparam("reply_id"))
+    .values(
+        body_enc=bindparam("body_enc"), updated_at=bindparam("now"), flagged=bindparam("flagged")
+    )
+)
+_ANSWERED = (
+    update(queries.DELIVERIES)
+    .where(
+        queries.DELIVERIES.c.id == bindparam("delivery_id"),
+        queries.DELIVERIES.c.state == DeliveryState.SENT,
+    )
+    .values(state=DeliveryState.ANSWERED, answered_at=bindparam("now"), updated_at=bindparam("now"))
+)
 
 
 async def record_text(
@@ -55,48 +97,52 @@ async def record_text(
     now: datetime,
     flagged: bool = False,
 ) -> TextOutcome:
-    replied_to = None
-    if reply_to_message_id is not None:
-        replied_to = await queries.delivery_by_message(session, patient.id, reply_to_message_id)
-    explicit = _question(replied_to)
+    """One read, then one write to join the last reply — or, for a new reply, its insert and
+    (when it answers a question) marking that question answered."""
+    found = await queries.reply_context(
+        session, patient.id, reply_to_message_id, now - linking.FALLBACK_WINDOW
+    )
+    explicit = _question(found.replied_to)
     explicit_target = (
         explicit.delivery_id
         if explicit is not None and linking.is_open(explicit, now, answer_window)
         else None
     )
 
-    last = await queries.last_reply(session, patient.id)
-    if last is not None and last.kind in (ReplyKind.TEXT, ReplyKind.NOTE) and last.body_enc:
-        before = cipher.decrypt(last.body_enc)
-        previous = linking.Previous(last.delivery_id, last.updated_at, len(before))
-        if linking.joins(previous, explicit_target, now, len(text)):
-            last.body_enc = cipher.encrypt(f"{before}\n{text}")
-            last.updated_at = now
-            last.flagged = last.flagged or flagged
-            return TextOutcome(Recorded.JOINED, last.id, last.delivery_id)
+    last = found.last_reply
+    joined = _joined_text(last, explicit_target, text, now, cipher)
+    if last is not None and joined is not None:
+        await session.execute(
+            _JOIN_REPLY,
+            {
+                "reply_id": last.id,
+                "body_enc": cipher.encrypt(joined),
+                "now": now,
+                "flagged": last.flagged or flagged,
+            },
+        )
+        return TextOutcome(Recorded.JOINED, last.id, last.delivery_id)
 
-    latest = await queries.latest_unanswered_reflection(
-        session, patient.id, now - linking.FALLBACK_WINDOW
+    target = linking.choose_target(explicit, _question(found.latest_open), now, answer_window)
+    reply_id = await session.scalar(
+        _NEW_REPLY,
+        {
+            "patient_id": patient.id,
+            "delivery_id": target,
+            "kind": ReplyKind.TEXT if target is not None else ReplyKind.NOTE,
+            "body_enc": cipher.encrypt(text),
+            "update_id": update_id,
+            "telegram_message_id": message_id,
+            "flagged": flagged,
+            "received_at": now,
+            "updated_at": now,
+        },
     )
-    target = linking.choose_target(explicit, _question(latest), now, answer_window)
-    reply = Reply(
-        patient_id=patient.id,
-        delivery_id=target,
-        kind=ReplyKind.TEXT if target is not None else ReplyKind.NOTE,
-        body_enc=cipher.encrypt(text),
-        update_id=update_id,
-        telegram_message_id=message_id,
-        flagged=flagged,
-        received_at=now,
-        updated_at=now,
-    )
-    session.add(reply)
-    if target is not None:
-        delivery = replied_to if replied_to is not None and replied_to.id == target else latest
-        assert delivery is not None
-        _mark_answered(delivery, now)
-    await session.flush()
-    return TextOutcome(Recorded.ANSWER if target else Recorded.NOTE, reply.id, target)
+    assert reply_id is not None
+    if target is None:
+        return TextOutcome(Recorded.NOTE, reply_id, None)
+    await session.execute(_ANSWERED, {"delivery_id": target, "now": now})
+    return TextOutcome(Recorded.ANSWER, reply_id, target)
 
 
 def _mark_answered(delivery: Delivery, now: datetime) -> None:
