@@ -59,6 +59,11 @@ class EnforcingState(BotApiState):
         self.arrivals: list[float] = []  # monotonic time of every accepted message
         self.rejected: Counter[str] = Counter()
 
+    def forget_arrivals(self) -> None:
+        """Start the windows afresh (after a set-up that is not the bot's limiter's doing)."""
+        self._window.clear()
+        self._last_by_chat.clear()
+
     async def call(self, method: str, params: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         if not counts_as_message(method):
             return await super().call(method, params)
