@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         from bench.ingest import one_case as ingest_case
 
         row = asyncio.run(ingest_case(args.backend, args.n, args.postgres))
-    print(profiler.output_text(unicode=True, color=False))
+    show_all = bool(os.environ.get("PROFILE_SHOW_ALL"))  # library frames too
+    print(profiler.output_text(unicode=True, color=False, show_all=show_all))
     print(row)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

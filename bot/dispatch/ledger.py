@@ -98,8 +98,8 @@ class Ledger:
     """Collects marks and outcomes from concurrent sends and commits them together.
 
     `mark_sending` returns only once the mark is committed — True if the row was still ours to
-    send — and `record` once the outcome is committed, so a caller that has returned from either
-    knows its row is durable. A failed commit raises in every caller that waited for it.
+    send; `record` queues an outcome and returns a future that completes once it is committed.
+    A failed commit raises in every caller that waits for it.
     """
 
     def __init__(
@@ -128,11 +128,15 @@ class Ledger:
         self._wake()
         return await future
 
-    async def record(self, outcome: SendResult) -> None:
+    def record(self, outcome: SendResult) -> asyncio.Future[None]:
+        """Queue an outcome; the future completes once it is committed. A mark asked for
+        after this call lands in the same commit or a later one, never an earlier one, so a
+        sender may hand its slot to the next send without waiting: the rows `sending` in the
+        database never outnumber the slots."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outcomes.append((outcome, future))
         self._wake()
-        await future
+        return future
 
     async def close(self) -> None:
         if self._conn is not None:
