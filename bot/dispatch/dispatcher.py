@@ -16,7 +16,6 @@ import html
 import logging
 import random
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,7 +23,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, or_, select, update
 from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
-from telegram.warnings import PTBUserWarning
 
 from bot import metrics
 from bot.db.crypto import CryptoKeyError
@@ -36,18 +34,12 @@ from bot.domain import schedule
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
+from bot.sending import send_html
 from bot.services import participation, reachability
 from bot.services.sessions import quiet_hours
 
 log = logging.getLogger(__name__)
 
-# Prompts go out through `Bot.do_api_request`, which returns Telegram's raw answer: building a
-# full `Message` from it (`Message.de_json`) was a quarter of the dispatcher's CPU, and only
-# `message_id` is needed. The same request, rate limiter and errors as `send_message`; PTB warns
-# that a dedicated method exists, which is the point here.
-warnings.filterwarnings(
-    "ignore", message=r"Please use 'Bot\.send_message'", category=PTBUserWarning
-)
 
 # Core statements: no per-row ORM bookkeeping on the hot path.
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
@@ -359,17 +351,9 @@ class Dispatcher:
         outcome: Outcome | None = None
         reason = ""
         try:
-            sent = await self.bot.do_api_request(
-                "send_message",
-                api_kwargs={
-                    "chat_id": job.chat_id,
-                    "text": text,
-                    "parse_mode": ParseMode.HTML,
-                    "reply_markup": markup,
-                    "protect_content": True,
-                },
+            message_id = await send_html(
+                self.bot, job.chat_id, text, reply_markup=markup, protect_content=True
             )
-            message_id = int(sent["message_id"])
         except Exception as exc:  # every failure is recorded on the delivery, none escapes
             outcome, reason = classify(exc)
             metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()

@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
@@ -21,6 +22,7 @@ from bot.db.models import Patient, ProcessedUpdate, Therapist
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
+from bot.sending import send_html
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +75,11 @@ async def answer(
     if chat is None:
         return
     bot: Any = update.get_bot()
-    await bot.send_message(
+    await send_html(
+        bot,
         chat.id,
         render.clip(text),
-        parse_mode=ParseMode.HTML,
         reply_markup=markup,
-        link_preview_options=None,
         rate_limit_args=INTERACTIVE if getattr(bot, "rate_limiter", None) is not None else None,
     )
 
@@ -86,6 +87,12 @@ async def answer(
 # The update being handled whose id is not yet recorded. Handlers of one update run in one
 # task, so the first `effects()` transaction of that update records it.
 _unrecorded: ContextVar[int | None] = ContextVar("afterglow_unrecorded_update", default=None)
+
+
+# Prebuilt: these run for every update.
+_PROCESSED: Table = ProcessedUpdate.__table__  # type: ignore[assignment]
+_SEEN = select(_PROCESSED.c.update_id).where(_PROCESSED.c.update_id == bindparam("update_id"))
+_RECORD = insert(_PROCESSED)
 
 
 class DuplicateUpdate(Exception):
@@ -98,8 +105,8 @@ async def mark_processed(update: Update, context: Context) -> None:
     _unrecorded.set(update.update_id)
     rt = runtime(context)
     try:
-        async with rt.sessions() as session:
-            seen = await session.get(ProcessedUpdate, update.update_id)
+        async with rt.engine.connect() as conn:
+            seen = (await conn.execute(_SEEN, {"update_id": update.update_id})).first()
     except Exception as exc:  # database down: still let "Need help now" and /crisis through
         log.error("could not check update %s: %s", update.update_id, type(exc).__name__)
         return
@@ -132,9 +139,10 @@ async def effects(context: Context) -> AsyncIterator[AsyncSession]:
         update_id = _unrecorded.get()
         if update_id is not None:
             _unrecorded.set(None)
-            session.add(ProcessedUpdate(update_id=update_id, processed_at=rt.clock.now()))
             try:
-                await session.flush()
+                await session.execute(
+                    _RECORD, {"update_id": update_id, "processed_at": rt.clock.now()}
+                )
             except IntegrityError:
                 raise DuplicateUpdate(update_id) from None
         yield session
