@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.db.crypto import Cipher, CryptoKeyError
-from bot.db.engine import make_engine, make_session_factory
+from bot.db.engine import make_session_factory
 from bot.db.models import (
     Alert,
     AlertKind,
@@ -41,7 +40,6 @@ from bot.db.models import (
     Therapist,
 )
 from bot.services import maintenance
-from tests.pg import backends, database_url
 
 OLD_KEY = Fernet.generate_key()
 NEW_KEY = Fernet.generate_key()
@@ -50,18 +48,6 @@ OLD = Cipher([OLD_KEY])
 NEW = Cipher([NEW_KEY])
 FOREIGN = Cipher([FOREIGN_KEY])
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(params=backends())
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with database_url(request.param, tmp_path) as url:
-        db = make_engine(url)
-        async with db.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        try:
-            yield db
-        finally:
-            await db.dispose()
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ newest open reflection, and the patient's last reply — never another patient's
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +19,8 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db.crypto import Cipher
-from bot.db.engine import SessionFactory, make_engine, make_session_factory
+from bot.db.engine import SessionFactory, make_session_factory
 from bot.db.models import (
-    Base,
     Delivery,
     DeliveryState,
     Patient,
@@ -35,7 +33,6 @@ from bot.db.models import (
 from bot.domain.linking import FALLBACK_WINDOW, JOIN_WINDOW, MAX_JOINED_CHARS
 from bot.services import replies
 from bot.services.replies import Recorded, TextOutcome
-from tests.pg import backends, database_url
 
 NOW = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -43,18 +40,6 @@ CIPHER = Cipher([Fernet.generate_key()])
 HOUR = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 _message_ids = itertools.count(9000)
-
-
-@pytest.fixture(params=backends())
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with database_url(request.param, tmp_path) as url:
-        db = make_engine(url)
-        async with db.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        try:
-            yield db
-        finally:
-            await db.dispose()
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db import queries
-from bot.db.engine import SessionFactory, make_engine, make_session_factory
-from bot.db.models import Base, Patient, PatientStatus, Therapist
-from tests.pg import backends, database_url
+from bot.db.engine import SessionFactory, make_session_factory
+from bot.db.models import Patient, PatientStatus, Therapist
 
 NOW = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 THERAPIST = 1001
@@ -25,18 +22,6 @@ PATIENT = 2001
 BOTH = 3001  # a therapist who is also enrolled as a patient
 INACTIVE_BOTH = 3002  # a deactivated therapist who is also a patient
 NOBODY = 9999
-
-
-@pytest.fixture(params=backends())
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with database_url(request.param, tmp_path) as url:
-        db = make_engine(url)
-        async with db.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        try:
-            yield db
-        finally:
-            await db.dispose()
 
 
 @pytest.fixture
