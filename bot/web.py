@@ -29,7 +29,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 
 
 def build_web(app: Any, rt: Runtime, leadership: Leadership) -> Starlette:
-    """`app` is the PTB Application; updates from the webhook go to its update queue."""
+    """`app` is the PTB Application; updates from the webhook are handled before the answer."""
     dispatcher: Dispatcher = app.bot_data["dispatcher"]
 
     async def healthz(_: Request) -> Response:
@@ -72,7 +72,14 @@ def build_web(app: Any, rt: Runtime, leadership: Leadership) -> Starlette:
             update = Update.de_json(data, app.bot)
         except (ValueError, TypeError, KeyError):
             return PlainTextResponse("bad update", status_code=400)
-        await app.update_queue.put(update)
+        # Answer once the update is handled, not once it is queued: if this process dies in
+        # between, Telegram delivers the update again and the update-id guard keeps the repeat
+        # from doubling anything. The update processor keeps each chat's updates in order.
+        try:
+            await app.update_processor.process_update(update, app.process_update(update))
+        except Exception as exc:  # handler errors go to the error handler; this is the rest
+            log.error("webhook update %s failed: %s", update.update_id, type(exc).__name__)
+            return PlainTextResponse("error", status_code=500)
         return PlainTextResponse("ok")
 
     return Starlette(

@@ -165,7 +165,7 @@ async def on_error(update: object, context: Context) -> None:
         try:
             if update.callback_query is not None:
                 await update.callback_query.answer()
-            await update.effective_chat.send_message(render.SOMETHING_WRONG)
+            await answer(update, render.SOMETHING_WRONG)
         except TelegramError:
             log.warning("could not tell chat about the failure of update %s", update_id)
 
