@@ -29,6 +29,7 @@ from bot.handlers import router
 from bot.handlers.callbacks import CallbackCodec
 from bot.handlers.updates import MAX_CONCURRENT, PerChatUpdateProcessor
 from bot.http_server import EmbeddedServer
+from bot.polling import ALLOWED_UPDATES, Poller
 from bot.runtime import Runtime
 from bot.web import WEBHOOK_PATH, build_web
 
@@ -156,6 +157,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
 
     app = build_application(rt, dispatch_job=False)
     leadership = Leadership(rt.engine)
+    poller = Poller(app)  # confirms updates to Telegram only once handled
     dispatcher: Dispatcher = app.bot_data["dispatcher"]
     server = EmbeddedServer(
         uvicorn.Config(
@@ -170,10 +172,8 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
 
     async def lead() -> None:
         dispatcher.stopping = False
-        if settings.mode == "polling" and app.updater is not None:
-            await app.updater.start_polling(
-                allowed_updates=["message", "callback_query", "my_chat_member"]
-            )
+        if settings.mode == "polling" and not poller.running:
+            await poller.start()
         assert app.job_queue is not None
         app.job_queue.run_repeating(
             _dispatch_tick, interval=settings.dispatch_interval, first=0.2, name="dispatch"
@@ -181,8 +181,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
 
     async def follow() -> None:
         dispatcher.stopping = True
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
+        await poller.stop()
         if app.job_queue is not None:
             for job in app.job_queue.get_jobs_by_name("dispatch"):
                 job.schedule_removal()
@@ -204,7 +203,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
         await app.bot.set_webhook(
             url=f"{settings.webhook_url}{WEBHOOK_PATH}",
             secret_token=settings.webhook_secret,
-            allowed_updates=["message", "callback_query", "my_chat_member"],
+            allowed_updates=list(ALLOWED_UPDATES),
         )
     dispatcher.stopping = True  # until this replica is the leader
     web_task = asyncio.create_task(server.serve(), name="http")

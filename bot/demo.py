@@ -24,6 +24,7 @@ from bot.dispatch.dispatcher import Dispatcher
 from bot.emulator import BotApiState, EmulatorServer, TranscriptEntry, render_transcript
 from bot.emulator.updates import EmuUser
 from bot.handlers import render
+from bot.polling import Poller
 from bot.runtime import Runtime
 from bot.services import enrollment
 
@@ -126,12 +127,12 @@ async def run_demo(days: int = 7, out: Callable[[str], None] = print) -> int:
             app = build_application(rt, dispatch_job=False, rate_limit=False)
             await app.initialize()
             await app.start()
-            assert app.updater is not None
-            await app.updater.start_polling(poll_interval=0, timeout=1)
+            poller = Poller(app, timeout=1)
+            await poller.start()
             try:
                 await _story(app, rt, state, clock, days)
             finally:
-                await app.updater.stop()
+                await poller.stop()
                 await app.stop()
                 await app.shutdown()
         zones = [(chat, ZoneInfo(ZONE)) for chat in (1001, 2002)]

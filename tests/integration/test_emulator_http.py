@@ -12,6 +12,7 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, T
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
 from bot.emulator import BotApiState, EmulatorServer
+from bot.polling import Poller
 
 
 @pytest.fixture
@@ -44,8 +45,8 @@ async def test_polling_application_answers_start(server: EmulatorServer) -> None
     app.add_handler(CommandHandler("start", start))
     await app.initialize()
     await app.start()
-    assert app.updater is not None
-    await app.updater.start_polling(poll_interval=0, timeout=1)
+    poller = Poller(app, timeout=1)  # as `afterglow run` polls
+    await poller.start()
     try:
         grace = state.user(5001, "Grace")
         await state.send_text(grace, "/start abc")
@@ -54,11 +55,11 @@ async def test_polling_application_answers_start(server: EmulatorServer) -> None
         assert reply["text"] == "Hello 1"
         assert reply["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "a"
     finally:
-        await app.updater.stop()
+        await poller.stop()
         await app.stop()
         await app.shutdown()
     assert state.calls_to("deleteWebhook")
-    assert state.pending_updates == []  # the updater confirmed what it processed
+    assert state.pending_updates == []  # the poller confirmed what it handled
 
 
 async def test_multipart_document_and_form_encoding(server: EmulatorServer) -> None:

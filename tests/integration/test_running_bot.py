@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.db.models import Base
 from bot.demo import run_demo
 from bot.emulator import BotApiState, EmulatorServer
+from bot.polling import Poller
 from bot.services import enrollment, therapists
 
 TOKEN = "555000:RUNNING-bot"
@@ -63,8 +64,8 @@ async def test_first_prompt_arrives_within_two_seconds_of_session(tmp_path: Path
         app = build_application(rt)
         await app.initialize()
         await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0, timeout=1)
+        poller = Poller(app, timeout=1)  # as `afterglow run` polls
+        await poller.start()
         try:
             await state.send_text(patient, f"/start {token}")
             await wait_for(lambda: state.sent_messages(patient.id), 5)
@@ -79,7 +80,7 @@ async def test_first_prompt_arrives_within_two_seconds_of_session(tmp_path: Path
             assert took < 2.0
             assert state.last_sent(patient.id)["has_protected_content"] is True
         finally:
-            await app.updater.stop()
+            await poller.stop()
             await app.stop()
             await app.shutdown()
 

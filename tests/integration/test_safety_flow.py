@@ -17,6 +17,7 @@ from bot.app import build_application, build_runtime
 from bot.config import Settings
 from bot.db.models import Alert, Base, Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.emulator import BotApiState, EmulatorServer
+from bot.polling import Poller
 from bot.services import therapists
 from tests.integration.world import World, close_world, make_world
 from tests.pg import backends, database_url
@@ -230,8 +231,8 @@ async def test_a_burst_of_prompts_does_not_delay_a_crisis_reply(tmp_path: Path) 
         app.bot_data["dispatcher"].batch = 40  # so the test can stop soon after its check
         await app.initialize()
         await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(poll_interval=0, timeout=1)
+        poller = Poller(app, timeout=1)  # as `afterglow run` polls
+        await poller.start()
         try:
             while len(state.sent_messages()) < 30:  # the burst is under way
                 await asyncio.sleep(0.05)
@@ -246,7 +247,7 @@ async def test_a_burst_of_prompts_does_not_delay_a_crisis_reply(tmp_path: Path) 
             assert len(state.sent_messages()) < 900  # the burst was still going on
         finally:
             app.bot_data["dispatcher"].stopping = True
-            await app.updater.stop()
+            await poller.stop()
             await app.stop()
             await app.shutdown()
             await rt.engine.dispose()

@@ -1,0 +1,115 @@
+"""Polling that confirms an update to Telegram only once it has been handled.
+
+PTB's `Updater` confirms a batch of updates (by asking for the next offset) as soon as it has
+queued it, so updates fetched in the moments before a crash are gone. Here the offset sent to
+`getUpdates` never passes an update still being handled: after a crash Telegram delivers it
+again, and the update-id guard (bot/handlers/common.py) keeps a repeat of anything that did
+commit from doubling it. Updates are handled like the webhook's: through the application's
+update processor (chats side by side, each chat in order), not through its update queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+RETRY_FIRST = 1.0  # seconds after a failed getUpdates; doubles up to RETRY_CAP
+RETRY_CAP = 30.0
+# Telegram hands back updates below the offset at once, so while one is being handled a poll
+# returns immediately; wait this long (or until something finishes) before asking again.
+BUSY_WAIT = 0.5
+
+
+class Poller:
+    """Long-polls `getUpdates` for `app` and hands each update to its update processor."""
+
+    def __init__(self, app: Any, *, timeout: float = 10.0, retry_first: float = RETRY_FIRST):
+        self.app = app
+        self.timeout = timeout
+        self.retry_first = retry_first
+        self._next = 0  # every update below this id is handled (or was never ours)
+        self._in_flight: set[int] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._finished = asyncio.Event()
+        self.handled = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def offset(self) -> int:
+        """What to confirm: nothing at or above an update still being handled."""
+        return min(self._in_flight) if self._in_flight else self._next
+
+    async def start(self) -> None:
+        # getUpdates answers 409 while a webhook is set (e.g. left by webhook mode).
+        await self.app.bot.delete_webhook()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="poller")
+
+    async def stop(self) -> None:
+        """Stop fetching, and confirm what is handled so the next start does not fetch it
+        again; updates still being handled finish in their own tasks and, unconfirmed, come
+        again at the next start (where the update-id guard drops what they committed)."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        if self.offset():
+            try:
+                await self.app.bot.get_updates(offset=self.offset(), timeout=0, limit=1)
+            except TelegramError as exc:  # the next start re-fetches them; the guard drops them
+                log.info("could not confirm handled updates: %s", type(exc).__name__)
+
+    async def _run(self) -> None:
+        delay = self.retry_first
+        while True:
+            try:
+                updates = await self.app.bot.get_updates(
+                    offset=self.offset() or None,
+                    timeout=int(self.timeout),
+                    allowed_updates=list(ALLOWED_UPDATES),
+                )
+            except InvalidToken:
+                log.error("getUpdates: Telegram refused the token; polling stops")
+                raise
+            except (Conflict, NetworkError, TelegramError) as exc:
+                # Another poller, a network outage, a 5xx: wait and ask again, never give up.
+                log.warning("getUpdates failed (%s); retrying in %.0f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_CAP)
+                continue
+            delay = self.retry_first
+            fresh = [update for update in updates if self._take(update)]
+            if updates and not fresh:
+                self._finished.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._finished.wait(), BUSY_WAIT)
+
+    def _take(self, update: Update) -> bool:
+        update_id = update.update_id
+        if update_id < self._next or update_id in self._in_flight:
+            return False  # handled, or being handled: back again because of the offset
+        self._in_flight.add(update_id)
+        # Tasks start in arrival order and the processor takes each chat's lock first thing,
+        # so one chat's updates are handled in order.
+        self.app.create_task(self._handle(update), update=update, name=f"update-{update_id}")
+        return True
+
+    async def _handle(self, update: Update) -> None:
+        try:
+            await self.app.update_processor.process_update(update, self.app.process_update(update))
+        finally:
+            self._in_flight.discard(update.update_id)
+            self._next = max(self._next, update.update_id + 1)
+            self.handled += 1
+            self._finished.set()
