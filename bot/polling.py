@@ -26,6 +26,10 @@ RETRY_CAP = 30.0
 # Telegram hands back updates below the offset at once, so while one is being handled a poll
 # returns immediately; wait this long (or until something finishes) before asking again.
 BUSY_WAIT = 0.5
+# Telegram returns at most 100 updates from the offset on, so with that many unfinished the
+# poller would never see a newer one — a crisis message stuck behind a flood from one chat.
+# Past this many in flight, liveness wins: everything taken is confirmed.
+MAX_UNCONFIRMED = 50
 
 
 class Poller:
@@ -36,6 +40,7 @@ class Poller:
         self.timeout = timeout
         self.retry_first = retry_first
         self._next = 0  # every update below this id is handled (or was never ours)
+        self._seen = 0  # one past the newest update taken
         self._in_flight: set[int] = set()
         self._task: asyncio.Task[None] | None = None
         self._finished = asyncio.Event()
@@ -46,8 +51,13 @@ class Poller:
         return self._task is not None and not self._task.done()
 
     def offset(self) -> int:
-        """What to confirm: nothing at or above an update still being handled."""
-        return min(self._in_flight) if self._in_flight else self._next
+        """What to confirm: nothing at or above an update still being handled — unless so
+        many are that newer updates could not be fetched at all (see MAX_UNCONFIRMED)."""
+        if not self._in_flight:
+            return self._next
+        if len(self._in_flight) >= MAX_UNCONFIRMED:
+            return self._seen
+        return min(self._in_flight)
 
     async def start(self) -> None:
         # getUpdates answers 409 while a webhook is set (e.g. left by webhook mode).
@@ -100,6 +110,7 @@ class Poller:
         if update_id < self._next or update_id in self._in_flight:
             return False  # handled, or being handled: back again because of the offset
         self._in_flight.add(update_id)
+        self._seen = max(self._seen, update_id + 1)
         # Tasks start in arrival order and the processor takes each chat's lock first thing,
         # so one chat's updates are handled in order.
         self.app.create_task(self._handle(update), update=update, name=f"update-{update_id}")
