@@ -80,8 +80,14 @@ async def answer(
         chat.id,
         render.clip(text),
         reply_markup=markup,
-        rate_limit_args=INTERACTIVE if getattr(bot, "rate_limiter", None) is not None else None,
+        rate_limit_args=interactive(bot),
     )
+
+
+def interactive(bot: Any) -> dict[str, Any] | None:
+    """`rate_limit_args` for a send that answers the person writing (None without our
+    rate limiter, e.g. in tests that switch it off)."""
+    return INTERACTIVE if getattr(bot, "rate_limiter", None) is not None else None
 
 
 # The update being handled whose id is not yet recorded. Handlers of one update run in one

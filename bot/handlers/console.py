@@ -23,7 +23,16 @@ from bot.db.models import Therapist
 from bot.handlers import console_render as view
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, effects, kick_dispatcher, runtime, who
+from bot.handlers.common import (
+    Context,
+    answer,
+    codec,
+    effects,
+    interactive,
+    kick_dispatcher,
+    runtime,
+    who,
+)
 from bot.handlers.therapist import therapist_only
 from bot.services import console, exports, replies, schedule_edits
 from bot.services.errors import UserError
@@ -465,12 +474,15 @@ async def _send_export(update: Update, export: exports.PatientExport) -> None:
     chat = update.effective_chat
     if chat is None:
         return
-    await chat.send_document(
+    bot: Any = update.get_bot()
+    await bot.send_document(
+        chat.id,
         InputFile(io.BytesIO(export.data), filename=export.filename),
         filename=export.filename,
         caption=view.export_caption(export),
         parse_mode=ParseMode.HTML,
         protect_content=True,
+        rate_limit_args=interactive(bot),
     )
 
 

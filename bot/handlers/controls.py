@@ -26,7 +26,17 @@ from bot.db.models import Patient, PatientStatus
 from bot.handlers import controls_render as cr
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, effects, kick_dispatcher, runtime, tell, who
+from bot.handlers.common import (
+    Context,
+    answer,
+    codec,
+    effects,
+    interactive,
+    kick_dispatcher,
+    runtime,
+    tell,
+    who,
+)
 from bot.services import mydata, participation
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
@@ -249,10 +259,13 @@ async def mydata_command(update: Update, context: Context, patient: Patient) -> 
             session, patient=me, cipher=rt.cipher, content=rt.content, now=rt.clock.now()
         )
     payload = json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
-    await chat.send_document(
+    bot: Any = update.get_bot()
+    await bot.send_document(
+        chat.id,
         document=InputFile(payload, filename=mydata.FILENAME),
         caption=cr.MYDATA_CAPTION,
         parse_mode=ParseMode.HTML,
+        rate_limit_args=interactive(bot),
     )
 
 
