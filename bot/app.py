@@ -204,6 +204,10 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
             url=f"{settings.webhook_url}{WEBHOOK_PATH}",
             secret_token=settings.webhook_secret,
             allowed_updates=list(ALLOWED_UPDATES),
+            # Each request is answered once its update is handled (bot/web.py), and one
+            # chat's quick messages wait for each other: more connections than the default
+            # 40, so one busy chat cannot hold every connection.
+            max_connections=100,
         )
     dispatcher.stopping = True  # until this replica is the leader
     web_task = asyncio.create_task(server.serve(), name="http")

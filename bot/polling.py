@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
+from telegram.error import InvalidToken, TelegramError
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,11 @@ RETRY_CAP = 30.0
 # Telegram hands back updates below the offset at once, so while one is being handled a poll
 # returns immediately; wait this long (or until something finishes) before asking again.
 BUSY_WAIT = 0.5
-# Telegram returns at most 100 updates from the offset on, so with that many unfinished the
-# poller would never see a newer one — a crisis message stuck behind a flood from one chat.
-# Past this many in flight, liveness wins: everything taken is confirmed.
+# Telegram returns at most PAGE updates from the offset on. If a whole page comes back with
+# nothing new (one slow handler, a hundred finished after it) or this many are in flight (a
+# flood), the poller would never see a newer update — a crisis message among them — so
+# liveness wins: everything taken is confirmed.
+PAGE = 100
 MAX_UNCONFIRMED = 50
 
 
@@ -50,12 +52,12 @@ class Poller:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def offset(self) -> int:
-        """What to confirm: nothing at or above an update still being handled — unless so
-        many are that newer updates could not be fetched at all (see MAX_UNCONFIRMED)."""
+    def offset(self, *, jammed: bool = False) -> int:
+        """What to confirm: nothing at or above an update still being handled — unless newer
+        updates could not be fetched otherwise (`jammed`, or MAX_UNCONFIRMED in flight)."""
         if not self._in_flight:
             return self._next
-        if len(self._in_flight) >= MAX_UNCONFIRMED:
+        if jammed or len(self._in_flight) >= MAX_UNCONFIRMED:
             return self._seen
         return min(self._in_flight)
 
@@ -82,25 +84,28 @@ class Poller:
 
     async def _run(self) -> None:
         delay = self.retry_first
+        jammed = False
         while True:
             try:
                 updates = await self.app.bot.get_updates(
-                    offset=self.offset() or None,
+                    offset=self.offset(jammed=jammed) or None,
+                    limit=PAGE,
                     timeout=int(self.timeout),
                     allowed_updates=list(ALLOWED_UPDATES),
                 )
             except InvalidToken:
                 log.error("getUpdates: Telegram refused the token; polling stops")
                 raise
-            except (Conflict, NetworkError, TelegramError) as exc:
-                # Another poller, a network outage, a 5xx: wait and ask again, never give up.
+            except Exception as exc:
+                # Another poller, a network outage, a 5xx, a bug: wait and ask again.
                 log.warning("getUpdates failed (%s); retrying in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_CAP)
                 continue
             delay = self.retry_first
             fresh = [update for update in updates if self._take(update)]
-            if updates and not fresh:
+            jammed = len(updates) >= PAGE and not fresh
+            if updates and not fresh and not jammed:
                 self._finished.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._finished.wait(), BUSY_WAIT)

@@ -34,6 +34,9 @@ _MARK_SENDING = (
         DELIVERIES.c.claimed_by == bindparam("instance"),
         # A postpone committed after the claim moved it out of reach: not due any more.
         DELIVERIES.c.due_at <= bindparam("now"),
+        # A claim that ran out (a long 429 pause) is decided afresh — grace, quiet hours —
+        # by the next claim instead of being sent late.
+        DELIVERIES.c.lease_until > bindparam("now"),
     )
     .values(
         state=DeliveryState.SENDING,
@@ -139,6 +142,19 @@ class Ledger:
         return future
 
     async def close(self) -> None:
+        """End of the tick (or its cancellation at shutdown): stop the writer, fail whatever
+        it never got to, and give the connection back."""
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        leftover: list[asyncio.Future[Any]] = [future for _, future in self._marks]
+        leftover += [future for _, future in self._outcomes]
+        for future in leftover:
+            if not future.done():
+                future.cancel()
+        self._marks, self._outcomes = [], []
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()

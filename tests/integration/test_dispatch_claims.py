@@ -240,3 +240,28 @@ async def test_claims_left_by_a_crash_are_freed_at_start_up_on_sqlite(world: Wor
     report = await world.tick()
     expected = 2 if world.rt.engine.dialect.name == "sqlite" else 0
     assert report.sent == expected
+
+
+async def test_a_claim_that_ran_out_is_decided_afresh_not_sent_late(world: World) -> None:
+    """A long 429 pause outlasts the claim: the rows are not marked, and the next tick
+    applies the grace rule and quiet hours to them again."""
+    ids = await seed(world, patients=3)
+    dispatcher = world.dispatcher
+    report = TickReport()
+    jobs = await dispatcher._claim(report)
+    world.clock.advance(dispatcher_module.CLAIM_LEASE + timedelta(seconds=1))
+    ledger = dispatcher_module.Ledger(
+        world.rt.engine,
+        instance=world.rt.instance,
+        lease=dispatcher_module.LEASE,
+        now=world.clock.now,
+    )
+    try:
+        await dispatcher._send_all(jobs, ledger, report)
+    finally:
+        await ledger.close()
+    assert report.sent == 0 and world.state.sent_messages() == []
+    assert await count(world, Delivery.state == DeliveryState.SCHEDULED) == len(ids)
+    assert await count(world, Delivery.claimed_by.is_not(None)) == 0
+    report = await world.tick()
+    assert report.sent == len(ids)

@@ -44,3 +44,15 @@ def test_a_flood_in_flight_does_not_stop_newer_updates_from_being_fetched() -> N
     assert poller.offset() == first
     take(poller, first + polling.MAX_UNCONFIRMED - 1)
     assert poller.offset() == first + polling.MAX_UNCONFIRMED  # everything taken is confirmed
+
+
+def test_a_page_of_finished_updates_behind_one_slow_one_is_confirmed() -> None:
+    """One slow handler and a hundred finished after it: without confirming them, every poll
+    would return the same page and nothing newer would ever be fetched."""
+    poller = Poller(_App())
+    take(poller, *range(5, 5 + polling.PAGE))
+    for update_id in range(6, 5 + polling.PAGE):  # all but the first finish
+        poller._in_flight.discard(update_id)
+        poller._next = update_id + 1
+    assert poller.offset() == 5
+    assert poller.offset(jammed=True) == 5 + polling.PAGE
