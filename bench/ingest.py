@@ -22,6 +22,7 @@ import gc
 import json
 import random
 import time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -85,6 +86,11 @@ def enforce_telegram_limits(state: EnforcingState) -> None:
     state.overall_per_second = 30
     state.per_chat_interval = 1.0
     state.forget_arrivals()
+
+
+def delivered_since(state: EnforcingState, since: datetime) -> list[Any]:
+    """Messages the fake accepted from `since` on (429s excluded)."""
+    return [c for c in state.calls_to("sendMessage") if c.status == 200 and c.time >= since]
 
 
 def reply_text(rng: random.Random) -> str:
@@ -228,10 +234,8 @@ async def rapid_case(backend: str, pg_url: str | None) -> dict[str, Any]:
                 while True:
                     acks = [
                         call
-                        for call in state.calls_to("sendMessage")
-                        if call.status == 200
-                        and call.time >= arrived
-                        and int(call.params["chat_id"]) in chats
+                        for call in delivered_since(state, arrived)
+                        if int(call.params["chat_id"]) in chats
                     ]
                     if len(acks) >= len(raws):
                         break
@@ -297,11 +301,7 @@ async def burst_case(backend: str, pg_url: str | None) -> dict[str, Any]:
                 await app.update_queue.put(Update.de_json(raw, app.bot))
             deadline = time.monotonic() + 120
             while True:
-                done = [
-                    call
-                    for call in state.calls_to("sendMessage")
-                    if call.status == 200 and call.time >= arrived
-                ]
+                done = delivered_since(state, arrived)
                 acks = [c.time for c in done if int(c.params["chat_id"]) in repliers]
                 resources = [
                     c.time for c in done if int(c.params["chat_id"]) == crisis_person["id"]

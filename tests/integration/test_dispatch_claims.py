@@ -85,6 +85,20 @@ async def count(world: World, *conditions: Any) -> int:
         )
 
 
+async def send_claimed(world: World, jobs: list[Any], report: TickReport) -> None:
+    """The second half of a tick, for jobs a test claimed itself (and then interfered with)."""
+    ledger = dispatcher_module.Ledger(
+        world.rt.engine,
+        instance=world.rt.instance,
+        lease=dispatcher_module.LEASE,
+        now=world.clock.now,
+    )
+    try:
+        await world.dispatcher._send_all(jobs, ledger, report)
+    finally:
+        await ledger.close()
+
+
 async def test_at_most_in_flight_rows_are_sending_and_commits_are_shared(world: World) -> None:
     await seed(world, patients=3 * IN_FLIGHT)
     sending_seen: list[int] = []
@@ -138,16 +152,7 @@ async def test_changes_after_the_claim_win(world: World) -> None:
         await conn.execute(
             update(Delivery).where(Delivery.id == ids[2]).values(state=DeliveryState.HELD)
         )
-    ledger = dispatcher_module.Ledger(
-        world.rt.engine,
-        instance=world.rt.instance,
-        lease=dispatcher_module.LEASE,
-        now=world.clock.now,
-    )
-    try:
-        await dispatcher._send_all(jobs, ledger, report)
-    finally:
-        await ledger.close()
+    await send_claimed(world, jobs, report)
     assert report.sent == 1
     assert len(world.state.sent_messages()) == 1
     async with world.rt.sessions() as session:
@@ -250,16 +255,7 @@ async def test_a_claim_that_ran_out_is_decided_afresh_not_sent_late(world: World
     report = TickReport()
     jobs = await dispatcher._claim(report)
     world.clock.advance(dispatcher_module.CLAIM_LEASE + timedelta(seconds=1))
-    ledger = dispatcher_module.Ledger(
-        world.rt.engine,
-        instance=world.rt.instance,
-        lease=dispatcher_module.LEASE,
-        now=world.clock.now,
-    )
-    try:
-        await dispatcher._send_all(jobs, ledger, report)
-    finally:
-        await ledger.close()
+    await send_claimed(world, jobs, report)
     assert report.sent == 0 and world.state.sent_messages() == []
     assert await count(world, Delivery.state == DeliveryState.SCHEDULED) == len(ids)
     assert await count(world, Delivery.claimed_by.is_not(None)) == 0
