@@ -20,6 +20,7 @@ from bot.config import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
     from bot.db.crypto import Cipher
+    from bot.domain.safety import Screener
 
 T = TypeVar("T")
 
@@ -33,10 +34,15 @@ db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
 therapist_app = typer.Typer(help="Manage the clinic's therapists.", no_args_is_help=True)
 content_app = typer.Typer(help="Prompt and template content.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys for stored text.", no_args_is_help=True)
+safety_app = typer.Typer(
+    help="Crisis screening: try it on text, measure it on labelled messages.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(therapist_app, name="therapist")
 app.add_typer(content_app, name="content")
 app.add_typer(keys_app, name="keys")
+app.add_typer(safety_app, name="safety")
 
 
 def fail(message: str) -> NoReturn:
@@ -267,12 +273,52 @@ def therapist_list() -> None:
 @therapist_app.command("deactivate", cls=OneLineCommand)
 def therapist_deactivate(
     therapist: Annotated[str, typer.Argument(help="Therapist id (#N) or exact name.")],
+    reassign_to: Annotated[
+        str | None,
+        typer.Option(
+            "--reassign-to",
+            metavar="THERAPIST",
+            help="Move their patients and open alerts to this therapist (id or exact name).",
+        ),
+    ] = None,
+    hold: Annotated[
+        bool,
+        typer.Option(
+            "--hold",
+            help="Hold their patients' prompts until someone takes them over; alerts go to "
+            "on-call.",
+        ),
+    ] = False,
 ) -> None:
-    """Stop a therapist from using the bot (their patients' data stays)."""
+    """Stop a therapist from using the bot (their patients' data stays).
+
+    A therapist with patients in care needs --reassign-to or --hold. Run it again with
+    --reassign-to later to hand held patients to a new therapist.
+    """
     from bot.services import therapists
 
-    row = in_transaction(lambda s: therapists.deactivate(s, ident=therapist.lstrip("#"), now=now()))
-    typer.echo(f"therapist #{row.id} ({row.name}) deactivated")
+    done = in_transaction(
+        lambda s: therapists.deactivate(
+            s, ident=therapist, now=now(), reassign_to=reassign_to, hold=hold
+        )
+    )
+    typer.echo(f"therapist #{done.id} ({done.name}) deactivated")
+    if done.to_name is not None:
+        typer.echo(
+            f"  {done.reassigned} patient(s) and {done.alerts_moved} open alert(s) moved to "
+            f"{done.to_name}"
+        )
+    elif hold:
+        typer.echo(
+            f"  {done.held} patient(s) on hold: prompts held, crisis alerts go to on-call; "
+            "hand them over with --reassign-to"
+        )
+        if settings().oncall_chat_id is None:
+            typer.echo(
+                "  warning: AFTERGLOW_ONCALL_CHAT_ID is not set, so their crisis alerts reach "
+                "nobody",
+                err=True,
+            )
 
 
 @content_app.command("check", cls=OneLineCommand)
@@ -295,6 +341,66 @@ def content_check(
         f"content ok: {len(library.prompts)} prompts, {len(library.templates)} templates "
         f"from {len(folders)} folder(s)"
     )
+
+
+def _screener() -> Screener:
+    from bot.domain.content import builtin_dir
+    from bot.domain.safety import SafetyContentError, load_screener
+
+    try:
+        return load_screener([builtin_dir(), *settings().content_paths])
+    except SafetyContentError as exc:
+        fail(str(exc))
+
+
+@safety_app.command("check", cls=OneLineCommand)
+def safety_check(
+    text: Annotated[str, typer.Argument(help="The text to screen (quote it).")],
+) -> None:
+    """Print whether TEXT would alert, and why: each phrase, concept rule or model that fires.
+
+    Nothing is stored or logged. Exit 0 either way.
+    """
+    matches = _screener().screen_all(text)
+    if not matches:
+        typer.echo("no alert: no phrase, concept rule or model matched")
+        return
+    typer.echo("ALERT: the patient would get the crisis resources and the therapist an alert")
+    for match in matches:
+        typer.echo(f"  - {match.explain()}")
+
+
+@safety_app.command("eval", cls=OneLineCommand)
+def safety_eval(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Labelled messages: YAML list of {label, text}, CSV with label,text columns, "
+            "or JSON Lines. Labels: risk or safe; optional category."
+        ),
+    ],
+) -> None:
+    """Measure the screener on your own labelled messages: recall, false alerts, every miss.
+
+    Nothing is stored or logged; the messages are only read from FILE.
+    """
+    from bot.domain.safety.evaluation import LabelledFileError, evaluate, read_labelled
+
+    try:
+        items = read_labelled(file)
+    except LabelledFileError as exc:
+        fail(str(exc))
+    if not items:
+        fail(f"{file}: no labelled messages")
+    report = evaluate(_screener(), items)
+    typer.echo(report.summary())
+    if any(item.category for item in items):
+        for line in report.category_lines():
+            typer.echo(f"  {line}")
+    for item in report.missed:
+        typer.echo(f"MISSED ({item.category or 'risk'}): {item.text}")
+    for item, match in report.false_alerts:
+        typer.echo(f"FALSE ALERT ({item.category or 'safe'}; {match.explain()}): {item.text}")
 
 
 def _cipher(config: Settings) -> Cipher:

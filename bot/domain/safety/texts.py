@@ -1,0 +1,192 @@
+"""The wording of every crisis message (`<content dir>/safety/resources.yaml`), validated."""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from bot.domain.safety.files import (
+    RESOURCES_FILE,
+    SAFETY_SUBDIR,
+    SafetyContentError,
+    compose,
+    iter_safety_files,
+    line_of,
+    mapping,
+    scalar,
+)
+
+__all__ = ["CRISIS_TEXT_FIELDS", "CrisisTexts", "load_crisis_texts"]
+
+DEFAULT_CLINIC_PHONE_LINE = "You can also call your clinic: <b>{clinic_phone}</b>"
+
+# field -> (allowed placeholders, required placeholders)
+_TEXT_RULES: Mapping[str, tuple[frozenset[str], frozenset[str]]] = MappingProxyType(
+    {
+        "patient_resources": (frozenset({"clinic_phone_line"}), frozenset()),
+        "clinic_phone_line": (frozenset({"clinic_phone"}), frozenset({"clinic_phone"})),
+        "therapist_alert": (
+            frozenset({"pseudonym", "local_time", "text"}),
+            frozenset({"pseudonym", "text"}),
+        ),
+        "oncall_escalation": (
+            frozenset({"pseudonym", "local_time", "text", "therapist", "minutes", "waited"}),
+            frozenset({"pseudonym", "text"}),
+        ),
+        "oncall_unassigned": (
+            frozenset({"pseudonym", "local_time", "text", "therapist"}),
+            frozenset({"pseudonym", "text"}),
+        ),
+        "acknowledged": (frozenset({"who", "time"}), frozenset({"who"})),
+        "checkin_risk_alert": (
+            frozenset({"pseudonym", "local_time", "question", "answer"}),
+            frozenset({"pseudonym", "answer"}),
+        ),
+    }
+)
+CRISIS_TEXT_FIELDS: tuple[str, ...] = tuple(_TEXT_RULES)
+_REQUIRED_TEXTS = (
+    "patient_resources",
+    "therapist_alert",
+    "oncall_escalation",
+    "acknowledged",
+    "checkin_risk_alert",
+    "oncall_unassigned",
+)
+_TELEGRAM_LIMIT = 4096
+_HTML_TOKEN_RE = re.compile(r"<[^<>]*>|&[^&;\s<>]*;?|[<>]")
+_ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
+_PHONE_LINE_RE = re.compile(r"^[ \t]*\{clinic_phone_line\}[ \t]*(?:\n|\Z)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class CrisisTexts:
+    """Every crisis message the bot sends, as Telegram HTML (<b> and <i> only).
+
+    Placeholders are filled by the caller with str.format and already-escaped values, e.g.
+    `texts.therapist_alert.format(pseudonym=..., local_time=..., text=html.escape(reply))`.
+    """
+
+    patient_resources: str
+    therapist_alert: str
+    oncall_escalation: str
+    acknowledged: str
+    checkin_risk_alert: str
+    oncall_unassigned: str
+    clinic_phone_line: str = DEFAULT_CLINIC_PHONE_LINE
+
+    def resources(self, clinic_phone: str | None) -> str:
+        """The patient's crisis resources; `clinic_phone` is the raw configured number.
+
+        With a phone, {clinic_phone_line} becomes that line (the number HTML-escaped here);
+        without one, a line holding only the placeholder is removed.
+        """
+        phone = (clinic_phone or "").strip()
+        if phone:
+            line = self.clinic_phone_line.format(clinic_phone=html.escape(phone, quote=False))
+            text = self.patient_resources.format(clinic_phone_line=line)
+        else:
+            text = _PHONE_LINE_RE.sub("", self.patient_resources)
+            text = text.format(clinic_phone_line="")
+        return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _check_html(text: str) -> str | None:
+    stack: list[str] = []
+    for m in _HTML_TOKEN_RE.finditer(text):
+        token = m.group(0)
+        if token.startswith("&"):
+            if not _ENTITY_RE.fullmatch(token):
+                return "bare '&': write &amp; (or &lt; &gt; &quot;)"
+        elif token in ("<", ">"):
+            return f"bare {token!r}: write &lt; or &gt;"
+        elif token in ("<b>", "<i>"):
+            stack.append(token[1])
+        elif token in ("</b>", "</i>"):
+            if not stack or stack[-1] != token[2]:
+                return f"{token} does not close the most recent open tag"
+            stack.pop()
+        else:
+            return f"tag {token} is not allowed: crisis texts use only <b> and <i>"
+    if stack:
+        return f"<{stack[-1]}> is never closed"
+    return None
+
+
+def _check_placeholders(name: str, text: str) -> str | None:
+    allowed, required = _TEXT_RULES[name]
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        return f"bad braces ({exc}); write {{{{ and }}}} for literal braces"
+    used: set[str] = set()
+    for _, field_name, spec, conversion in parsed:
+        if field_name is None:
+            continue
+        if field_name not in allowed:
+            return (
+                f"unknown placeholder {{{field_name}}} (allowed: "
+                + ", ".join(f"{{{a}}}" for a in sorted(allowed))
+                + ")"
+            )
+        if spec or conversion:
+            return f"placeholder {{{field_name}}} cannot have a format or conversion"
+        used.add(field_name)
+    missing = sorted(required - used)
+    if missing:
+        return "missing placeholder " + ", ".join(f"{{{m}}}" for m in missing)
+    return None
+
+
+def _load_resources_file(path: Path) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for name, key_node, value_node in mapping(path, compose(path), "a mapping of crisis texts"):
+        if name not in _TEXT_RULES:
+            raise SafetyContentError(
+                path,
+                line_of(key_node),
+                f"unknown field {name!r} (allowed: {', '.join(CRISIS_TEXT_FIELDS)})",
+            )
+        raw = scalar(value_node)
+        if raw is None or not raw.strip():
+            raise SafetyContentError(path, line_of(key_node), f"{name} must be non-empty text")
+        text = raw.strip()
+        problem = _check_html(text) or _check_placeholders(name, text)
+        if problem is None and len(text) > _TELEGRAM_LIMIT // 2:
+            problem = f"too long ({len(text)} characters; keep crisis texts short)"
+        if problem:
+            raise SafetyContentError(path, line_of(value_node), f"{name}: {problem}")
+        texts[name] = text
+    return texts
+
+
+def load_crisis_texts(dirs: Sequence[Path]) -> CrisisTexts:
+    """Read `<dir>/safety/resources.yaml` from each folder; later folders override keys.
+
+    Pass the same folders as the content loader: `[builtin_dir(), *dirs_from_env()]`.
+    """
+    merged: dict[str, str] = {}
+    last: Path | None = None
+    for path in iter_safety_files(dirs):
+        if path.name == RESOURCES_FILE:
+            merged.update(_load_resources_file(path))
+            last = path
+    folder = Path(dirs[0]) if dirs else Path()
+    where = last or folder / SAFETY_SUBDIR / RESOURCES_FILE
+    missing = [name for name in _REQUIRED_TEXTS if name not in merged]
+    if missing:
+        raise SafetyContentError(where, 1, "missing crisis text(s): " + ", ".join(missing))
+    return CrisisTexts(
+        patient_resources=merged["patient_resources"],
+        therapist_alert=merged["therapist_alert"],
+        oncall_escalation=merged["oncall_escalation"],
+        acknowledged=merged["acknowledged"],
+        checkin_risk_alert=merged["checkin_risk_alert"],
+        oncall_unassigned=merged["oncall_unassigned"],
+        clinic_phone_line=merged.get("clinic_phone_line", DEFAULT_CLINIC_PHONE_LINE),
+    )
