@@ -166,11 +166,11 @@ class ConceptSet:
         object.__setattr__(self, "_prefixed", {k: tuple(v) for k, v in prefixed.items()})
         ignore_words: dict[str, list[re.Pattern[str]]] = {}
         ignore_prefixed: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-        for raw, starts, stems in self.ignore:
+        for raw, first, first_stems in self.ignore:
             regex = re.compile(f"(?<= )(?:{raw})(?= )")
-            for word in starts:
+            for word in first:
                 ignore_words.setdefault(word, []).append(regex)
-            for stem in stems:
+            for stem in first_stems:
                 ignore_prefixed.setdefault(stem[:_PREFIX], []).append((stem, regex))
         object.__setattr__(self, "_ignore_words", ignore_words)
         object.__setattr__(self, "_ignore_prefixed", ignore_prefixed)
