@@ -142,7 +142,19 @@ def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
     if migrate_first:
         migrate.upgrade(settings.database_url)
     rt = build_runtime(settings)
+    warn_without_oncall(settings)
     asyncio.run(serve(rt))
+
+
+def warn_without_oncall(settings: Settings) -> None:
+    """Loudly, once at start: without an on-call chat, an alert nobody acknowledges (or one
+    for a patient whose therapist is gone) reaches nobody else."""
+    if settings.oncall_chat_id is None:
+        log.critical(
+            "AFTERGLOW_ONCALL_CHAT_ID is not set: unacknowledged crisis alerts, and alerts for "
+            "patients without an active therapist, will reach nobody. Set it to the clinic's "
+            "on-call chat id."
+        )
 
 
 async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:

@@ -169,6 +169,9 @@ class Invite(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who opened the link and sits on its consent screen: so a crisis message written there
+    # reaches the inviting therapist. Cleared when they decline; spent links keep nothing new.
+    opened_by: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Template(Base):
@@ -301,6 +304,11 @@ class Alert(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_by: Mapped[int | None] = mapped_column(BigInteger)
+    acknowledged_as: Mapped[str | None] = mapped_column(String(16))  # "therapist" / "oncall"
+    # The flagged words, encrypted, on the alert itself: the alert must not depend on the reply
+    # being stored (onboarding and captions store no reply; a reply's transaction may fail).
+    text_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)  # a redelivery finds it
 
 
 class AuditEntry(Base):

@@ -15,6 +15,7 @@ from bot.db.models import (
     Delivery,
     DeliveryState,
     Invite,
+    InviteKind,
     Patient,
     PatientStatus,
     PromptKind,
@@ -64,6 +65,21 @@ async def patient_of(session: AsyncSession, therapist_id: int, pseudonym: str) -
             func.lower(Patient.pseudonym) == pseudonym.lower(),
             Patient.status != PatientStatus.ERASED,
         )
+    )
+
+
+async def invite_opened_by(session: AsyncSession, user_id: int, now: datetime) -> Invite | None:
+    """The patient invite this person opened most recently and has not answered yet."""
+    return await session.scalar(
+        select(Invite)
+        .where(
+            Invite.opened_by == user_id,
+            Invite.kind == InviteKind.PATIENT,
+            Invite.used_at.is_(None),
+            Invite.expires_at > now,
+        )
+        .order_by(Invite.created_at.desc(), Invite.id.desc())
+        .limit(1)
     )
 
 

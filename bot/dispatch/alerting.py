@@ -50,10 +50,18 @@ class Alerter:
         crisis = self.rt.crisis
         when = render.local(view.created_at, view.timezone)
         quoted = html.escape(render.shorten(view.text, MAX_QUOTED), quote=False)
+        if escalation and view.therapist_chat_id is None:
+            return crisis.oncall_unassigned.format(
+                pseudonym=render.esc(view.pseudonym),
+                therapist=render.esc(view.therapist_name),
+                local_time=when,
+                text=quoted,
+            )
         if escalation:
-            minutes = int(self.rt.settings.alert_escalate_after.total_seconds() // 60)
+            wait = self.rt.clock.now() - view.created_at  # the real wait, not the setting
             return crisis.oncall_escalation.format(
-                minutes=minutes,
+                minutes=int(wait.total_seconds() // 60),
+                waited=render.waited(wait),
                 pseudonym=render.esc(view.pseudonym),
                 therapist=render.esc(view.therapist_name),
                 local_time=when,
@@ -123,8 +131,10 @@ class Alerter:
                 return
         chat = self.rt.settings.oncall_chat_id
         if chat is None:
-            log.error(
-                "alert %d is not acknowledged and AFTERGLOW_ONCALL_CHAT_ID is not set", alert_id
+            log.critical(
+                "alert %d needs on-call but AFTERGLOW_ONCALL_CHAT_ID is not set: nobody else "
+                "will be told",
+                alert_id,
             )
         else:
             async with self.rt.sessions() as session:

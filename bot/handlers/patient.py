@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
@@ -170,16 +170,16 @@ async def text_message(update: Update, context: Context) -> None:
     reply_to = message.reply_to_message.message_id if message.reply_to_message else None
     # Screen before anything touches the database: help must not wait for it, or need it.
     match = rt.screener.screen(message.text)
-    if match is not None:
-        log.warning("crisis language (%s) in update %s", match.category, update.update_id)
-        await safety.send_resources(update, context)
-    outcome: replies.TextOutcome | None = None
     alert_id: int | None = None
+    if match is not None:
+        # The alert commits on its own first: a reply that cannot be stored must not take
+        # the alert down with it.
+        alert_id = await safety.on_crisis_words(update, context, message.text, match)
+    outcome: replies.TextOutcome | None = None
     async with effects(context) as session:
         role = await who(session, update)
         patient = role.patient
         if patient is not None and patient.status in RECORDING:
-            now = rt.clock.now()
             outcome = await replies.record_text(
                 session,
                 patient=patient,
@@ -189,24 +189,17 @@ async def text_message(update: Update, context: Context) -> None:
                 update_id=update.update_id,
                 cipher=rt.cipher,
                 answer_window=rt.settings.answer_window,
-                now=now,
+                now=rt.clock.now(),
                 flagged=match is not None,
             )
-            if match is not None:
-                alert_id = await alerts.raise_alert(
-                    session,
-                    patient=patient,
-                    reply_id=outcome.reply_id,
-                    kind=AlertKind.CRISIS,
-                    now=now,
-                )
-    if alert_id is not None:
-        metrics.ALERTS.labels(kind=AlertKind.CRISIS.value).inc()
-        await safety.raise_and_notify(context, alert_id)
+            if alert_id is not None and outcome.reply_id is not None:
+                await alerts.link_reply(session, alert_id=alert_id, reply_id=outcome.reply_id)
     if outcome is not None:
         metrics.REPLIES.labels(kind=outcome.recorded.value).inc()
         if match is None:
             await answer(update, ACKS[outcome.recorded])
+    elif match is not None:
+        return  # the resources were the answer; no onboarding text stacked after them
     elif role.therapist is not None:
         await answer(update, render.THERAPIST_HELP)
     elif patient is not None and patient.status is PatientStatus.ONBOARDING:
@@ -215,9 +208,30 @@ async def text_message(update: Update, context: Context) -> None:
         await answer(update, render.NOT_ENROLLED)
 
 
+def carried_text(message: Message) -> str:
+    """The words a non-text message carries (a caption, a poll, a venue): screened, never
+    stored."""
+    parts = [message.caption or ""]
+    if message.poll is not None:
+        parts.append(message.poll.question)
+        parts.extend(option.text for option in message.poll.options)
+    if message.venue is not None:
+        parts.extend((message.venue.title, message.venue.address))
+    if message.document is not None and message.document.file_name:
+        parts.append(message.document.file_name)
+    return "\n".join(p for p in parts if p)
+
+
 async def non_text(update: Update, context: Context) -> None:
-    """Voice, photo, sticker…: its content is not kept; ask kindly for words instead."""
+    """Voice, photo, sticker…: its content is not kept; ask kindly for words instead. Any
+    words it carries (a caption) are screened first, like a message."""
     rt = runtime(context)
+    message = update.effective_message
+    carried = carried_text(message) if message is not None else ""
+    match = rt.screener.screen(carried) if carried else None
+    if match is not None:
+        await safety.on_crisis_words(update, context, carried, match)
+        return  # the resources are the answer: "please write in text" would read as a rebuff
     async with rt.sessions() as session:
         role = await who(session, update)
     if role.patient is not None and role.patient.status is not PatientStatus.ERASED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
@@ -32,6 +32,21 @@ def clip(text: str, limit: int = LIMIT) -> str:
     if len(visible) <= limit:
         return text
     return esc(shorten(visible, limit))
+
+
+def waited(span: timedelta) -> str:
+    """A wait as people say it: "20 s", "15 min", "1 h 5 min", "2 d 3 h"."""
+    seconds = max(int(span.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def local(moment: datetime, zone: str | None) -> str:
@@ -133,7 +148,7 @@ TEXT_PLEASE = (
 )
 ACK_ANSWER = "Thank you, your answer is saved."
 ACK_JOINED = "Added to your answer."
-ACK_NOTE = "Thank you, I've kept this as a note for your therapist."
+ACK_NOTE = "Thank you, I've kept this as a note."
 ACK_GOT_IT = "Got it ✓"
 SOMETHING_WRONG = (
     "Sorry, something went wrong on our side and this may not have been saved. "

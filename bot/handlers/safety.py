@@ -11,7 +11,10 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
+from bot import metrics
+from bot.db.models import AlertKind
 from bot.dispatch.alerting import Alerter, priority
+from bot.domain.safety import Match
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import Context, effects, runtime
@@ -45,6 +48,35 @@ async def send_resources(update: Update, context: Context) -> None:
             return
         except TelegramError as exc:
             log.error("crisis resources not sent (attempt %d): %s", attempt, type(exc).__name__)
+
+
+async def on_crisis_words(update: Update, context: Context, text: str, match: Match) -> int | None:
+    """Crisis words in anything a person sent: resources at once, then an alert for whoever
+    looks after them, committed in its own transaction (before and whatever happens to the
+    reply) and sent. Returns the alert id, None when there is nobody to alert (a stranger)."""
+    log.warning(
+        "crisis language (%s, %s) in update %s", match.layer, match.category, update.update_id
+    )
+    await send_resources(update, context)
+    user = update.effective_user
+    if user is None:
+        return None
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        alert_id = await alerts.crisis_alert_for_user(
+            session,
+            user_id=user.id,
+            text=text,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+            update_id=update.update_id,
+        )
+    if alert_id is None:
+        log.warning("crisis language from someone with no therapist; resources sent only")
+        return None
+    metrics.ALERTS.labels(kind=AlertKind.CRISIS.value).inc()
+    await raise_and_notify(context, alert_id)
+    return alert_id
 
 
 async def crisis(update: Update, context: Context) -> None:
@@ -84,12 +116,14 @@ async def acknowledge_button(update: Update, context: Context, data: Callback) -
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    note = rt.crisis.acknowledged.format(
-        who=render.esc(done.by_name), time=render.local(done.at, rt.settings.clinic_timezone)
-    )
+    when = render.local(done.at, rt.settings.clinic_timezone)
+    note = rt.crisis.acknowledged.format(who=render.esc(done.by_name), time=when)
     message: Any = query.message
     if message is not None and getattr(message, "text_html", None):
         await query.edit_message_text(
             render.clip(f"{message.text_html}\n\n<b>{note}</b>"), parse_mode=ParseMode.HTML
         )
-    await query.answer("Already acknowledged." if done.already else "Acknowledged.")
+    # A later press names whoever acknowledged first; it never rewrites who or when.
+    await query.answer(
+        f"Already acknowledged by {done.by_name} at {when}." if done.already else "Acknowledged."
+    )

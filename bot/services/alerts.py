@@ -9,8 +9,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import queries
 from bot.db.crypto import Cipher
-from bot.db.models import Alert, AlertKind, Delivery, Patient, Reply, Therapist
+from bot.db.models import (
+    Alert,
+    AlertKind,
+    Delivery,
+    Patient,
+    PatientStatus,
+    Reply,
+    Therapist,
+)
 from bot.domain.content import ContentLibrary
 from bot.services import audit
 from bot.services.errors import NotFound, UserError
@@ -34,14 +43,27 @@ class AlertView:
 
 
 async def raise_alert(
-    session: AsyncSession, *, patient: Patient, reply_id: int | None, kind: AlertKind, now: datetime
+    session: AsyncSession,
+    *,
+    patient: Patient,
+    reply_id: int | None,
+    kind: AlertKind,
+    now: datetime,
+    text: str | None = None,
+    cipher: Cipher | None = None,
+    update_id: int | None = None,
 ) -> int:
+    """Record an alert. `text` (the flagged words) is kept encrypted on the alert itself."""
+    if text is not None and cipher is None:
+        raise ValueError("an alert's text is stored encrypted: pass the cipher")
     alert = Alert(
         patient_id=patient.id,
         therapist_id=patient.therapist_id,
         reply_id=reply_id,
         kind=kind,
         created_at=now,
+        text_enc=cipher.encrypt(text) if text is not None and cipher is not None else None,
+        update_id=update_id,
     )
     session.add(alert)
     await session.flush()
@@ -50,6 +72,41 @@ async def raise_alert(
         alert_id=alert.id,
     )  # fmt: skip
     return alert.id
+
+
+async def crisis_alert_for_user(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    text: str,
+    cipher: Cipher,
+    now: datetime,
+    update_id: int | None = None,
+) -> int | None:
+    """Crisis words from this Telegram user: an alert for their therapist, in its own
+    transaction, before and whatever happens to the reply. Covers enrolled patients in any
+    state but erased, and someone on the consent screen of a link they opened (the inviting
+    therapist's patient). None for a stranger: there is nobody who knows them to alert."""
+    patient = await queries.patient_by_user(session, user_id)
+    if patient is None or patient.status is PatientStatus.ERASED:
+        invite = await queries.invite_opened_by(session, user_id, now)
+        patient = await session.get(Patient, invite.patient_id) if invite is not None else None
+    if patient is None or patient.status in (PatientStatus.ERASED, PatientStatus.DECLINED):
+        return None
+    return await raise_alert(
+        session,
+        patient=patient,
+        reply_id=None,
+        kind=AlertKind.CRISIS,
+        now=now,
+        text=text,
+        cipher=cipher,
+        update_id=update_id,
+    )
+
+
+async def link_reply(session: AsyncSession, *, alert_id: int, reply_id: int) -> None:
+    await session.execute(update(Alert).where(Alert.id == alert_id).values(reply_id=reply_id))
 
 
 async def view(
@@ -78,6 +135,8 @@ async def view(
             reply.choice_value or ""
         )
         text = f"{question} → {answer}"
+    elif alert.text_enc is not None:
+        text = cipher.decrypt(alert.text_enc)
     elif reply is not None and reply.body_enc is not None:
         text = cipher.decrypt(reply.body_enc)
     else:
@@ -166,11 +225,18 @@ async def acknowledge(
     on_call = oncall_chat_id is not None and chat_id == oncall_chat_id
     if not (own or on_call):
         raise UserError("This button is no longer valid.")
-    name = therapist.name if own and therapist is not None else f"on-call ({user_id})"
     if alert.acknowledged_at is not None:
-        return Acknowledged(alert.id, True, name, alert.acknowledged_at)
+        # Name whoever acknowledged first: a later press never rewrites who that was.
+        first = (
+            therapist.name
+            if alert.acknowledged_as == "therapist" and therapist is not None
+            else "on-call"
+        )
+        return Acknowledged(alert.id, True, first, alert.acknowledged_at)
+    name = therapist.name if own and therapist is not None else "on-call"
     alert.acknowledged_at = now
     alert.acknowledged_by = user_id
+    alert.acknowledged_as = "therapist" if own else "oncall"
     audit.record(
         session,
         at=now,

@@ -149,6 +149,7 @@ async def open_invite(
         raise UserError("This link is for a patient; therapist accounts can't join with it.")
     if as_patient is not None:
         raise UserError("You're already set up with us. Send /help to see what you can do.")
+    invite.opened_by = user_id
     return OpenedInvite(InviteKind.PATIENT, invite.id)
 
 
@@ -198,6 +199,7 @@ async def decline_consent(session: AsyncSession, *, invite_id: int, now: datetim
     """Nothing about the person is stored: only the invite is spent."""
     invite = await _patient_invite(session, invite_id, now)
     invite.used_at = now
+    invite.opened_by = None
     assert invite.patient_id is not None
     patient = await session.get(Patient, invite.patient_id)
     if patient is None:

@@ -82,15 +82,23 @@ async def _lock(session: AsyncSession, patient: Patient) -> None:
     await session.refresh(patient, with_for_update=True)
 
 
-async def _paused_by_patient(session: AsyncSession, patient: Patient) -> bool:
+async def _pause_actor(session: AsyncSession, patient: Patient) -> str | None:
     """Who started the current break, from the audit log (the record of every pause)."""
-    last = await session.scalar(
+    return await session.scalar(
         select(AuditEntry.actor)
         .where(AuditEntry.patient_id == patient.id, AuditEntry.action == "patient.pause")
         .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         .limit(1)
     )
-    return last == patient_actor(patient)
+
+
+async def _paused_by_patient(session: AsyncSession, patient: Patient) -> bool:
+    return await _pause_actor(session, patient) == patient_actor(patient)
+
+
+async def held_by_operator(session: AsyncSession, patient: Patient) -> bool:
+    """The current break was started by the clinic (a therapist deactivated with --hold)."""
+    return await _pause_actor(session, patient) == "operator"
 
 
 async def therapist_chat_id(session: AsyncSession, patient: Patient) -> int | None:

