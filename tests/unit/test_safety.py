@@ -271,15 +271,15 @@ def test_match_names_the_phrase_never_the_patient_text(screener: Screener) -> No
 
 
 def test_screen_returns_the_leftmost_match(screener: Screener) -> None:
-    match = screener.screen("I feel hopeless and I want to kill myself")
+    match = screener.screen("I am tired of living and I want to kill myself")
     assert match is not None and match.category == "hopelessness"
 
 
 def test_screen_all_lists_every_distinct_phrase_in_order(screener: Screener) -> None:
-    matches = screener.screen_all("I feel hopeless. kms. I might overdose, hopeless again")
+    matches = screener.screen_all("tired of living. kms. I might overdose, tired of living again")
     phrases = [m for m in matches if m.layer == "phrase"]
     assert [m.category for m in phrases] == ["hopelessness", "slang", "overdose"]
-    assert len({m.phrase for m in phrases}) == len(phrases)  # "hopeless" counted once
+    assert len({m.phrase for m in phrases}) == len(phrases)  # "tired of living" counted once
     assert matches[: len(phrases)] == phrases  # phrases first, then concept rules
     assert {m.layer for m in matches[len(phrases) :]} <= {"concept", "model"}
     assert screener.screen_all("a lovely walk by the river") == []

@@ -303,26 +303,39 @@ def _meets(rule: Rule, found: _Found) -> tuple[str, ...] | None:
     """The terms of a window holding every slot of the rule and none of its `unless`."""
     slots: list[list[tuple[int, str]]] = []
     for slot in rule.need:
-        positions = sorted(p for c in slot for p in found.at.get(c, ()))
-        if not positions:
+        first_term: dict[int, str] = {}
+        for concept in slot:
+            for pos, term in found.at.get(concept, ()):
+                first_term.setdefault(pos, term)
+        if not first_term:
             return None
-        slots.append(positions)
+        slots.append(sorted(first_term.items()))
     blockers = sorted(p for c in rule.unless for p, _ in found.at.get(c, ()))
     starts = sorted({p for positions in slots for p, _ in positions})
     for start in starts:
         end = start + rule.window
-        chosen: list[tuple[int, str]] = []
-        for positions in slots:
-            pick = next((pt for pt in positions if start <= pt[0] <= end), None)
-            if pick is None:
-                break
-            chosen.append(pick)
-        else:
+        chosen = _assign([[pt for pt in ps if start <= pt[0] <= end] for ps in slots])
+        if chosen is not None:
             lo, hi = min(p for p, _ in chosen), max(p for p, _ in chosen)
             reach = rule.unless_window
             if any(lo - reach <= b <= hi + reach for b in blockers):
                 continue
             return tuple(term for _, term in chosen)
+    return None
+
+
+def _assign(
+    slots: list[list[tuple[int, str]]], used: frozenset[int] = frozenset()
+) -> list[tuple[int, str]] | None:
+    """One word per slot, no word twice ("goodbye" is not both halves of a farewell)."""
+    if not slots:
+        return []
+    for pick in slots[0]:
+        if pick[0] in used:
+            continue
+        rest = _assign(slots[1:], used | {pick[0]})
+        if rest is not None:
+            return [pick, *rest]
     return None
 
 
