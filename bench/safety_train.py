@@ -1,12 +1,13 @@
-"""Train the screener's optional local model on the corpus's train split.
+"""Train the screener's optional local model on the corpus's train and dev splits.
 
-    python bench/safety_train.py [--out prompts/safety/en.model.json] [--max-false-alerts 0.03]
+    python bench/safety_train.py [--out prompts/safety/en.model.json] [--max-false-alerts 0.02]
 
 Logistic regression over word stems and stem pairs (bot/domain/safety/model.py), pure Python,
-deterministic (no random state: examples are visited in a fixed order). The threshold is the
-lowest one whose *added* false alerts on the dev split stay within --max-false-alerts, where
-"added" means safe dev messages the phrases and concepts did not already flag. The held-out
-split is never read here. Prints dev figures; writes the model file.
+deterministic (no random state: examples are visited in a fixed order). The threshold comes
+from k-fold cross-validation over train + dev: the lowest one whose *added* false alerts
+(safe messages the phrases and concepts did not already flag, scored by a model that did not
+see them) stay within --max-false-alerts. The final model then learns from all of train and
+dev. The held-out split is never read here. Prints out-of-fold figures; writes the model file.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from bot.domain.safety.model import LinearModel, features  # noqa: E402
 from bot.domain.safety.phrases import PhraseMatcher  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "safety" / "corpus"
-EPOCHS = 30
+EPOCHS = 10
 RATE = 0.3
-L2 = 1e-3
+L2 = 1e-2
 MIN_COUNT = 2  # features seen fewer times in train are dropped (noise, and a smaller file)
 
 
@@ -63,15 +64,37 @@ def train(items: list[Labelled], language: str) -> tuple[float, dict[str, float]
     return bias, {f: round(w, 4) for f, w in weights.items() if abs(w) >= 1e-3}
 
 
+def oof_scores(items: list[Labelled], language: str, folds: int) -> list[float]:
+    """Each message scored by a model that never saw it (k-fold, fixed fold by position)."""
+    scores = [0.0] * len(items)
+    for k in range(folds):
+        train_part = [it for i, it in enumerate(items) if i % folds != k]
+        bias, weights = train(train_part, language)
+        model = LinearModel("cv", language, bias, 0.5, weights)
+        for i, it in enumerate(items):
+            if i % folds == k:
+                scores[i] = window_score(model, it.text)
+    return scores
+
+
+def window_score(model: LinearModel, text: str) -> float:
+    forms = sentences(text)
+    windows = [forms]
+    if len(forms) > 2:
+        windows += [forms[i : i + 2] for i in range(len(forms) - 1)]
+    return max(model.score(w) for w in windows)
+
+
 def choose_threshold(
-    model: LinearModel, dev: list[Labelled], rules: Screener, max_added: float
+    items: list[Labelled], scores: list[float], rules: Screener, max_added: float
 ) -> float:
-    safe = [i for i in dev if i.label == "safe" and rules.screen(i.text) is None]
-    n_safe = sum(1 for i in dev if i.label == "safe")
+    """The lowest threshold whose alerts on safe messages the rules missed stay within
+    max_added of all safe messages (out-of-fold scores: no message judges its own model)."""
+    n_safe = sum(1 for i in items if i.label == "safe")
+    unflagged = [s for i, s in zip(items, scores, strict=True)
+                 if i.label == "safe" and rules.screen(i.text) is None]  # fmt: skip
     for t in [x / 100 for x in range(5, 100)]:
-        candidate = LinearModel(model.name, model.language, model.bias, t, model.weights)
-        added = sum(1 for i in safe if candidate.flags(sentences(i.text)))
-        if added / n_safe <= max_added:
+        if sum(1 for s in unflagged if s >= t) / n_safe <= max_added:
             return t
     return 0.99
 
@@ -79,40 +102,37 @@ def choose_threshold(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "prompts" / "safety" / "en.model.json")
-    parser.add_argument("--max-false-alerts", type=float, default=0.03)
+    parser.add_argument("--max-false-alerts", type=float, default=0.01)
+    parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--language", default="en")
     args = parser.parse_args()
-    train_items = read_labelled(CORPUS / "train.jsonl")
-    dev_items = read_labelled(CORPUS / "dev.jsonl")
-    bias, weights = train(train_items, args.language)
+    items = read_labelled(CORPUS / "train.jsonl") + read_labelled(CORPUS / "dev.jsonl")
     full = load_screener([builtin_dir()])
     # The model decides only where phrases and concepts did not: measure it against those.
     rules = Screener(PhraseMatcher(full.phrases), full.concepts, ())
-    draft = LinearModel(f"{args.language}-stems-v1", args.language, bias, 0.5, weights)
-    threshold = choose_threshold(draft, dev_items, rules, args.max_false_alerts)
+    scores = oof_scores(items, args.language, args.folds)
+    threshold = choose_threshold(items, scores, rules, args.max_false_alerts)
+    risk = [(i, s) for i, s in zip(items, scores, strict=True) if i.label == "risk"]
+    safe = [(i, s) for i, s in zip(items, scores, strict=True) if i.label == "safe"]
+    for label, use_model in (("rules", False), ("rules+model", True)):
+        caught = sum(1 for i, s in risk if rules.screen(i.text) or (use_model and s >= threshold))
+        false = sum(1 for i, s in safe if rules.screen(i.text) or (use_model and s >= threshold))
+        print(f"train+dev, out-of-fold, {label:11}: recall {caught / len(risk):6.1%} "
+              f"({caught}/{len(risk)})  false alerts {false / len(safe):5.1%} "
+              f"({false}/{len(safe)})")  # fmt: skip
+    bias, weights = train(items, args.language)
     data = {
-        "name": draft.name,
+        "name": f"{args.language}-stems-v1",
         "language": args.language,
         "about": "Logistic regression over word stems and stem pairs; trained by "
-        "bench/safety_train.py on tests/fixtures/safety/corpus/train.jsonl, threshold chosen "
-        "on dev.jsonl. Only adds alerts.",
+        "bench/safety_train.py on tests/fixtures/safety/corpus/train.jsonl and dev.jsonl, "
+        f"threshold chosen by {args.folds}-fold cross-validation so that it adds at most "
+        f"{args.max_false_alerts:.0%} false alerts to the rules. Only adds alerts.",
         "threshold": threshold,
         "bias": round(bias, 4),
         "weights": dict(sorted(weights.items())),
     }
     args.out.write_text(json.dumps(data, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
-    model = LinearModel(draft.name, args.language, bias, threshold, weights)
-    with_model = Screener(PhraseMatcher(full.phrases), full.concepts, (model,))
-    for name, items in (("train", train_items), ("dev", dev_items)):
-        risk = [i for i in items if i.label == "risk"]
-        safe = [i for i in items if i.label == "safe"]
-        for label, screener in (("rules", rules), ("rules+model", with_model)):
-            caught = sum(1 for i in risk if screener.screen(i.text) is not None)
-            false = sum(1 for i in safe if screener.screen(i.text) is not None)
-            print(
-                f"{name:5} {label:11} recall {caught / len(risk):6.1%} ({caught}/{len(risk)})  "
-                f"false alerts {false / len(safe):5.1%} ({false}/{len(safe)})"
-            )
     print(f"threshold {threshold}, {len(weights)} weights -> {args.out}")
 
 

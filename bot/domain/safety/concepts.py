@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -87,10 +88,9 @@ class _Term:
 
 def _squash(word: str) -> str:
     """Runs of one letter made one ("kiiill" and "kill" -> "kil"): a prefilter key only."""
-    return _RUN_RE.sub(r"\1", word) if _RUN_RE.search(word) else word
+    return "".join(letter for letter, _ in groupby(word))
 
 
-_RUN_RE = re.compile(r"(.)\1+")
 _PREFIX = 3
 
 
@@ -128,7 +128,7 @@ class ConceptSet:
     _singles: Mapping[str, tuple[tuple[_Term, re.Pattern[str]], ...]] = field(
         init=False, repr=False, compare=False
     )
-    _multis: Mapping[str, tuple[tuple[_Term, re.Pattern[str]], ...]] = field(
+    _multis: Mapping[str, dict[tuple[str, str], re.Pattern[str]]] = field(
         init=False, repr=False, compare=False
     )
     _prefixed: Mapping[str, tuple[tuple[str, _Term, re.Pattern[str]], ...]] = field(
@@ -162,7 +162,11 @@ class ConceptSet:
             for stem in term.stems:
                 prefixed.setdefault(stem[:_PREFIX], []).append((stem, term, regex))
         object.__setattr__(self, "_singles", {k: tuple(v) for k, v in singles.items()})
-        object.__setattr__(self, "_multis", {k: tuple(v) for k, v in multis.items()})
+        object.__setattr__(
+            self,
+            "_multis",
+            {k: {(t.concept, t.term): r for t, r in v} for k, v in multis.items()},
+        )
         object.__setattr__(self, "_prefixed", {k: tuple(v) for k, v in prefixed.items()})
         ignore_words: dict[str, list[re.Pattern[str]]] = {}
         ignore_prefixed: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
@@ -271,8 +275,9 @@ class ConceptSet:
                 for term, regex in singles.get(key, ()):
                     if regex.fullmatch(token):
                         found.add(term.concept, offset + index, term.term)
-                for term, regex in multis.get(key, ()):
-                    scan[(term.concept, term.term)] = regex
+                more = multis.get(key)
+                if more is not None:
+                    scan.update(more)
                 for stem, term, regex in prefixed.get(key[:_PREFIX], ()):
                     if not key.startswith(stem):
                         continue

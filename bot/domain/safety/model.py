@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import snowballstemmer  # type: ignore[import-untyped]
+import Stemmer  # type: ignore[import-not-found]
 
 from bot.domain.safety.files import SafetyContentError
 
@@ -29,17 +29,20 @@ _STEMMERS = {"en": "english", "es": "spanish", "de": "german"}
 
 @lru_cache(maxsize=8)
 def _stemmer(language: str) -> Any:
-    return snowballstemmer.stemmer(_STEMMERS.get(language, "english"))
+    return Stemmer.Stemmer(_STEMMERS.get(language, "english"))
+
+
+def sentence_features(form: str, language: str) -> frozenset[str]:
+    """Stems and stem pairs of one normalised sentence."""
+    stems = _stemmer(language).stemWords(form.split())
+    return frozenset([*stems, *(f"{a} {b}" for a, b in itertools.pairwise(stems))])
 
 
 def features(forms: Sequence[str], language: str) -> set[str]:
     """Stems and stem pairs of the normalised sentences (pairs never cross a sentence)."""
-    stem = _stemmer(language).stemWord
     out: set[str] = set()
     for form in forms:
-        stems = [stem(t) for t in form.split()]
-        out.update(stems)
-        out.update(f"{a} {b}" for a, b in itertools.pairwise(stems))
+        out |= sentence_features(form, language)
     return out
 
 
@@ -51,19 +54,22 @@ class LinearModel:
     threshold: float
     weights: dict[str, float] = field(repr=False)
 
-    def score(self, forms: Sequence[str]) -> float:
-        feats = features(forms, self.language)
+    def _probability(self, feats: Iterable[str]) -> float:
         z = self.bias + sum(self.weights.get(f, 0.0) for f in feats)
         return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+    def score(self, forms: Sequence[str]) -> float:
+        return self._probability(features(forms, self.language))
 
     def flags(self, forms: Sequence[str]) -> bool:
         """True when the message, or any two neighbouring sentences of it, score high."""
         if not forms:
             return False
-        windows: Iterable[Sequence[str]] = [forms]
-        if len(forms) > 2:
-            windows = [forms, *(forms[i : i + 2] for i in range(len(forms) - 1))]
-        return any(self.score(w) >= self.threshold for w in windows)
+        per_sentence = [sentence_features(f, self.language) for f in forms]
+        windows: list[frozenset[str]] = [frozenset().union(*per_sentence)]
+        if len(per_sentence) > 2:
+            windows += [a | b for a, b in itertools.pairwise(per_sentence)]
+        return any(self._probability(w) >= self.threshold for w in windows)
 
 
 def load_model(path: Path) -> LinearModel:

@@ -111,10 +111,28 @@ def _normalize(text: str, *, max_run: int, keep_masks: bool, leet: bool = True) 
     return _CANONICAL_RE.sub(lambda m: _CANONICAL[m.group(0)], text)
 
 
+# Emoji that stand for a word in how people talk about it ("the 🪦 is looking comfy"): read
+# as that word by the concept layer only (the phrase list stays about words).
+_EMOJI_WORDS = str.maketrans(
+    {
+        "\U0001faa6": " headstone ",  # 🪦
+        "\u26b0": " coffin ",  # ⚰
+        "\U0001f48a": " pills ",  # 💊
+        "\U0001f52a": " knife ",  # 🔪
+        "\U0001fa78": " blood ",  # 🩸
+        "\U0001f52b": " gun ",  # 🔫
+        "\U0001faa2": " rope ",  # 🪢
+        "\U0001f309": " bridge ",  # 🌉
+        "\u2702": " scissors ",  # ✂
+        "\U0001f51c": " soon ",  # 🔜
+    }
+)
+
+
 def concept_form(text: str) -> str:
-    """`normalize`, keeping a "*" that hides a letter ("s*icide") and joining spelled-out
-    letters ("k i l l"): the form the concept layer reads."""
-    form = _normalize(text, max_run=2, keep_masks=True)
+    """`normalize`, keeping a "*" that hides a letter ("s*icide"), joining spelled-out
+    letters ("k i l l") and reading a few emoji as words: the form the concept layer reads."""
+    form = _normalize(text.translate(_EMOJI_WORDS), max_run=2, keep_masks=True)
     return _SPACED_LETTERS_RE.sub(lambda m: m.group(0).replace(" ", ""), form)
 
 

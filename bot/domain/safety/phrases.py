@@ -244,19 +244,44 @@ def _expansions(units: Sequence[_Unit]) -> list[str]:
     return out
 
 
+# Words too common to trigger a look for a longer term: a term is looked for when a sentence
+# holds one of its rarer words instead (see `first_words`).
+_COMMON_WORDS = """
+    a an the my i im ive id ill me myself you your it its is was be been am are to of in
+    on for and or but so just not no dont do did will would could should can cant this
+    that these those with at by from up out off all any some more than then there here
+    what when how why if get got going go take took have has had make made let
+"""
+_COMMON = frozenset(_COMMON_WORDS.split())
+
+
 def first_words(raw: str, *, short_ok: bool = False) -> tuple[list[str], list[str], bool]:
-    """The words a phrase can start with, the stems of its starting wildcards, and whether
-    every reading of it is a single word (so it can be looked up word by word)."""
+    """Words one of which every reading of the phrase contains (its rarest required part),
+    the stems of wildcards in that part, and whether every reading is a single word (so it
+    can be looked up word by word)."""
     units = _parse_phrase(raw, short_ok=short_ok)
-    first = units[0]  # never a gap nor optional (checked when parsing)
-    if isinstance(first, _Atom):
-        alternatives: list[tuple[_Atom, ...]] = [(first,)]
-    else:
-        assert isinstance(first, _Group)
-        alternatives = list(first.alternatives)
-    words = [alt[0].word for alt in alternatives if not alt[0].wildcard]
-    stems = [alt[0].word for alt in alternatives if alt[0].wildcard]
+    best: tuple[tuple[int, int], list[_Atom]] | None = None
+    for unit in units:
+        if isinstance(unit, _Gap) or (isinstance(unit, _Group) and unit.optional):
+            continue
+        if isinstance(unit, _Atom):
+            atoms = [unit]
+        else:
+            # each alternative is found by one of its own words: its rarest
+            atoms = [
+                min(alt, key=lambda a: (a.word in _COMMON, -len(a.word)))
+                for alt in unit.alternatives
+            ]
+        cost = (sum(a.word in _COMMON and not a.wildcard for a in atoms), len(atoms))
+        if best is None or cost < best[0]:
+            best = (cost, atoms)
+    assert best is not None  # a phrase always has a required unit (checked when parsing)
+    atoms = best[1]
+    first = units[0]
+    alternatives = [(first,)] if isinstance(first, _Atom) else list(first.alternatives)  # type: ignore[union-attr]
     single = len(units) == 1 and all(len(alt) == 1 for alt in alternatives)
+    words = [a.word for a in atoms if not a.wildcard]
+    stems = [a.word for a in atoms if a.wildcard]
     return words, stems, single
 
 
