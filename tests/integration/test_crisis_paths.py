@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.db.models import Alert, Delivery, DeliveryState, Patient, PatientStatus, Reply
+from bot.db.models import Alert, Delivery, DeliveryState, Invite, Patient, PatientStatus, Reply
+from bot.emulator import EmuUser
 from bot.services import therapists
 from bot.services.errors import UserError
 from tests.integration.world import LINK, World, close_world, make_world
@@ -39,6 +40,17 @@ async def alerts(world: World) -> list[Alert]:
         return list(await session.scalars(select(Alert).order_by(Alert.id)))
 
 
+async def on_consent_screen(world: World, therapist: EmuUser, pseudonym: str) -> EmuUser:
+    """Someone who opened their invite link and sees the consent screen."""
+    await world.say(therapist, f"/invite {pseudonym}")
+    person = world.person(pseudonym.title())
+    link = LINK.search(world.last(therapist)["text"])
+    assert link is not None
+    await world.state.open_link(person, link.group(0))
+    await world.feed()
+    return person
+
+
 async def reply_count(world: World) -> int:
     async with world.rt.sessions() as session:
         return int(await session.scalar(select(func.count(Reply.id))) or 0)
@@ -47,10 +59,7 @@ async def reply_count(world: World) -> int:
 async def test_crisis_words_after_agree_before_a_time_zone(clinic: World) -> None:
     world = clinic
     dr = await world.therapist()
-    await world.say(dr, "/invite pine")
-    patient = world.person("Pine")
-    await world.state.open_link(patient, LINK.search(world.last(dr)["text"]).group(0))  # type: ignore[union-attr]
-    await world.feed()
+    patient = await on_consent_screen(world, dr, "pine")
     await world.tap(patient, world.last(patient)["message_id"], "I agree")
     before = len(world.texts(patient))
 
@@ -70,10 +79,7 @@ async def test_crisis_words_on_the_consent_screen_alert_the_inviting_therapist(
 ) -> None:
     world = clinic
     dr = await world.therapist()
-    await world.say(dr, "/invite reed")
-    patient = world.person("Reed")
-    await world.state.open_link(patient, LINK.search(world.last(dr)["text"]).group(0))  # type: ignore[union-attr]
-    await world.feed()
+    patient = await on_consent_screen(world, dr, "reed")
     before = len(world.texts(patient))
 
     await world.say(patient, "honestly I don't want to be alive anymore")
@@ -87,13 +93,8 @@ async def test_crisis_words_on_the_consent_screen_alert_the_inviting_therapist(
 async def test_declining_clears_who_opened_the_link(clinic: World) -> None:
     world = clinic
     dr = await world.therapist()
-    await world.say(dr, "/invite fern")
-    patient = world.person("Fern")
-    await world.state.open_link(patient, LINK.search(world.last(dr)["text"]).group(0))  # type: ignore[union-attr]
-    await world.feed()
+    patient = await on_consent_screen(world, dr, "fern")
     await world.tap(patient, world.last(patient)["message_id"], "No, thanks")
-    from bot.db.models import Invite
-
     async with world.rt.sessions() as session:
         assert (await session.scalars(select(Invite.opened_by))).all() == [None]
 

@@ -47,14 +47,15 @@ _DEFAULT_SENTENCE_GAP = 4
 _TERM_NORMAL_RE = re.compile(r"[()|?]|\.\.\.")
 
 
+# Stands for a sentence end while the whole message is normalised in one pass: letters only,
+# so normalisation keeps it, and no word of any language looks like it.
+_BREAK = "qxsentencexq"
+
+
 def sentences(text: str) -> list[str]:
     """The normalised sentences of a message (empty ones dropped)."""
-    out = []
-    for part in _SENTENCE_SPLIT_RE.split(text):
-        form = concept_form(part)
-        if form:
-            out.append(form)
-    return out
+    marked = _SENTENCE_SPLIT_RE.sub(f" {_BREAK} ", text)
+    return [part.strip() for part in concept_form(marked).split(_BREAK) if part.strip()]
 
 
 @dataclass(frozen=True)

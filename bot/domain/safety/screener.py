@@ -100,6 +100,24 @@ class Screener:
         return out
 
 
+# Compiling about 2,500 patterns takes a second; the files do not change while the process
+# runs (a change means a restart), so one process compiles them once (tests build many bots).
+_LOADED: dict[tuple[tuple[str, int, int], ...], Screener] = {}
+
+
+def _signature(dirs: Sequence[Path]) -> tuple[tuple[str, int, int], ...] | None:
+    try:
+        files = iter_safety_files(dirs)
+        models = [
+            p for d in dirs for p in sorted((Path(d) / SAFETY_SUBDIR).glob(f"*{MODEL_SUFFIX}"))
+        ]
+        return tuple(
+            (str(p.resolve()), p.stat().st_mtime_ns, p.stat().st_size) for p in [*files, *models]
+        )
+    except (OSError, SafetyContentError):
+        return None  # let the real load report it
+
+
 def load_screener(dirs: Sequence[Path]) -> Screener:
     """Load every `<dir>/safety/` phrase, concept and model file, in order.
 
@@ -107,6 +125,18 @@ def load_screener(dirs: Sequence[Path]) -> Screener:
     folders only add; nothing can remove a built-in phrase, concept rule or model. Raises
     SafetyContentError on the first problem, and when no phrase at all was found.
     """
+    key = _signature(dirs)
+    if key is not None and key in _LOADED:
+        return _LOADED[key]
+    screener = _load(dirs)
+    if key is not None:
+        if len(_LOADED) >= 8:
+            _LOADED.clear()
+        _LOADED[key] = screener
+    return screener
+
+
+def _load(dirs: Sequence[Path]) -> Screener:
     phrases: list[Phrase] = []
     seen: set[tuple[str, str]] = set()
     concepts: list[ConceptSet] = []
