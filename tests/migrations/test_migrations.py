@@ -55,3 +55,65 @@ async def test_models_and_migrations_agree(backend: str, tmp_path: Path) -> None
     async with database_url(backend, tmp_path) as url:
         await asyncio.to_thread(migrate.upgrade, url)
         assert await _inspect(url, _diff) == []
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0002_keeps_existing_alerts_and_invites_both_ways(
+    backend: str, tmp_path: Path
+) -> None:
+    """Alert text and who opened an invite arrive as empty columns; nothing existing moves."""
+    from sqlalchemy import text
+
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0001")
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(
+                    "INSERT INTO therapists (id, name, active, created_at) "
+                    "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')"
+                ))  # fmt: skip
+                await conn.execute(text(
+                    "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
+                    "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
+                    "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')"
+                ))  # fmt: skip
+                await conn.execute(text(
+                    "INSERT INTO alerts (id, patient_id, therapist_id, kind, created_at) "
+                    "VALUES (7, 1, 1, 'crisis', '2026-11-02 10:00:00+00')"
+                ))  # fmt: skip
+                await conn.execute(text(
+                    "INSERT INTO invites (id, token_hash, kind, patient_id, created_at, "
+                    "expires_at) VALUES (3, 'h', 'patient', 1, '2026-11-01 10:00:00+00', "
+                    "'2026-11-08 10:00:00+00')"
+                ))  # fmt: skip
+        finally:
+            await engine.dispose()
+
+        async def rows() -> tuple[object, ...]:
+            db = make_engine(url)
+            try:
+                async with db.connect() as conn:
+                    alert = (await conn.execute(text("SELECT id, kind FROM alerts"))).all()
+                    invite = (await conn.execute(text("SELECT id, patient_id FROM invites"))).all()
+                    return tuple(alert), tuple(invite)
+            finally:
+                await db.dispose()
+
+        before = await rows()
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert await rows() == before
+        db = make_engine(url)
+        try:
+            async with db.connect() as conn:
+                new = (
+                    await conn.execute(
+                        text("SELECT text_enc, update_id, acknowledged_as FROM alerts")
+                    )
+                ).one()
+                opened = (await conn.execute(text("SELECT opened_by FROM invites"))).one()
+        finally:
+            await db.dispose()
+        assert tuple(new) == (None, None, None) and tuple(opened) == (None,)
+        await asyncio.to_thread(migrate.downgrade, url, "0001")
+        assert await rows() == before
