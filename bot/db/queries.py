@@ -105,8 +105,12 @@ class Candidate:
 
     id: int
     kind: PromptKind
+    state: DeliveryState
     sent_at: datetime | None
     closed_at: datetime | None
+    prompt_key: str | None
+    custom_text_enc: bytes | None
+    telegram_message_id: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,15 +121,20 @@ class LastReply:
     delivery_id: int | None
     kind: ReplyKind
     body_enc: bytes | None
+    received_at: datetime
     updated_at: datetime
     flagged: bool
+    question_key: str | None  # the question it answers (for saying so), when it answers one
+    question_custom_enc: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
 class ReplyContext:
     replied_to: Candidate | None  # the prompt (or its reminder) the message replies to
     latest_open: Candidate | None  # the newest sent, unclosed reflection since `sent_after`
+    latest_checkin: Candidate | None  # the newest unanswered check-in since `sent_after`
     last_reply: LastReply | None
+    last_asked: datetime | None  # the newest prompt or reminder sent to the patient
 
 
 # Core handles on the tables, for the per-message path: no ORM object is needed there, and
@@ -161,6 +170,21 @@ _LATEST_OPEN_ID = (
     .limit(1)
     .scalar_subquery()
 )
+_LATEST_CHECKIN_ID = (
+    select(_d.id)
+    .where(
+        _d.patient_id == _PATIENT,
+        _d.kind == PromptKind.CHECKIN,
+        _d.state == DeliveryState.SENT,
+        _d.sent_at >= bindparam("sent_after", type_=UTCDateTime()),
+        _d.closed_at.is_(None),
+    )
+    .order_by(_d.sent_at.desc(), _d.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_LAST_SENT = select(func.max(_d.sent_at)).where(_d.patient_id == _PATIENT).scalar_subquery()
+_LAST_NUDGED = select(func.max(_d.nudged_at)).where(_d.patient_id == _PATIENT).scalar_subquery()
 _LAST_REPLY_ID = (
     select(_r.id)
     .where(_r.patient_id == _PATIENT)
@@ -170,24 +194,35 @@ _LAST_REPLY_ID = (
 )
 _replied_to = DELIVERIES.alias("replied_to")
 _latest_open = DELIVERIES.alias("latest_open")
+_latest_checkin = DELIVERIES.alias("latest_checkin")
 _last_reply = REPLIES.alias("last_reply")
 
 _CANDIDATE_COLUMNS = [field.name for field in fields(Candidate)]
-_LAST_REPLY_COLUMNS = [field.name for field in fields(LastReply)]
+_answered = DELIVERIES.alias("answered")
+_LAST_REPLY_COLUMNS = [
+    *(_last_reply.c[f.name] for f in fields(LastReply) if not f.name.startswith("question_")),
+    _answered.c.prompt_key,
+    _answered.c.custom_text_enc,
+]
 
-# The three lookups behind a free-text message in one round trip: the patient's row anchors a
+# The lookups behind a free-text message in one round trip: the patient's row anchors a
 # single result row, and each candidate is outer-joined by the id its (uncorrelated) subquery
-# picks — the same rows, and indexes, as three separate queries. Columns in field order.
+# picks — the same rows, and indexes, as separate queries. Columns in field order.
 _REPLY_CONTEXT = (
     select(
         *(_replied_to.c[name] for name in _CANDIDATE_COLUMNS),
         *(_latest_open.c[name] for name in _CANDIDATE_COLUMNS),
-        *(_last_reply.c[name] for name in _LAST_REPLY_COLUMNS),
+        *(_latest_checkin.c[name] for name in _CANDIDATE_COLUMNS),
+        *_LAST_REPLY_COLUMNS,
+        _LAST_SENT.label("last_sent"),
+        _LAST_NUDGED.label("last_nudged"),
     )
     .select_from(
         PATIENTS.outerjoin(_replied_to, _replied_to.c.id == _REPLIED_TO_ID)
         .outerjoin(_latest_open, _latest_open.c.id == _LATEST_OPEN_ID)
+        .outerjoin(_latest_checkin, _latest_checkin.c.id == _LATEST_CHECKIN_ID)
         .outerjoin(_last_reply, _last_reply.c.id == _LAST_REPLY_ID)
+        .outerjoin(_answered, _answered.c.id == _last_reply.c.delivery_id)
     )
     .where(PATIENTS.c.id == _PATIENT)
 )
@@ -200,14 +235,18 @@ async def reply_context(
     params = {"patient_id": patient_id, "message_id": reply_to_message_id, "sent_after": sent_after}
     row = (await session.execute(_REPLY_CONTEXT, params)).one_or_none()
     if row is None:  # the patient is gone
-        return ReplyContext(None, None, None)
+        return ReplyContext(None, None, None, None, None)
     values: tuple[Any, ...] = tuple(row)
-    n = len(_CANDIDATE_COLUMNS)
-    replied_to, latest_open, last_reply = values[:n], values[n : 2 * n], values[2 * n :]
+    n, m = len(_CANDIDATE_COLUMNS), len(_LAST_REPLY_COLUMNS)
+    replied_to, latest_open, latest_checkin = values[:n], values[n : 2 * n], values[2 * n : 3 * n]
+    last_reply = values[3 * n : 3 * n + m]
+    asked = [moment for moment in values[3 * n + m :] if moment is not None]
     return ReplyContext(
         replied_to=Candidate(*replied_to) if replied_to[0] is not None else None,
         latest_open=Candidate(*latest_open) if latest_open[0] is not None else None,
+        latest_checkin=Candidate(*latest_checkin) if latest_checkin[0] is not None else None,
         last_reply=LastReply(*last_reply) if last_reply[0] is not None else None,
+        last_asked=max(asked, default=None),
     )
 
 

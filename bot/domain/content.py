@@ -110,6 +110,23 @@ class ContentError(Exception):
         super().__init__(format_problems(self.problems))
 
 
+_TYPED_NUMBER = re.compile(r"(\d{1,3})(?:\s*(?:/|out of|of)\s*(\d{1,3}))?")
+
+
+def _typed(text: str) -> str:
+    """Case, spacing and closing punctuation do not change what a typed answer means."""
+    return " ".join(text.casefold().split()).strip(" .!?,;:")
+
+
+def _typed_number(said: str, scale_max: int) -> int | None:
+    match = _TYPED_NUMBER.fullmatch(said)
+    if match is None or not said.isascii():
+        return None
+    if match.group(2) is not None and int(match.group(2)) != scale_max:
+        return None  # "3/5" on a 0–10 scale is not a 3
+    return int(match.group(1))
+
+
 @dataclass(frozen=True)
 class ScaleSpec:
     min: int
@@ -171,6 +188,33 @@ class Prompt:
                 return f"{number} ({self.scale.max_label})"
             return str(number)
         return next((c.label for c in self.choices if c.value == value), None)
+
+    def typed_value(self, text: str) -> str | None:
+        """The check-in answer a patient typed instead of tapping — "7", "7/10", "poorly",
+        "Barely at all." — as its recorded value; None when the text is not one."""
+        if self.kind != "checkin":
+            return None
+        said = _typed(text)
+        if self.scale is not None:
+            number = _typed_number(said, self.scale.max)
+            if number is None:
+                ends = {
+                    _typed(self.scale.min_label): self.scale.min,
+                    _typed(self.scale.max_label): self.scale.max,
+                }
+                number = ends.get(said)
+            return str(number) if number is not None and number in self.scale.values() else None
+        for choice in self.choices:
+            if said in (_typed(choice.value), _typed(choice.label)):
+                return choice.value
+        return None
+
+    def typed_out_of_range(self, text: str) -> bool:
+        """A bare number this scale does not have ("12" to a 0–10 question)."""
+        if self.scale is None:
+            return False
+        number = _typed_number(_typed(text), self.scale.max)
+        return number is not None and number not in self.scale.values()
 
     def is_risk_answer(self, value: str) -> bool:
         if self.kind != "checkin":

@@ -27,11 +27,6 @@ RECORDING = (
     PatientStatus.STOPPED,
     PatientStatus.UNREACHABLE,
 )
-ACKS = {
-    replies.Recorded.ANSWER: render.ACK_ANSWER,
-    replies.Recorded.JOINED: render.ACK_JOINED,
-    replies.Recorded.NOTE: render.ACK_NOTE,
-}
 
 
 async def start(update: Update, context: Context) -> None:
@@ -176,28 +171,50 @@ async def text_message(update: Update, context: Context) -> None:
         # the alert down with it.
         alert_id = await safety.on_crisis_words(update, context, message.text, match)
     outcome: replies.TextOutcome | None = None
-    async with effects(context) as session:
-        role = await who(session, update)
-        patient = role.patient
-        if patient is not None and patient.status in RECORDING:
-            outcome = await replies.record_text(
-                session,
-                patient=patient,
-                text=message.text,
-                message_id=message.message_id,
-                reply_to_message_id=reply_to,
-                update_id=update.update_id,
-                cipher=rt.cipher,
-                answer_window=rt.settings.answer_window,
-                now=rt.clock.now(),
-                flagged=match is not None,
-            )
-            if alert_id is not None and outcome.reply_id is not None:
-                await alerts.link_reply(session, alert_id=alert_id, reply_id=outcome.reply_id)
+    choice_alert: int | None = None
+    try:
+        async with effects(context) as session:
+            role = await who(session, update)
+            patient = role.patient
+            if patient is not None and patient.status in RECORDING:
+                now = rt.clock.now()
+                outcome = await replies.record_text(
+                    session,
+                    patient=patient,
+                    text=message.text,
+                    message_id=message.message_id,
+                    reply_to_message_id=reply_to,
+                    update_id=update.update_id,
+                    cipher=rt.cipher,
+                    content=rt.content,
+                    answer_window=rt.settings.answer_window,
+                    now=now,
+                    flagged=match is not None,
+                )
+                if alert_id is not None:
+                    await alerts.link_reply(session, alert_id=alert_id, reply_id=outcome.reply_id)
+                if outcome.choice is not None and outcome.choice.risk and alert_id is None:
+                    # A typed risk answer takes the same path as the tapped one.
+                    choice_alert = await alerts.raise_alert(
+                        session,
+                        patient=patient,
+                        reply_id=outcome.reply_id,
+                        kind=AlertKind.CHECKIN_RISK,
+                        now=now,
+                    )
+    except UserError as exc:
+        await answer(update, render.esc(exc.message))
+        return
     if outcome is not None:
         metrics.REPLIES.labels(kind=outcome.recorded.value).inc()
+        if choice_alert is not None:
+            await safety.send_resources(update, context)
+            metrics.ALERTS.labels(kind=AlertKind.CHECKIN_RISK.value).inc()
+            await safety.raise_and_notify(context, choice_alert)
+        if outcome.choice is not None:
+            await _show_checkin_answered(update, context, outcome)
         if match is None:
-            await answer(update, ACKS[outcome.recorded])
+            await answer(update, _acknowledgement(outcome))
     elif match is not None:
         return  # the resources were the answer; no onboarding text stacked after them
     elif role.therapist is not None:
@@ -206,6 +223,33 @@ async def text_message(update: Update, context: Context) -> None:
         await _set_timezone(update, context, message.text)
     else:
         await answer(update, render.NOT_ENROLLED)
+
+
+def _acknowledgement(outcome: replies.TextOutcome) -> str:
+    """Says what the text was filed as, so a patient sees at once if it went astray."""
+    if outcome.choice is not None:
+        return render.ack_choice(outcome.choice.prompt_text, outcome.choice.label)
+    if outcome.recorded is replies.Recorded.JOINED:
+        return render.ack_joined(outcome.question)
+    if outcome.recorded is replies.Recorded.ANSWER and outcome.question is not None:
+        return render.ack_answer(outcome.question)
+    return render.ACK_NOTE
+
+
+async def _show_checkin_answered(
+    update: Update, context: Context, outcome: replies.TextOutcome
+) -> None:
+    """The check-in message shows the typed answer, exactly as a tap leaves it."""
+    chat, choice = update.effective_chat, outcome.choice
+    if chat is None or choice is None or outcome.checkin_message_id is None:
+        return
+    with contextlib.suppress(TelegramError):  # cosmetic: the answer is saved either way
+        await context.bot.edit_message_text(
+            render.checkin_recorded(choice.prompt_text, choice.label),
+            chat_id=chat.id,
+            message_id=outcome.checkin_message_id,
+            parse_mode=ParseMode.HTML,
+        )
 
 
 def carried_text(message: Message) -> str:

@@ -146,9 +146,30 @@ TEXT_PLEASE = (
     "Thank you for sharing. I can only keep written answers, so this wasn't saved. "
     "If you'd like, put it into a few words and send them as text."
 )
-ACK_ANSWER = "Thank you, your answer is saved."
-ACK_JOINED = "Added to your answer."
 ACK_NOTE = "Thank you, I've kept this as a note."
+ACK_JOINED_NOTE = "Added to your note."
+QUOTE_WORDS = 60  # characters of a question quoted back: enough to know which one
+
+
+def quoted(question_html: str) -> str:
+    """A question's first words, in quotes, to say which question something belongs to."""
+    return f"“{esc(shorten(plain_text(question_html), QUOTE_WORDS))}”"
+
+
+def ack_answer(question_html: str) -> str:
+    return f"Thank you, saved as your answer to {quoted(question_html)}"
+
+
+def ack_joined(question_html: str | None) -> str:
+    if question_html is None:
+        return ACK_JOINED_NOTE
+    return f"Added to your answer to {quoted(question_html)}"
+
+
+def ack_choice(question_html: str, label: str) -> str:
+    return f"Thank you, saved <b>{esc(label)}</b> as your answer to {quoted(question_html)}"
+
+
 ACK_GOT_IT = "Got it ✓"
 SOMETHING_WRONG = (
     "Sorry, something went wrong on our side and this may not have been saved. "

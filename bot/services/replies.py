@@ -23,6 +23,7 @@ class Recorded(enum.Enum):
     ANSWER = "answer"
     JOINED = "joined"
     NOTE = "note"
+    CHOICE = "choice"  # a check-in answered by typing its number or label
 
 
 @dataclass(frozen=True)
@@ -30,39 +31,46 @@ class TextOutcome:
     recorded: Recorded
     reply_id: int
     delivery_id: int | None
+    question: str | None = None  # what it was filed under, as Telegram HTML; None for a note
+    choice: ChoiceOutcome | None = None  # for Recorded.CHOICE
+    checkin_message_id: int | None = None  # the check-in's message, to edit as a tap would
 
 
 def _question(candidate: queries.Candidate | None) -> linking.Question | None:
     if candidate is None:
         return None
+    # A check-in takes one answer: once answered, typing a number no longer goes to it.
+    answered = candidate.kind is PromptKind.CHECKIN and candidate.state is not DeliveryState.SENT
     return linking.Question(
         candidate.id,
-        candidate.kind is PromptKind.REFLECTION,
+        candidate.kind.value,
         candidate.sent_at,
-        candidate.closed_at is not None,
+        candidate.closed_at is not None or answered,
     )
 
 
-def _joined_text(
-    last: queries.LastReply | None,
-    explicit_target: int | None,
-    text: str,
-    now: datetime,
-    cipher: Cipher,
-) -> str | None:
-    """The reply's text with this message added, when the message joins the patient's last
-    reply; None when it does not. Decrypts only when the length is all that is left to check
-    (a longer earlier text only ever makes joining less likely)."""
+def _previous(
+    last: queries.LastReply | None, now: datetime, cipher: Cipher
+) -> tuple[linking.Previous | None, str]:
+    """The last text reply as `linking` sees it, and its text when it might be joined (only
+    then is it decrypted)."""
     if last is None or last.kind not in (ReplyKind.TEXT, ReplyKind.NOTE) or not last.body_enc:
-        return None
-    previous = linking.Previous(last.delivery_id, last.updated_at, 0)
-    if not linking.joins(previous, explicit_target, now, len(text)):
-        return None
+        return None, ""
+    if now - last.updated_at > linking.JOIN_PAUSE:  # too old to join: no need to decrypt
+        return linking.Previous(last.delivery_id, last.received_at, last.updated_at, 0), ""
     before = cipher.decrypt(last.body_enc)
-    previous = linking.Previous(last.delivery_id, last.updated_at, len(before))
-    if not linking.joins(previous, explicit_target, now, len(text)):
-        return None
-    return f"{before}\n{text}"
+    previous = linking.Previous(last.delivery_id, last.received_at, last.updated_at, len(before))
+    return previous, before
+
+
+def _prompt_text(
+    key: str | None, custom_enc: bytes | None, content: ContentLibrary, cipher: Cipher
+) -> str:
+    """The question as Telegram HTML: content is HTML already, a therapist's words are not."""
+    if custom_enc is not None:
+        return html.escape(cipher.decrypt(custom_enc), quote=False)
+    prompt = content.prompts.get(key or "")
+    return prompt.text if prompt is not None else f"[{key}]"
 
 
 # Built once, run with parameters (Core: nothing on this path needs the identity map).
@@ -93,37 +101,85 @@ async def record_text(
     reply_to_message_id: int | None,
     update_id: int | None,
     cipher: Cipher,
+    content: ContentLibrary,
     answer_window: timedelta,
     now: datetime,
     flagged: bool = False,
 ) -> TextOutcome:
-    """One read, then one write to join the last reply — or, for a new reply, its insert and
-    (when it answers a question) marking that question answered."""
+    """One read, then the writes `linking.file` decides: a check-in's typed answer, the text
+    joined to the last reply, or a new reply (marking the question it answers answered)."""
     found = await queries.reply_context(
         session, patient.id, reply_to_message_id, now - linking.FALLBACK_WINDOW
     )
-    explicit = _question(found.replied_to)
-    explicit_target = (
-        explicit.delivery_id
-        if explicit is not None and linking.is_open(explicit, now, answer_window)
-        else None
+    candidates = {c.id: c for c in (found.replied_to, found.latest_open, found.latest_checkin) if c}
+    previous, before = _previous(found.last_reply, now, cipher)
+
+    def choice_value(delivery_id: int) -> str | None:
+        prompt = content.prompts.get(candidates[delivery_id].prompt_key or "")
+        if prompt is None:
+            return None
+        if prompt.typed_out_of_range(text) and prompt.scale is not None:
+            raise UserError(
+                f"That number is outside the scale. Please tap a number above, or type one "
+                f"from {prompt.scale.min} to {prompt.scale.max}."
+            )
+        return prompt.typed_value(text)
+
+    filing = linking.file(
+        linking.Facts(
+            _question(found.replied_to),
+            _question(found.latest_open),
+            _question(found.latest_checkin),
+            previous,
+            found.last_asked,
+        ),
+        now=now,
+        answer_window=answer_window,
+        added_length=len(text),
+        choice_value=choice_value,
     )
 
+    if isinstance(filing, linking.Choice):
+        checkin = candidates[filing.delivery_id]
+        choice = await record_choice(
+            session,
+            patient=patient,
+            delivery_id=checkin.id,
+            value=filing.value,
+            update_id=update_id,
+            content=content,
+            now=now,
+        )
+        assert choice.reply_id is not None  # the check-in was open, so this is its first answer
+        return TextOutcome(
+            Recorded.CHOICE,
+            choice.reply_id,
+            checkin.id,
+            choice.prompt_text,
+            choice,
+            checkin.telegram_message_id,
+        )
+
     last = found.last_reply
-    joined = _joined_text(last, explicit_target, text, now, cipher)
-    if last is not None and joined is not None:
+    if isinstance(filing, linking.Join):
+        assert last is not None
         await session.execute(
             _JOIN_REPLY,
             {
                 "reply_id": last.id,
-                "body_enc": cipher.encrypt(joined),
+                "body_enc": cipher.encrypt(f"{before}\n{text}"),
                 "now": now,
                 "flagged": last.flagged or flagged,
             },
         )
-        return TextOutcome(Recorded.JOINED, last.id, last.delivery_id)
+        question = (
+            _prompt_text(last.question_key, last.question_custom_enc, content, cipher)
+            if last.delivery_id is not None
+            else None
+        )
+        return TextOutcome(Recorded.JOINED, last.id, last.delivery_id, question)
 
-    target = linking.choose_target(explicit, _question(found.latest_open), now, answer_window)
+    target = filing.delivery_id if isinstance(filing, linking.Answer) else None
     reply_id = await session.scalar(
         _NEW_REPLY,
         {
@@ -142,7 +198,9 @@ async def record_text(
     if target is None:
         return TextOutcome(Recorded.NOTE, reply_id, None)
     await session.execute(_ANSWERED, {"delivery_id": target, "now": now})
-    return TextOutcome(Recorded.ANSWER, reply_id, target)
+    answered = candidates[target]
+    question = _prompt_text(answered.prompt_key, answered.custom_text_enc, content, cipher)
+    return TextOutcome(Recorded.ANSWER, reply_id, target, question)
 
 
 def _mark_answered(delivery: Delivery, now: datetime) -> None:
@@ -244,10 +302,7 @@ class ReplyView:
 
 def question_text(delivery: Delivery, content: ContentLibrary, cipher: Cipher) -> str:
     """The question as Telegram HTML: content is HTML already, a therapist's words are not."""
-    if delivery.custom_text_enc is not None:
-        return html.escape(cipher.decrypt(delivery.custom_text_enc), quote=False)
-    prompt = content.prompts.get(delivery.prompt_key or "")
-    return prompt.text if prompt is not None else f"[{delivery.prompt_key}]"
+    return _prompt_text(delivery.prompt_key, delivery.custom_text_enc, content, cipher)
 
 
 async def read_replies(

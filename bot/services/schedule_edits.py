@@ -7,8 +7,8 @@ a second press of the same button, changes nothing and says why.
 
 from __future__ import annotations
 
+import difflib
 import enum
-import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.crypto import Cipher
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.domain import schedule
-from bot.domain.content import ContentLibrary
+from bot.domain.content import ContentLibrary, Prompt
 from bot.services import audit
 from bot.services.console import (
     STALE_BUTTON,
@@ -33,9 +33,9 @@ from bot.services.sessions import quiet_hours
 
 MAX_CUSTOM_TEXT = 1000
 MORNING = time(9, 0)
-# A single token shaped like a prompt key is taken as one, never sent as free text:
-# a typo in a key must not reach the patient as a message.
-KEYLIKE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)+")
+# A single word is taken as a prompt key, never sent as free text: a typo in a key must not
+# reach the patient as a message. One word of one's own goes in quotes.
+QUOTES = {'"': '"', "“": "”", "'": "'", "‘": "’", "«": "»"}
 _PENDING = (DeliveryState.SCHEDULED, DeliveryState.HELD)
 _NOT_JOINED = (PatientStatus.INVITED, PatientStatus.ONBOARDING, PatientStatus.DECLINED)
 
@@ -205,14 +205,20 @@ async def send_now(
 def postponed_time(
     how: Postpone, due_at: datetime, now: datetime, tz: ZoneInfo, quiet: schedule.QuietHours
 ) -> datetime:
-    """Later than both its old time and now, outside quiet hours."""
-    base = max(due_at, now)
+    """A button's postponement, counted like `/postpone`'s: see `postpone_base`."""
+    base = postpone_base(due_at, now)
     if how is Postpone.HOUR:
         target = base + timedelta(hours=1)
     else:
         day = base.astimezone(tz).date() + timedelta(days=1)
         target = schedule.resolve_local(datetime.combine(day, MORNING), tz)
     return schedule.defer_quiet(target, tz, quiet)
+
+
+def postpone_base(due_at: datetime, now: datetime) -> datetime:
+    """Postponing counts from the time the prompt was due — or from now, if that has passed
+    (a held prompt): "+1 hour" always means an hour later than it would have gone."""
+    return max(due_at, now)
 
 
 async def postpone(
@@ -241,7 +247,8 @@ async def postpone_to_offset(
     now: datetime,
 ) -> Changed:
     """`/postpone [pseudonym] <n> <offset>`: number n of the schedule view seen last, moved to
-    now + offset (SPEC offset grammar, `@HH:MM` in the patient's time zone)."""
+    its due time + offset (SPEC offset grammar, `@HH:MM` in the patient's time zone). It never
+    moves a prompt earlier."""
     try:
         offset = schedule.parse_offset(offset_text)
     except schedule.OffsetError as exc:
@@ -255,7 +262,14 @@ async def postpone_to_offset(
     except UserError as exc:
         raise UserError(f"#{number}: {exc.message}") from None
     tz = ZoneInfo(patient.timezone or "UTC")
-    due = schedule.defer_quiet(schedule.step_time(offset, now, tz), tz, quiet_hours(patient))
+    base = postpone_base(delivery.due_at, now)
+    due = schedule.defer_quiet(schedule.step_time(offset, base, tz), tz, quiet_hours(patient))
+    if due <= delivery.due_at:
+        when = delivery.due_at.astimezone(tz).strftime("%a %d %b %H:%M")
+        raise UserError(
+            f"#{number} is due {when}; {offset} from then is not later, and a postponement "
+            "only moves a prompt later. Use a bigger offset, or skip it."
+        )
     return await _move(session, therapist_id, delivery, patient, due, str(offset), now)
 
 
@@ -285,6 +299,37 @@ async def _move(
 
 
 # --- /add -----------------------------------------------------------------------------------
+
+
+def _unquoted(what: str) -> str | None:
+    """The words inside quotes that wrap the whole text, or None when it is not quoted."""
+    if len(what) >= 2 and QUOTES.get(what[0]) == what[-1]:
+        return what[1:-1].strip()
+    return None
+
+
+def parse_what(what: str, content: ContentLibrary) -> tuple[Prompt | None, str]:
+    """`/add`'s last part: a prompt key, or the therapist's own words (two words or more, or
+    anything in quotes). A lone word that is not a key is refused with the nearest keys."""
+    what = what.strip()
+    quoted = _unquoted(what)
+    if quoted is not None:
+        if not quoted:
+            raise UserError("Say what to send: a prompt key or your own words.")
+        return None, quoted
+    if not what:
+        raise UserError("Say what to send: a prompt key or your own words.")
+    prompt = content.prompts.get(what)
+    if prompt is not None:
+        return prompt, what
+    if len(what.split()) >= 2:
+        return None, what
+    near = difflib.get_close_matches(what.lower(), list(content.prompts), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(near)}?" if near else " Prompt keys are listed in /templates."
+    raise UserError(
+        f"There is no prompt “{what}”.{hint} To send your own words, write a sentence, or put "
+        "a single word in quotes."
+    )
 
 
 @dataclass(frozen=True)
@@ -320,15 +365,7 @@ async def add_prompt(
         offset = schedule.parse_offset(offset_text)
     except schedule.OffsetError as exc:
         raise bad_offset(exc) from None
-    what = what.strip()
-    if not what:
-        raise UserError("Say what to send: a prompt key or your own words.")
-    prompt = content.prompts.get(what)
-    if prompt is None and KEYLIKE.fullmatch(what):
-        raise UserError(
-            f"There is no prompt “{what}”. Prompt keys are listed in /templates; "
-            "to send your own words, write a sentence."
-        )
+    prompt, what = parse_what(what, content)
     if prompt is None and len(what) > MAX_CUSTOM_TEXT:
         raise UserError(
             f"Your text is {len(what)} characters; please keep it within {MAX_CUSTOM_TEXT}."

@@ -137,7 +137,7 @@ async def test_crisis_is_answered_while_another_chat_hangs_and_that_chat_stays_i
     assert await recorded(world, ash.id) == ["one\ntwo\nthree"]
     assert await processed(world, ash_ids) == set(ash_ids)
     acks = [m["text"] for m in world.state.sent_messages(ash.id)[before[ash.id] :]]
-    assert acks == [render.ACK_NOTE, render.ACK_JOINED, render.ACK_JOINED]
+    assert acks == [render.ACK_NOTE, render.ACK_JOINED_NOTE, render.ACK_JOINED_NOTE]
     # Acknowledgements kept their chat's 1 message/s (interactive lane, not priority).
     gaps = [b - a for a, b in zip(api.asked_at, api.asked_at[1:], strict=False)]
     assert len(gaps) == 2 and min(gaps) >= 0.9, gaps
@@ -183,4 +183,4 @@ async def test_many_chats_at_once_record_every_message_once_and_in_order(
             "\n".join(f"{person.id} part {part}" for part in range(3))
         ]
         acks = [m["text"] for m in world.state.sent_messages(person.id)[-3:]]
-        assert acks == [render.ACK_NOTE, render.ACK_JOINED, render.ACK_JOINED]
+        assert acks == [render.ACK_NOTE, render.ACK_JOINED_NOTE, render.ACK_JOINED_NOTE]

@@ -477,8 +477,9 @@ async def test_postpone_command_moves_by_the_number_shown(world: World) -> None:
     assert local((await delivery(world, rows[1].id)).due_at) == "Wed 11 Mar 10:00"
 
     # The reply re-numbered the list: ref-one-word now comes after chk-sleep, the new #1.
+    due = (await delivery(world, rows[2].id)).due_at
     await world.say(dr, "/postpone river-7 1 +3h")
-    assert (await delivery(world, rows[2].id)).due_at == world.clock.now() + timedelta(hours=3)
+    assert (await delivery(world, rows[2].id)).due_at == due + timedelta(hours=3)
 
     await world.say(dr, "/postpone 1 tomorrow")
     assert world.last(dr)["text"].startswith("Bad offset 'tomorrow'")
@@ -490,6 +491,35 @@ async def test_postpone_command_moves_by_the_number_shown(world: World) -> None:
     assert "Open /schedule lake first" in world.last(dr)["text"]
     await world.say(dr, "/postpone 1")
     assert world.last(dr)["text"].startswith("Usage: /postpone")
+
+
+async def test_postpone_counts_from_the_due_time_and_never_moves_earlier(world: World) -> None:
+    """Seen: `/postpone 3 +1h` moved a Thursday prompt to an hour from now (today), while the
+    "+1 hour" button moved its prompt to an hour after it was due."""
+    dr = await world.therapist()
+    await world.enrolled_patient(dr, "river-7")
+    await with_session(world, dr, "river-7")
+    await world.say(dr, "/schedule river-7")
+    pending = [d for d in await world.deliveries("river-7") if d.state is DeliveryState.SCHEDULED]
+    later = pending[3]
+    assert later.due_at - world.clock.now() > timedelta(days=1)
+    await world.say(dr, "/postpone 4 +1h")
+    assert (await delivery(world, later.id)).due_at == later.due_at + timedelta(hours=1)
+
+    # The button means the same thing.
+    await world.say(dr, "/schedule river-7")
+    mid = world.last(dr)["message_id"]
+    await world.tap(dr, mid, "6 · Postpone")
+    await world.tap(dr, mid, "+1 hour")
+    other = pending[5]
+    assert (await delivery(world, other.id)).due_at == other.due_at + timedelta(hours=1)
+
+    # Nothing moves earlier, or stays put and calls it postponed.
+    await world.say(dr, "/schedule river-7")
+    first = pending[0]
+    await world.say(dr, "/postpone 1 +0m")
+    assert "only moves a prompt later" in world.last(dr)["text"]
+    assert (await delivery(world, first.id)).due_at == first.due_at
 
 
 # --- /add -----------------------------------------------------------------------------------
@@ -514,7 +544,7 @@ async def test_add_free_text_goes_out_as_a_reflection_and_links_its_answer(world
     assert prompt["text"].startswith(words)
     assert prompt["reply_markup"]["force_reply"] is True
     await world.say(pat, "Lighter, somehow.", reply_to=prompt["message_id"])
-    assert world.last(pat)["text"] == "Thank you, your answer is saved."
+    assert world.last(pat)["text"].startswith("Thank you, saved as your answer to “")
     assert (await delivery(world, row.id)).state is DeliveryState.ANSWERED
     await world.say(dr, "/replies river-7")
     listing = world.last(dr)["text"]
@@ -526,6 +556,15 @@ async def test_add_free_text_goes_out_as_a_reflection_and_links_its_answer(world
     assert "reflection “Is <b>this</b> & that bold?” · scheduled" in world.last(dr)["text"]
     await world.run_until(world.clock.now() + timedelta(hours=1))
     assert world.last(pat)["text"].startswith("Is <b>this</b> & that bold?")
+
+
+async def test_add_one_word_of_ones_own_in_quotes(world: World) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "river-7")
+    await world.say(dr, "/add river-7 +0m “Breathe.”")
+    assert world.last(dr)["text"].startswith("Added for river-7: your own words")
+    await world.tick()
+    assert world.last(pat)["text"].startswith("Breathe.")
 
 
 async def test_add_prompt_key_in_local_time_out_of_quiet_hours(world: World) -> None:
@@ -547,7 +586,12 @@ async def test_add_refuses_bad_input(world: World) -> None:
     cases = {
         "/add river-7 soon hello there": "Bad offset 'soon'",
         "/add river-7 +1h ref-no-such-prompt": "There is no prompt “ref-no-such-prompt”",
-        "/add river-7 +1h " + "x" * 1001: "please keep it within 1000",
+        "/add river-7 +1h " + "x " * 500 + "y": "please keep it within 1000",
+        # Seen: a mistyped key went to the patient as the question "nosuchkey".
+        "/add river-7 +1h nosuchkey": "There is no prompt “nosuchkey”.",
+        "/add river-7 +1h ref-one-wrd": "Did you mean ref-one-word",
+        "/add river-7 +1h chk-moood": "Did you mean chk-mood",
+        "/add river-7 +1h “”": "Say what to send",
         "/add river-7 +1h": "Usage: /add",
         "/add nobody +1h hello": "You have no patient called “nobody”.",
     }

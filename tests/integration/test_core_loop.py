@@ -38,9 +38,9 @@ async def test_whole_journey(world: World) -> None:
     await world.say(
         pat, "I felt lighter than I have in years.", reply_to=reflection.telegram_message_id
     )
-    assert world.last(pat)["text"] == "Thank you, your answer is saved."
+    assert world.last(pat)["text"].startswith("Thank you, saved as your answer to “")
     await world.say(pat, "And a bit scared of losing it.")
-    assert world.last(pat)["text"] == "Added to your answer."
+    assert world.last(pat)["text"].startswith("Added to your answer to “")
 
     # Next morning's check-in: one tap records it and edits the message.
     await world.run_until(world.clock.now() + timedelta(hours=14))

@@ -30,6 +30,7 @@ from bot.db.models import (
     ReplyKind,
     Therapist,
 )
+from bot.domain.content import load_content
 from bot.domain.linking import FALLBACK_WINDOW, JOIN_WINDOW, MAX_JOINED_CHARS
 from bot.services import replies
 from bot.services.replies import Recorded, TextOutcome
@@ -37,6 +38,7 @@ from bot.services.replies import Recorded, TextOutcome
 NOW = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
 CIPHER = Cipher([Fernet.generate_key()])
+CONTENT = load_content()
 HOUR = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 _message_ids = itertools.count(9000)
@@ -110,6 +112,10 @@ async def message_of(db: SessionFactory, delivery_id: int) -> int:
     return value
 
 
+def filed(outcome: TextOutcome) -> tuple[Recorded, int, int | None]:
+    return outcome.recorded, outcome.reply_id, outcome.delivery_id
+
+
 async def say(
     db: SessionFactory,
     patient_id: int,
@@ -130,6 +136,7 @@ async def say(
             reply_to_message_id=reply_to,
             update_id=None,
             cipher=CIPHER,
+            content=CONTENT,
             answer_window=WINDOW,
             now=at,
             flagged=flagged,
@@ -294,7 +301,9 @@ async def test_quick_messages_join_into_one_answer(db: SessionFactory) -> None:
     second = await say(db, river, "And walked.", at=later, flagged=True)
     third = await say(db, river, "Then rested.", at=later + JOIN_WINDOW)
 
-    assert second == third == TextOutcome(Recorded.JOINED, first.reply_id, reflection)
+    expected = (Recorded.JOINED, first.reply_id, reflection)
+    assert filed(second) == filed(third) == expected
+    assert second.question is not None and "stands out" in second.question
     [row] = await reply_rows(db, river)
     assert CIPHER.decrypt(row.body_enc or b"") == "I slept well.\nAnd walked.\nThen rested."
     assert (row.received_at, row.updated_at) == (NOW, later + JOIN_WINDOW)
@@ -330,7 +339,7 @@ async def test_replying_to_another_question_does_not_join(db: SessionFactory) ->
     )
     assert (first.delivery_id, second.delivery_id) == (one, two)
     assert second.recorded is Recorded.ANSWER and second.reply_id != first.reply_id
-    assert same == TextOutcome(Recorded.JOINED, second.reply_id, two)
+    assert filed(same) == (Recorded.JOINED, second.reply_id, two)
 
 
 async def test_a_check_in_answer_is_never_joined(db: SessionFactory) -> None:
@@ -368,7 +377,7 @@ async def test_the_reply_updated_last_is_the_one_joined(db: SessionFactory) -> N
             patient_id=river,
             kind=ReplyKind.NOTE,
             body_enc=CIPHER.encrypt("older, but touched last"),
-            received_at=NOW - HOUR,
+            received_at=NOW - 5 * timedelta(minutes=1),  # within the cap from its first message
             updated_at=NOW - SECOND,
         )
         newer = Reply(
@@ -429,6 +438,7 @@ async def test_an_answer_is_one_read_and_two_writes(
                 reply_to_message_id=message_id,
                 update_id=None,
                 cipher=CIPHER,
+                content=CONTENT,
                 answer_window=WINDOW,
                 now=NOW,
             )
@@ -452,6 +462,7 @@ async def test_a_joined_message_is_one_read_and_one_write(
                 reply_to_message_id=None,
                 update_id=None,
                 cipher=CIPHER,
+                content=CONTENT,
                 answer_window=WINDOW,
                 now=NOW + SECOND,
             )

@@ -8,6 +8,7 @@ import pytest
 
 from bot.domain.linking import (
     FALLBACK_WINDOW,
+    JOIN_CAP,
     JOIN_WINDOW,
     MAX_JOINED_CHARS,
     Previous,
@@ -26,11 +27,11 @@ LATEST = 2
 
 def reflection(delivery_id: int, age: timedelta | None, *, closed: bool = False) -> Question:
     sent_at = None if age is None else NOW - age
-    return Question(delivery_id, is_reflection=True, sent_at=sent_at, closed=closed)
+    return Question(delivery_id, kind="reflection", sent_at=sent_at, closed=closed)
 
 
 def education(delivery_id: int, age: timedelta) -> Question:
-    return Question(delivery_id, is_reflection=False, sent_at=NOW - age, closed=False)
+    return Question(delivery_id, kind="education", sent_at=NOW - age, closed=False)
 
 
 FRESH = reflection(LATEST, timedelta(hours=2))
@@ -80,8 +81,19 @@ def test_short_answer_window_closes_before_fallback_window() -> None:
     assert choose_target(None, reflection(LATEST, window), NOW, window) == LATEST
 
 
-def previous(age: timedelta, *, delivery_id: int | None = 7, length: int = 100) -> Previous:
-    return Previous(delivery_id=delivery_id, updated_at=NOW - age, length=length)
+def previous(
+    age: timedelta,
+    *,
+    delivery_id: int | None = 7,
+    length: int = 100,
+    started: timedelta | None = None,
+) -> Previous:
+    return Previous(
+        delivery_id=delivery_id,
+        received_at=NOW - (age if started is None else started),
+        updated_at=NOW - age,
+        length=length,
+    )
 
 
 JOINS = [
@@ -96,6 +108,8 @@ JOINS = [
     ("unlinked previous, no reply", previous(SECOND, delivery_id=None), None, 10, True),
     ("exactly at size cap", previous(SECOND, length=MAX_JOINED_CHARS - 10), None, 10, True),
     ("over size cap", previous(SECOND, length=MAX_JOINED_CHARS - 10), None, 11, False),
+    ("first message at the cap", previous(SECOND, started=JOIN_CAP), None, 10, True),
+    ("first message past the cap", previous(SECOND, started=JOIN_CAP + SECOND), None, 10, False),
 ]
 
 
@@ -110,3 +124,14 @@ def test_joins(prev: Previous | None, explicit: int | None, added: int, expected
 
 def test_windows_match_spec() -> None:
     assert (timedelta(hours=48), timedelta(minutes=3)) == (FALLBACK_WINDOW, JOIN_WINDOW)
+
+
+@pytest.mark.parametrize(
+    ("asked_ago", "expected"),
+    [(None, True), (timedelta(minutes=1), True), (SECOND, False), (timedelta(0), False)],
+    ids=["nothing asked", "asked before the last message", "asked since", "asked now"],
+)
+def test_a_question_sent_since_closes_the_join(asked_ago: timedelta | None, expected: bool) -> None:
+    last = previous(timedelta(seconds=30))
+    asked = None if asked_ago is None else NOW - asked_ago
+    assert joins(last, None, NOW, 10, asked) is expected
