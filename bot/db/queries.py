@@ -32,6 +32,12 @@ async def therapist_by_user(session: AsyncSession, user_id: int) -> Therapist | 
     )
 
 
+async def inactive_therapist_by_user(session: AsyncSession, user_id: int) -> Therapist | None:
+    return await session.scalar(
+        select(Therapist).where(Therapist.telegram_user_id == user_id, ~Therapist.active).limit(1)
+    )
+
+
 async def patient_by_user(session: AsyncSession, user_id: int) -> Patient | None:
     return await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
 
@@ -81,6 +87,16 @@ async def invite_opened_by(session: AsyncSession, user_id: int, now: datetime) -
         .order_by(Invite.created_at.desc(), Invite.id.desc())
         .limit(1)
     )
+
+
+async def newer_patient_invite(session: AsyncSession, invite: Invite) -> bool:
+    """Whether the therapist issued a newer link for the same patient (which spent this one)."""
+    newer = await session.scalar(
+        select(Invite.id)
+        .where(Invite.patient_id == invite.patient_id, Invite.id > invite.id)
+        .limit(1)
+    )
+    return newer is not None
 
 
 async def invite_by_hash(session: AsyncSession, token_hash: str) -> Invite | None:

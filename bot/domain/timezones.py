@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from functools import cache
 from zoneinfo import available_timezones
+
+from bot.domain.cities import CITY_ZONES
+
+_PUNCTUATION = re.compile(r"[^\w\s]")
 
 
 @cache
@@ -15,13 +21,14 @@ def _index() -> tuple[dict[str, str], dict[str, str]]:
             continue
         by_name[name.lower()] = name
         if "/" in name and not name.startswith(("Etc/", "SystemV/", "posix/", "right/")):
-            city = name.rsplit("/", 1)[1].replace("_", " ").lower()
+            city = _fold(name.rsplit("/", 1)[1].replace("_", " ").lower())
             by_city.setdefault(city, name)
     return by_name, by_city
 
 
 def resolve_zone(text: str) -> str | None:
-    """`Europe/Berlin`, `europe/berlin`, `Berlin` or `new york` → the IANA name; else None."""
+    """`Europe/Berlin`, `europe/berlin`, `Berlin`, `new york` or `Portland, OR` → the IANA
+    name; else None."""
     cleaned = " ".join(text.strip().split())
     if not cleaned or len(cleaned) > 64:
         return None
@@ -31,7 +38,15 @@ def resolve_zone(text: str) -> str | None:
         return by_name[key]
     if key.replace(" ", "_") in by_name:
         return by_name[key.replace(" ", "_")]
-    return by_city.get(key.replace("_", " "))
+    place = " ".join(_PUNCTUATION.sub(" ", _fold(key).replace(".", "").replace("_", " ")).split())
+    # Exact places only: "London Ontario" must not become Europe/London.
+    return by_city.get(place) or CITY_ZONES.get(place)
+
+
+def _fold(text: str) -> str:
+    """ "São Paulo" and "Sao Paulo", "Köln" and "Koln" are the same place."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 COMMON_ZONES = (

@@ -12,6 +12,7 @@ import io
 import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -34,7 +35,7 @@ from bot.handlers.common import (
     who,
 )
 from bot.handlers.therapist import therapist_only
-from bot.services import console, exports, replies, schedule_edits
+from bot.services import console, exports, replies, schedule_edits, sessions
 from bot.services.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,18 @@ def _args(context: Context) -> list[str]:
 
 @therapist_only
 async def patients_command(update: Update, context: Context, therapist: Therapist) -> None:
+    args = _args(context)
+    if len(args) > 1 or (args and not args[0].isdigit()):
+        await answer(update, render.usage("/patients [page]"))
+        return
     rt = runtime(context)
     async with effects(context) as session:
         page = await console.list_patients(
-            session, therapist_id=therapist.id, page=0, now=rt.clock.now()
+            session,
+            therapist_id=therapist.id,
+            page=int(args[0]) - 1 if args else 0,
+            now=rt.clock.now(),
+            exact=bool(args),
         )
     await answer(update, view.patients_text(page), view.patients_keyboard(codec(context), page))
 
@@ -349,6 +358,14 @@ def _change(verb: str) -> TherapistButton:
                     version=version,
                     now=now,
                 )
+            elif verb == "again":
+                changed = await schedule_edits.send_again(
+                    session,
+                    therapist_id=therapist.id,
+                    delivery_id=delivery_id,
+                    version=version,
+                    now=now,
+                )
             elif verb == "send":
                 changed = await schedule_edits.send_now(
                     session,
@@ -374,7 +391,7 @@ def _change(verb: str) -> TherapistButton:
             view.schedule_keyboard(codec(context), shown),
         )
         await _answer(update, note)
-        if verb == "send" and not changed.deferred:
+        if verb in ("send", "again") and not changed.deferred:
             kick_dispatcher(context, "console")
 
     change.__name__ = f"{verb}_button"
@@ -383,6 +400,7 @@ def _change(verb: str) -> TherapistButton:
 
 skip_button = therapist_button(_change("skip"))
 send_now_button = therapist_button(_change("send"))
+send_again_button = therapist_button(_change("again"))
 postpone_hour_button = therapist_button(_change(schedule_edits.Postpone.HOUR.value))
 postpone_morning_button = therapist_button(_change(schedule_edits.Postpone.MORNING.value))
 
@@ -552,6 +570,40 @@ async def resume_patient(update: Update, context: Context, therapist: Therapist)
         kick_dispatcher(context, "console")
 
 
+# --- confirming a back-dated /session -------------------------------------------------------
+
+
+@therapist_button
+async def confirm_session(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    rt = runtime(context)
+    start = datetime.fromtimestamp(data.int_arg(1) * 60, UTC)
+    async with effects(context) as session:
+        plan = await sessions.log_session(
+            session,
+            therapist_id=therapist.id,
+            patient_id=data.int_arg(0),
+            start_at=start,
+            template_name=data.args[2],
+            content=rt.content,
+            grace=rt.settings.misfire_grace,
+            now=rt.clock.now(),
+            confirmed=True,
+        )
+    await _edit(update, render.session_planned(plan), None)
+    await _answer(update)
+    kick_dispatcher(context, "session")
+
+
+@therapist_button
+async def cancel_session(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    await _edit(update, render.SESSION_NOT_LOGGED, None)
+    await _answer(update)
+
+
 # --- what the router wires ------------------------------------------------------------------
 
 COMMANDS: dict[str, Callable[[Update, Context], Coroutine[Any, Any, None]]] = {
@@ -579,6 +631,9 @@ BUTTONS: dict[str, ButtonHandler] = {
     "to": postpone_menu,
     "tk": skip_button,
     "tn": send_now_button,
+    "ta": send_again_button,
     "t1": postpone_hour_button,
     "tm": postpone_morning_button,
+    "tv": confirm_session,
+    "tu": cancel_session,
 }

@@ -70,9 +70,17 @@ def _button(label: str, data: str) -> InlineKeyboardButton:
 
 
 def _next(row: PatientSummary) -> str:
+    """The next prompt, or why none is coming: what the therapist needs to act on."""
     if row.next_prompt is not None:
         return local(row.next_prompt, row.timezone)
-    return f"{row.held} held" if row.held else "—"
+    if not row.held:
+        return "nothing planned"
+    waiting = f"{row.held} prompt{'s' if row.held != 1 else ''} waiting"
+    if row.status is PatientStatus.PAUSED:
+        return f"none while paused ({waiting})"
+    if row.status is PatientStatus.UNREACHABLE:
+        return f"none: can't be reached ({waiting})"
+    return f"none: on hold ({waiting})"
 
 
 def patients_text(page: PatientPage) -> str:
@@ -230,7 +238,7 @@ def _line_text(line: DeliveryLine, zone: str | None, pseudonym: str) -> str:
     elif line.state is DeliveryState.UNKNOWN:
         state = (
             f"<b>{state}</b>: it may or may not have reached {esc(pseudonym)}; "
-            "it will not be re-sent automatically"
+            "it is never re-sent automatically — “Send again” below if you decide to"
         )
     return head + state
 
@@ -276,6 +284,11 @@ def schedule_keyboard(codec: CallbackCodec, view: ScheduleView) -> InlineKeyboar
                 _button(f"{n} · Postpone", codec.encode("to", line.id, line.version)),
             ]
         )
+    for line in view.recent:
+        if line.state is DeliveryState.UNKNOWN:
+            rows.append(
+                [_button(f"{line.number} · Send again", codec.encode("ta", line.id, line.version))]
+            )
     rows.append(
         [
             _button("↻ Refresh", codec.encode("ts", view.patient_id)),
@@ -289,7 +302,7 @@ def postpone_footer(line: DeliveryLine, zone: str | None) -> str:
     return (
         f"<b>Postpone #{line.number}</b> ({_what(line)}, due {local(line.due_at, zone)}):\n"
         f"tap below, or type <code>/postpone {line.number} +3h</code> "
-        "(any offset from now: +30m, +3h, +1d@10:00)."
+        "(counted from when it is due: +30m, +3h, +1d@10:00)."
     )
 
 
@@ -315,10 +328,10 @@ def changed_note(verb: str, changed: Changed, number: int | None = None) -> str:
     if verb == "skip":
         return f"Skipped {which}."
     when = local(changed.due_at, changed.timezone)
-    if verb == "send":
+    if verb in ("send", "again"):
         if changed.deferred:
             return f"It's quiet hours for {changed.pseudonym}: {which} goes out at {when}."
-        return f"Sending {which} now."
+        return f"Sending {which} again now." if verb == "again" else f"Sending {which} now."
     return f"Moved {which} to {when}."
 
 

@@ -24,7 +24,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.db.models import Patient, PatientStatus
 from bot.handlers import controls_render as cr
-from bot.handlers import render
+from bot.handlers import render, strangers
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import (
     Context,
@@ -97,8 +97,10 @@ def patient_only(handler: PatientHandler) -> CommandCallback:
             role = await who(session, update)
         patient = role.patient
         if patient is None or patient.status in GONE:
-            known = role.therapist is not None
-            await answer(update, render.NOT_AVAILABLE if known else render.NOT_ENROLLED)
+            if role.therapist is not None:
+                await answer(update, render.NOT_AVAILABLE)
+            else:
+                await strangers.not_enrolled(update, context)
             return
         await _user_errors(handler)(update, context, patient)
 

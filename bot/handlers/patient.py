@@ -12,7 +12,7 @@ from telegram.error import TelegramError
 from bot import metrics
 from bot.db import queries
 from bot.db.models import AlertKind, InviteKind, PatientStatus
-from bot.handlers import controls, render, safety
+from bot.handlers import controls, render, safety, strangers
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import Context, answer, codec, effects, runtime, tell, who
 from bot.services import alerts, enrollment, participation, reachability, replies
@@ -39,6 +39,7 @@ async def start(update: Update, context: Context) -> None:
     if token is None:
         await _start_without_token(update, context)
         return
+
     try:
         async with effects(context) as session:
             opened = await enrollment.open_invite(
@@ -66,7 +67,7 @@ async def _start_without_token(update: Update, context: Context) -> None:
     async with rt.sessions() as session:
         role = await who(session, update)
     if role.therapist is not None:
-        await answer(update, render.therapist_welcome(role.therapist.name))
+        await answer(update, render.therapist_welcome_back(role.therapist.name))
     elif role.patient is not None and role.patient.status is PatientStatus.ONBOARDING:
         await _ask_timezone(update, context)
     elif role.patient is not None and role.patient.status is PatientStatus.STOPPED:
@@ -74,7 +75,7 @@ async def _start_without_token(update: Update, context: Context) -> None:
     elif role.patient is not None and role.patient.status is not PatientStatus.ERASED:
         await answer(update, render.PATIENT_HELP)
     else:
-        await answer(update, render.NOT_ENROLLED)
+        await strangers.not_enrolled(update, context)
 
 
 async def _ask_timezone(update: Update, context: Context) -> None:
@@ -103,7 +104,7 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
                 )
             else:
                 await enrollment.decline_consent(
-                    session, invite_id=data.int_arg(0), now=rt.clock.now()
+                    session, invite_id=data.int_arg(0), user_id=user.id, now=rt.clock.now()
                 )
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
@@ -222,7 +223,7 @@ async def text_message(update: Update, context: Context) -> None:
     elif patient is not None and patient.status is PatientStatus.ONBOARDING:
         await _set_timezone(update, context, message.text)
     else:
-        await answer(update, render.NOT_ENROLLED)
+        await strangers.not_enrolled(update, context)
 
 
 def _acknowledgement(outcome: replies.TextOutcome) -> str:
@@ -281,7 +282,7 @@ async def non_text(update: Update, context: Context) -> None:
     if role.patient is not None and role.patient.status is not PatientStatus.ERASED:
         await answer(update, render.TEXT_PLEASE)
     elif role.therapist is None:
-        await answer(update, render.NOT_ENROLLED)
+        await strangers.not_enrolled(update, context)
 
 
 async def checkin_tap(update: Update, context: Context, data: Callback) -> None:

@@ -14,6 +14,7 @@ from bot.domain.content import Prompt, plain_text
 from bot.domain.timezones import COMMON_ZONES
 from bot.handlers.callbacks import HELP, CallbackCodec
 from bot.services.replies import ReplyView
+from bot.services.sessions import SessionPlan
 
 CONSENT_VERSION = "2026-11"
 LIMIT = 4096
@@ -80,6 +81,23 @@ def consent_text(clinic: str) -> str:
         "<b>You stay in control:</b> /pause to take a break, /stop to stop all messages, /mydata "
         "for a copy of your data, /forgetme to delete your answers.\n\n"
         "Do you agree to take part?"
+    )
+
+
+CONSENT_STEP_HINT = (
+    "You're one step from starting: please read the note below and tap “I agree” or "
+    "“No, thanks”. Nothing is stored until you agree."
+)
+CONSENT_DECLINE_HINT = (
+    "Nothing has been stored about you. If you'd rather not join, tap “No, thanks” below — "
+    "that's completely fine."
+)
+
+
+def therapist_deactivated(clinic: str) -> str:
+    return (
+        f"Your therapist account at {esc(clinic)} has been deactivated, so it can't be used here "
+        "any more. If that's a mistake, please contact the clinic."
     )
 
 
@@ -255,6 +273,10 @@ def therapist_welcome(name: str) -> str:
     return f"Welcome, {esc(name)}. You're registered as a therapist.\n\n{THERAPIST_HELP}"
 
 
+def therapist_welcome_back(name: str) -> str:
+    return f"Welcome back, {esc(name)}. You're all set as a therapist.\n\n{THERAPIST_HELP}"
+
+
 def invite_created(pseudonym: str, link: str) -> str:
     return (
         f"Invitation for <b>{esc(pseudonym)}</b> (single use, valid 7 days):\n{esc(link)}\n\n"
@@ -266,28 +288,72 @@ def usage(text: str) -> str:
     return f"Usage: {esc(text)}"
 
 
-def session_planned(
-    pseudonym: str,
-    zone: str,
-    started: datetime,
-    template: str,
-    items: Sequence[tuple[datetime, str, str]],
-    cancelled: int,
-    skipped: int = 0,
-) -> str:
-    lines = [
-        f"Session logged for <b>{esc(pseudonym)}</b> at {local(started, zone)} ({esc(zone)}), "
-        f"template <b>{esc(template)}</b>."
-    ]
-    if cancelled:
-        lines.append(f"{cancelled} pending prompt(s) from the previous session were cancelled.")
-    if skipped:
+def _plan_lines(plan: SessionPlan) -> list[str]:
+    zone = plan.timezone
+    lines: list[str] = []
+    if plan.skipped:
         lines.append(
-            f"{skipped} step(s) skipped: at this hour they would arrive after later prompts."
+            f"{plan.skipped} step(s) skipped: at this hour they would arrive after later prompts."
         )
-    lines.append("\n<b>Upcoming prompts</b> (patient's local time):")
-    lines.extend(f"• {local(due, zone)} – {esc(kind)}: {esc(key)}" for due, kind, key in items)
+    if plan.missed:
+        lines.append(f"\n<b>Too late to send</b> ({len(plan.missed)}, marked missed):")
+        lines.extend(
+            f"• {local(item.due_at, zone)} – {esc(item.kind)}: {esc(item.prompt_key)}"
+            for item in plan.missed
+        )
+    lines.append("\n<b>Will be sent</b> (patient's local time):")
+    lines.extend(
+        f"• {local(item.due_at, zone)} – {esc(item.kind)}: {esc(item.prompt_key)}"
+        for item in plan.items
+    )
+    if not plan.items:
+        lines.append("• nothing: every step is already past")
+    return lines
+
+
+def session_planned(plan: SessionPlan) -> str:
+    lines = [
+        f"Session logged for <b>{esc(plan.pseudonym)}</b> at "
+        f"{local(plan.started_at, plan.timezone)} ({esc(plan.timezone)}), "
+        f"template <b>{esc(plan.template)}</b>."
+    ]
+    if plan.cancelled:
+        lines.append(
+            f"{plan.cancelled} pending prompt(s) from the previous session were cancelled."
+        )
+    lines.extend(_plan_lines(plan))
     return clip("\n".join(lines))
+
+
+def session_confirm(plan: SessionPlan) -> str:
+    total = len(plan.items) + len(plan.missed)
+    lines = [
+        f"A session for <b>{esc(plan.pseudonym)}</b> at "
+        f"{local(plan.started_at, plan.timezone)} ({esc(plan.timezone)}) is in the past: "
+        f"{len(plan.missed)} of its {total} prompts are already too late to send, and "
+        f"{esc(plan.pseudonym)}'s first message would be a mid-course one.",
+        "Nothing is logged yet. Log it anyway?",
+    ]
+    lines.extend(_plan_lines(plan))
+    return clip("\n".join(lines))
+
+
+def session_confirm_keyboard(codec: CallbackCodec, plan: SessionPlan) -> InlineKeyboardMarkup:
+    start = int(plan.started_at.timestamp()) // 60
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    "Log it anyway",
+                    callback_data=codec.encode("tv", plan.patient_id, start, plan.template),
+                ),
+                InlineKeyboardButton("Cancel", callback_data=codec.encode("tu", plan.patient_id)),
+            ]
+        ]
+    )
+
+
+SESSION_NOT_LOGGED = "Nothing was logged."
 
 
 def replies_listing(pseudonym: str, zone: str | None, views: Sequence[ReplyView]) -> str:
@@ -302,8 +368,19 @@ def replies_listing(pseudonym: str, zone: str | None, views: Sequence[ReplyView]
             if question
             else "<i>(note, not linked to a question)</i>\n"
         )
-        out.append(f"\n<b>{local(received, zone)}</b>\n{q}{esc(answer)}")
+        out.append(f"\n<b>{local(received, zone)}</b>\n{q}{esc(_cut_answer(answer))}")
     return clip("\n".join(out))
+
+
+ANSWER_LIMIT = 600  # one long answer must not push the others out of the message
+
+
+def _cut_answer(answer: str) -> str:
+    if len(answer) <= ANSWER_LIMIT:
+        return answer
+    kept = shorten(answer, ANSWER_LIMIT)
+    more = len(answer) - len(kept) + 1  # the "…" stands for one of them
+    return f"{kept} (… {more} more characters — /export for all)"
 
 
 plain = plain_text

@@ -17,7 +17,7 @@ from telegram.ext import (
 )
 
 from bot.db.models import Patient, Therapist
-from bot.handlers import console, controls, patient, render, safety, therapist
+from bot.handlers import console, controls, patient, render, safety, strangers, therapist
 from bot.handlers.callbacks import HELP, Callback
 from bot.handlers.common import (
     Context,
@@ -42,7 +42,7 @@ async def help_command(update: Update, context: Context) -> None:
     elif role.patient is not None:
         await answer(update, render.PATIENT_HELP)
     else:
-        await answer(update, render.NOT_ENROLLED)
+        await strangers.not_enrolled(update, context)
 
 
 def shared(
@@ -60,7 +60,7 @@ def shared(
         elif role.patient is not None:
             await for_patient(update, context, role.patient)
         else:
-            await answer(update, render.NOT_ENROLLED)
+            await strangers.not_enrolled(update, context)
 
     return by_role
 
@@ -68,8 +68,10 @@ def shared(
 async def unknown_command(update: Update, context: Context) -> None:
     async with runtime(context).sessions() as session:
         role = await who(session, update)
-    known = role.therapist is not None or role.patient is not None
-    await answer(update, render.NOT_AVAILABLE if known else render.NOT_ENROLLED)
+    if role.therapist is not None or role.patient is not None:
+        await answer(update, render.NOT_AVAILABLE)
+    else:
+        await strangers.not_enrolled(update, context)
 
 
 # Button action codes → handlers. Codes are short because they travel in callback data;

@@ -11,13 +11,15 @@ from typing import Any
 from telegram import Update
 
 from bot.db.models import Therapist
-from bot.handlers import render
-from bot.handlers.common import Context, answer, effects, kick_dispatcher, runtime, who
+from bot.handlers import render, strangers
+from bot.handlers.common import Context, answer, codec, effects, kick_dispatcher, runtime, who
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
 
 TherapistHandler = Callable[[Update, Context, Therapist], Awaitable[None]]
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TIME = re.compile(r"^\d{1,2}:\d{2}$")
+MAX_REPLIES = 50
 
 
 def therapist_only(
@@ -30,9 +32,10 @@ def therapist_only(
         async with runtime(context).sessions() as session:
             role = await who(session, update)
         if role.therapist is None:
-            await answer(
-                update, render.NOT_AVAILABLE if role.patient is not None else render.NOT_ENROLLED
-            )
+            if role.patient is not None:
+                await answer(update, render.NOT_AVAILABLE)
+            else:
+                await strangers.not_enrolled(update, context)
             return
         try:
             await handler(update, context, role.therapist)
@@ -44,9 +47,15 @@ def therapist_only(
 
 @therapist_only
 async def invite(update: Update, context: Context, therapist: Therapist) -> None:
-    if not context.args or len(context.args) != 1:
+    if not context.args:
         await answer(update, render.usage("/invite <pseudonym>"))
         return
+    if len(context.args) > 1:
+        joined = "-".join(context.args)
+        raise UserError(
+            f"A pseudonym is one word, without spaces: for example /invite {joined}. "
+            "Use a code or nickname, never the patient's real name."
+        )
     rt = runtime(context)
     pseudonym = context.args[0]
     async with effects(context) as session:
@@ -63,6 +72,11 @@ def parse_session_args(args: list[str]) -> tuple[str, datetime | None, str | Non
         raise UserError("Usage: /session <pseudonym> [YYYY-MM-DD HH:MM] [template]")
     pseudonym, rest = args[0], args[1:]
     when = None
+    if rest and TIME.match(rest[0]):
+        raise UserError(
+            f"The date is missing: give the date and time, like /session {pseudonym} "
+            f"YYYY-MM-DD {rest[0]}."
+        )
     if rest and DATE.match(rest[0]):
         if len(rest) < 2:
             raise UserError("Give the time too, like 2026-03-14 16:30.")
@@ -77,28 +91,26 @@ def parse_session_args(args: list[str]) -> tuple[str, datetime | None, str | Non
 async def session_command(update: Update, context: Context, therapist: Therapist) -> None:
     rt = runtime(context)
     pseudonym, when, template = parse_session_args(list(context.args or []))
-    async with effects(context) as session:
-        plan = await sessions.log_session(
-            session,
-            therapist_id=therapist.id,
-            pseudonym=pseudonym,
-            local_start=when,
-            template_name=template,
-            content=rt.content,
-            now=rt.clock.now(),
+    try:
+        async with effects(context) as session:
+            plan = await sessions.log_session(
+                session,
+                therapist_id=therapist.id,
+                pseudonym=pseudonym,
+                local_start=when,
+                template_name=template,
+                content=rt.content,
+                grace=rt.settings.misfire_grace,
+                now=rt.clock.now(),
+            )
+    except sessions.NeedsConfirmation as ask:
+        await answer(
+            update,
+            render.session_confirm(ask.preview),
+            render.session_confirm_keyboard(codec(context), ask.preview),
         )
-    await answer(
-        update,
-        render.session_planned(
-            plan.pseudonym,
-            plan.timezone,
-            plan.started_at,
-            plan.template,
-            [(item.due_at, item.kind, item.prompt_key) for item in plan.items],
-            plan.cancelled,
-            plan.skipped,
-        ),
-    )
+        return
+    await answer(update, render.session_planned(plan))
     # The first step is often "+0m": look now rather than at the next tick.
     kick_dispatcher(context, "session")
 
@@ -109,7 +121,12 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
     if not 1 <= len(args) <= 2 or (len(args) == 2 and not args[1].isdigit()):
         await answer(update, render.usage("/replies <pseudonym> [n]"))
         return
-    limit = min(max(int(args[1]), 1), 50) if len(args) == 2 else 10
+    limit = int(args[1]) if len(args) == 2 else 10
+    if not 1 <= limit <= MAX_REPLIES:
+        raise UserError(
+            f"Show between 1 and {MAX_REPLIES} replies, e.g. /replies {args[0]} 10. "
+            "For everything, use /export."
+        )
     rt = runtime(context)
     async with effects(context) as session:
         patient, views = await replies.read_replies(

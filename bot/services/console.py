@@ -185,9 +185,11 @@ def _summary(row: Any) -> PatientSummary:
 
 
 async def list_patients(
-    session: AsyncSession, *, therapist_id: int, page: int, now: datetime
+    session: AsyncSession, *, therapist_id: int, page: int, now: datetime, exact: bool = False
 ) -> PatientPage:
-    """One page of the therapist's patients (not erased), by pseudonym: two queries in all."""
+    """One page of the therapist's patients (not erased), by pseudonym: two queries in all.
+    A page past the end is the last one (a button from before a patient left) — or, when the
+    therapist typed the number (`exact`), refused with the pages there are."""
     total = int(
         await session.scalar(
             select(func.count())
@@ -197,6 +199,12 @@ async def list_patients(
         or 0
     )
     pages = max(1, -(-total // PAGE_SIZE))
+    if exact and not 0 <= page < pages:
+        raise UserError(
+            "There is only one page of patients: send /patients."
+            if pages == 1
+            else f"There are {pages} pages of patients: /patients 1 to /patients {pages}."
+        )
     page = min(max(page, 0), pages - 1)
     result = await session.execute(
         _summary_query(therapist_id)
@@ -359,10 +367,15 @@ async def schedule_by_id(
 async def _schedule(
     session: AsyncSession, therapist_id: int, patient: Patient, cipher: Cipher, now: datetime
 ) -> ScheduleView:
+    # A step skipped before its time is still part of what is coming: listed, marked skipped.
+    skipped_ahead = (Delivery.state == DeliveryState.SKIPPED) & (Delivery.due_at > now)
     upcoming = list(
         await session.scalars(
             select(Delivery)
-            .where(Delivery.patient_id == patient.id, Delivery.state.in_(UPCOMING_STATES))
+            .where(
+                Delivery.patient_id == patient.id,
+                Delivery.state.in_(UPCOMING_STATES) | skipped_ahead,
+            )
             .order_by(Delivery.due_at, Delivery.id)
         )
     )
@@ -373,6 +386,7 @@ async def _schedule(
             .where(
                 Delivery.patient_id == patient.id,
                 Delivery.state.in_(RECENT_STATES),
+                ~skipped_ahead,
                 # Unknown outcomes stay in view whatever their age: someone must look at them.
                 (moment >= now - RECENT_WINDOW) | (Delivery.state == DeliveryState.UNKNOWN),
             )

@@ -108,18 +108,58 @@ class OpenedInvite:
     therapist_name: str | None = None  # set when a therapist invite was just redeemed
 
 
-async def _valid_invite(session: AsyncSession, token_hash: str, now: datetime) -> Invite:
+ALREADY_SET_UP = "You're already set up with us. Send /help to see what you can do."
+THERAPIST_NOT_PATIENT = (
+    "This link invites a patient, and your Telegram account is a therapist account, so it "
+    "can't join with it. To try the patient side, open the link from another account."
+)
+USED_BY_SOMEONE_ELSE = (
+    "This link has already been used by another Telegram account. If that wasn't you, "
+    "please tell your clinic; they can send a new one."
+)
+
+
+async def _valid_invite(
+    session: AsyncSession, token_hash: str, now: datetime, user_id: int
+) -> Invite:
     invite = await queries.invite_by_hash(session, token_hash)
     if invite is None:
         raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
     if invite.used_at is not None:
-        raise UserError(
-            "This link has already been used. If that wasn't you, please tell your clinic; "
-            "they can send a new one."
-        )
+        raise UserError(await _why_spent(session, invite, user_id))
     if invite.expires_at <= now:
         raise UserError("This link has expired. Please ask your therapist for a new one.")
     return invite
+
+
+async def _why_spent(session: AsyncSession, invite: Invite, user_id: int) -> str:
+    """A spent link is answered by what spent it. Only a link someone else really used gets
+    the alarming answer; a second tap, one's own "No, thanks" or a newer link get calm ones."""
+    if invite.kind is InviteKind.THERAPIST:
+        if await queries.therapist_by_user(session, user_id) is not None:
+            return "You're already registered as a therapist. Send /help to see your commands."
+        return USED_BY_SOMEONE_ELSE
+    patient = await session.get(Patient, invite.patient_id) if invite.patient_id else None
+    if patient is None:
+        return "This invitation is no longer valid. Please ask your therapist for a new link."
+    if patient.telegram_user_id == user_id:
+        if patient.status is PatientStatus.ONBOARDING:
+            return "You've already agreed ✓ One more step: tell me your time zone."
+        return ALREADY_SET_UP
+    if patient.telegram_user_id is not None:
+        return USED_BY_SOMEONE_ELSE
+    newer = await queries.newer_patient_invite(session, invite)
+    if newer:
+        return (
+            "Your therapist has sent you a newer link, so this one no longer works. "
+            "Please open the most recent link they gave you."
+        )
+    if patient.status is PatientStatus.DECLINED:
+        return (
+            "This invitation was declined, so nothing was stored. If you've changed your mind, "
+            "please ask your therapist for a new link."
+        )
+    return "This invitation is no longer valid. Please ask your therapist for a new link."
 
 
 async def open_invite(
@@ -128,14 +168,18 @@ async def open_invite(
     """A therapist invite registers at once; a patient invite waits for consent."""
     if not 8 <= len(token) <= 64:
         raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
-    invite = await _valid_invite(session, hash_token(token), now)
+    invite = await _valid_invite(session, hash_token(token), now, user_id)
     as_patient = await queries.patient_by_user(session, user_id)
     as_therapist = await queries.therapist_by_user(session, user_id)
     if invite.kind is InviteKind.THERAPIST:
         if as_therapist is not None:
             raise UserError("You're already registered as a therapist.")
         if as_patient is not None:
-            raise UserError("This Telegram account is enrolled as a patient and can't be used.")
+            raise UserError(
+                "This link sets up a therapist account, but this Telegram account is already "
+                "set up as a patient, and one account can't be both. If you work at the clinic, "
+                "please open the link from another Telegram account, or ask the clinic for help."
+            )
         assert invite.therapist_name is not None
         therapist = Therapist(
             name=invite.therapist_name, telegram_user_id=user_id, chat_id=chat_id, created_at=now
@@ -146,18 +190,20 @@ async def open_invite(
         audit.record(session, at=now, actor=f"therapist:{therapist.id}", action="therapist.join")
         return OpenedInvite(InviteKind.THERAPIST, invite.id, therapist.name)
     if as_therapist is not None:
-        raise UserError("This link is for a patient; therapist accounts can't join with it.")
+        raise UserError(THERAPIST_NOT_PATIENT)
     if as_patient is not None:
-        raise UserError("You're already set up with us. Send /help to see what you can do.")
+        raise UserError(ALREADY_SET_UP)
     invite.opened_by = user_id
     return OpenedInvite(InviteKind.PATIENT, invite.id)
 
 
-async def _patient_invite(session: AsyncSession, invite_id: int, now: datetime) -> Invite:
+async def _patient_invite(
+    session: AsyncSession, invite_id: int, now: datetime, user_id: int
+) -> Invite:
     invite = await session.get(Invite, invite_id)
     if invite is None or invite.kind is not InviteKind.PATIENT:
         raise UserError("This invitation is no longer valid.")
-    return await _valid_invite(session, invite.token_hash, now)
+    return await _valid_invite(session, invite.token_hash, now, user_id)
 
 
 async def accept_consent(
@@ -169,11 +215,11 @@ async def accept_consent(
     consent_version: str,
     now: datetime,
 ) -> Patient:
-    invite = await _patient_invite(session, invite_id, now)
+    invite = await _patient_invite(session, invite_id, now, user_id)
     if await queries.patient_by_user(session, user_id) is not None:
-        raise UserError("You're already set up with us. Send /help to see what you can do.")
+        raise UserError(ALREADY_SET_UP)
     if await queries.therapist_by_user(session, user_id) is not None:
-        raise UserError("This link is for a patient; therapist accounts can't join with it.")
+        raise UserError(THERAPIST_NOT_PATIENT)
     assert invite.patient_id is not None
     patient = await session.get(Patient, invite.patient_id)
     if patient is None or patient.status is not PatientStatus.INVITED:
@@ -195,9 +241,11 @@ async def accept_consent(
     return patient
 
 
-async def decline_consent(session: AsyncSession, *, invite_id: int, now: datetime) -> Patient:
+async def decline_consent(
+    session: AsyncSession, *, invite_id: int, user_id: int, now: datetime
+) -> Patient:
     """Nothing about the person is stored: only the invite is spent."""
-    invite = await _patient_invite(session, invite_id, now)
+    invite = await _patient_invite(session, invite_id, now, user_id)
     invite.used_at = now
     invite.opened_by = None
     assert invite.patient_id is not None

@@ -20,7 +20,7 @@ from bot.db.models import (
     ReplyKind,
     TreatmentSession,
 )
-from bot.domain.content import ContentLibrary
+from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
 from bot.services.errors import UserError
 
@@ -32,9 +32,10 @@ def _times(prefix: str, moment: datetime | None, tz: ZoneInfo) -> dict[str, str 
     """`<prefix>_utc` and `<prefix>_local` (ISO 8601, the local one with its UTC offset)."""
     if moment is None:
         return {f"{prefix}_utc": None, f"{prefix}_local": None}
+    # To the second: a patient reads these; microseconds are noise to them.
     return {
-        f"{prefix}_utc": moment.isoformat(),
-        f"{prefix}_local": moment.astimezone(tz).isoformat(),
+        f"{prefix}_utc": moment.isoformat(timespec="seconds"),
+        f"{prefix}_local": moment.astimezone(tz).isoformat(timespec="seconds"),
     }
 
 
@@ -44,6 +45,14 @@ def _by(actor: str, patient_id: int) -> str:
     if actor.startswith("therapist:"):
         return "your therapist"
     return "the clinic"
+
+
+def _question(delivery: Delivery, content: ContentLibrary, cipher: Cipher) -> str:
+    """What the patient was sent, as plain text: the words, not the key."""
+    if delivery.custom_text_enc is not None:
+        return cipher.decrypt(delivery.custom_text_enc)
+    prompt = content.prompts.get(delivery.prompt_key or "")
+    return plain_text(prompt.text) if prompt is not None else f"[{delivery.prompt_key}]"
 
 
 async def my_data(
@@ -92,6 +101,7 @@ async def my_data(
         )
     ).all()
     prompt_keys = {d.id: d.prompt_key for d in deliveries}
+    questions = {d.id: _question(d, content, cipher) for d in deliveries}
 
     def reply_entry(reply: Reply) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -99,6 +109,7 @@ async def my_data(
             "kind": reply.kind.value,
             "delivery_id": reply.delivery_id,
             "prompt_key": prompt_keys.get(reply.delivery_id) if reply.delivery_id else None,
+            "question": questions.get(reply.delivery_id) if reply.delivery_id else None,
             **_times("received", reply.received_at, tz),
         }
         if reply.kind is ReplyKind.CHOICE:
@@ -117,11 +128,14 @@ async def my_data(
         "format": FORMAT,
         **_times("exported", now, tz),
         "about": (
-            "Everything Afterglow stores about you. Times are given in UTC and in your time "
-            "zone. Your therapist can read your replies and notes."
+            "Everything Afterglow stores about you, including your Telegram account and chat "
+            "ids. Times are given in UTC and in your time zone. Your therapist can read your "
+            "replies and notes."
         ),
         "patient": {
             "pseudonym": patient.pseudonym,
+            "telegram_user_id": patient.telegram_user_id,
+            "telegram_chat_id": patient.chat_id,
             "status": patient.status.value,
             "time_zone": patient.timezone,
             "quiet_hours": f"{patient.quiet_start:%H:%M}-{patient.quiet_end:%H:%M}",
@@ -147,6 +161,7 @@ async def my_data(
                 "prompt_key": d.prompt_key,
                 "kind": d.kind.value,
                 "state": d.state.value,
+                "question": questions[d.id],
                 "custom_text": (
                     cipher.decrypt(d.custom_text_enc) if d.custom_text_enc is not None else None
                 ),

@@ -359,13 +359,19 @@ async def change_zone(
     return zone, moved
 
 
+NO_QUIET_HOURS = ("off", "none", "no")
+
+
 def parse_quiet_hours(text: str) -> schedule.QuietHours:
+    """`HH:MM-HH:MM`, or "off" for none (stored as the same time twice)."""
+    if text.strip().lower() in NO_QUIET_HOURS:
+        return schedule.QuietHours(time(0, 0), time(0, 0))
     try:
         quiet = schedule.QuietHours.parse(text)
     except ValueError:
         raise UserError(
-            "Quiet hours look like 22:00-07:30 (from-to, 24-hour clock); the same time twice "
-            "means no quiet hours. Nothing was changed."
+            "Quiet hours look like 22:00-07:30 (from-to, 24-hour clock), or “off” for none. "
+            "Nothing was changed."
         ) from None
     if _length(quiet) > MAX_QUIET:
         raise UserError(

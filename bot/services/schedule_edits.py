@@ -175,6 +175,52 @@ async def send_now(
     it waits for their end (the dispatcher would otherwise count it as late)."""
     delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
     _require_pending(delivery, version)
+    return await _send_soon(session, therapist_id, delivery, patient, now, "delivery.send_now")
+
+
+async def send_again(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    delivery_id: int,
+    version: int | None,
+    now: datetime,
+) -> Changed:
+    """Re-send a prompt whose first send has an unknown outcome (Telegram may or may not have
+    delivered it). Only a therapist decides this, knowing the patient may get it twice; it is
+    the only way an `unknown` prompt is ever sent again, and it is audit-logged as such."""
+    delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
+    if delivery.state is not DeliveryState.UNKNOWN:
+        raise UserError("This prompt's outcome is known now; nothing was changed.")
+    if version is not None and version != delivery_version(delivery):
+        raise UserError("This message is out of date; open the schedule again.")
+    return await _send_soon(
+        session,
+        therapist_id,
+        delivery,
+        patient,
+        now,
+        "delivery.send_again",
+        reason="therapist chose to re-send after an unknown outcome",
+        last_error=delivery.last_error,
+        sent_at=None,
+        telegram_message_id=None,
+        claimed_by=None,
+        lease_until=None,
+    )
+
+
+async def _send_soon(
+    session: AsyncSession,
+    therapist_id: int,
+    delivery: Delivery,
+    patient: Patient,
+    now: datetime,
+    action: str,
+    reason: str | None = None,
+    last_error: str | None = None,
+    **values: object,
+) -> Changed:
     name = patient.pseudonym
     if patient.status is PatientStatus.PAUSED:
         raise UserError(f"{name} is paused. Resume first (/resume {name}), then send.")
@@ -188,16 +234,20 @@ async def send_now(
     due = schedule.defer_quiet(now, tz, quiet_hours(patient))
     old = delivery.due_at
     # A prompt waiting out a retry backoff goes now too: the therapist asked for it.
-    await _apply(session, delivery, now, state=DeliveryState.SCHEDULED, due_at=due, retry_at=None)
+    await _apply(
+        session, delivery, now, state=DeliveryState.SCHEDULED, due_at=due, retry_at=None, **values
+    )
+    details: dict[str, object] = {"old_due": old.isoformat(), "new_due": due.isoformat()}
+    if reason is not None:
+        details.update(reason=reason, previous_error=last_error)
     audit.record(
         session,
         at=now,
         actor=actor(therapist_id),
-        action="delivery.send_now",
+        action=action,
         patient_id=patient.id,
         delivery_id=delivery.id,
-        old_due=old.isoformat(),
-        new_due=due.isoformat(),
+        **details,
     )
     return _changed(delivery, patient, deferred=due > now)
 

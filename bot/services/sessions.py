@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
 from bot.db.models import (
+    PENDING_STATES,
     Delivery,
     DeliveryState,
     Patient,
@@ -45,9 +46,20 @@ class SessionPlan:
     timezone: str
     started_at: datetime
     template: str
-    items: list[PlannedItem]
+    items: list[PlannedItem]  # what will be sent
     cancelled: int
     skipped: int
+    missed: list[PlannedItem] = field(default_factory=list)  # already too late to send
+    patient_id: int = 0
+
+
+class NeedsConfirmation(UserError):
+    """A back-dated session whose steps are mostly in the past: nothing was written; the
+    therapist sees what would happen and confirms (or not)."""
+
+    def __init__(self, preview: SessionPlan) -> None:
+        super().__init__("Most of this session's prompts are already too late to send.")
+        self.preview = preview
 
 
 def quiet_hours(patient: Patient) -> schedule.QuietHours:
@@ -85,13 +97,29 @@ async def log_session(
     session: AsyncSession,
     *,
     therapist_id: int,
-    pseudonym: str,
-    local_start: datetime | None,
+    pseudonym: str | None = None,
+    patient_id: int | None = None,
+    local_start: datetime | None = None,
+    start_at: datetime | None = None,
     template_name: str | None,
     content: ContentLibrary,
+    grace: timedelta,
     now: datetime,
+    confirmed: bool = False,
 ) -> SessionPlan:
-    patient = await queries.patient_of(session, therapist_id, pseudonym)
+    """Plan a session's deliveries. Steps already more than `grace` late are marked missed
+    at once (and listed); when that is more than half of them, nothing is written unless
+    `confirmed` — NeedsConfirmation carries the preview."""
+    if patient_id is not None:
+        patient = await session.get(Patient, patient_id)
+        if patient is not None and (
+            patient.therapist_id != therapist_id or patient.status is PatientStatus.ERASED
+        ):
+            patient = None
+        if patient is None:
+            raise NotFound("This button is no longer valid.")
+    else:
+        patient = await queries.patient_of(session, therapist_id, pseudonym or "")
     if patient is None:
         raise NotFound(f"You have no patient called “{pseudonym}”. See /help.")
     if patient.status in (PatientStatus.INVITED, PatientStatus.ONBOARDING, PatientStatus.DECLINED):
@@ -104,10 +132,43 @@ async def log_session(
         known = ", ".join(sorted(content.templates))
         raise UserError(f"There is no template “{name}”. Templates: {known}.")
     tz = ZoneInfo(patient.timezone or "UTC")
-    start = schedule.resolve_local(local_start, tz) if local_start is not None else now
+    start = start_at or (schedule.resolve_local(local_start, tz) if local_start else now)
     if abs(start - now) > HOW_FAR:
         raise UserError("A session must be within 30 days of today.")
 
+    quiet = quiet_hours(patient)
+    slots = schedule.plan([step.offset for step in template.steps], start, tz, quiet)
+    late = [
+        not slot.skipped
+        and schedule.decide(slot.at, now, grace, tz, quiet).action is schedule.Action.MISS
+        for slot in slots
+    ]
+    if not confirmed and 2 * sum(late) > len(slots):
+        preview = [
+            (PlannedItem(0, slot.at, content.prompt(step.prompt_key).kind, step.prompt_key), gone)
+            for step, slot, gone in zip(template.steps, slots, late, strict=True)
+            if not slot.skipped
+        ]
+        raise NeedsConfirmation(
+            SessionPlan(
+                pseudonym=patient.pseudonym,
+                timezone=tz.key,
+                started_at=start,
+                template=template.name,
+                items=[item for item, gone in preview if not gone],
+                cancelled=0,
+                skipped=sum(slot.skipped for slot in slots),
+                missed=[item for item, gone in preview if gone],
+                patient_id=patient.id,
+            )
+        )
+
+    if confirmed and await session.scalar(
+        select(TreatmentSession.id).where(
+            TreatmentSession.patient_id == patient.id, TreatmentSession.started_at == start
+        )
+    ):
+        raise UserError(f"This session for {patient.pseudonym} is already logged.")
     cancelled = await session.execute(
         update(Delivery)
         .where(
@@ -129,8 +190,15 @@ async def log_session(
     session.add(treatment)
     await session.flush()
 
-    slots = schedule.plan([step.offset for step in template.steps], start, tz, quiet_hours(patient))
     waiting = DeliveryState.HELD if patient.status is not PatientStatus.ACTIVE else None
+
+    def state(slot: schedule.Slot, too_late: bool) -> DeliveryState:
+        if slot.skipped:
+            return DeliveryState.SKIPPED
+        if too_late:
+            return DeliveryState.MISSED
+        return waiting or DeliveryState.SCHEDULED
+
     deliveries = [
         Delivery(
             patient_id=patient.id,
@@ -139,12 +207,14 @@ async def log_session(
             offset=str(step.offset),
             prompt_key=step.prompt_key,
             kind=PromptKind(content.prompt(step.prompt_key).kind),
-            state=DeliveryState.SKIPPED if slot.skipped else waiting or DeliveryState.SCHEDULED,
+            state=state(slot, too_late),
             due_at=slot.at,
             planned_at=now,
             updated_at=now,
         )
-        for index, (step, slot) in enumerate(zip(template.steps, slots, strict=True))
+        for index, (step, slot, too_late) in enumerate(
+            zip(template.steps, slots, late, strict=True)
+        )
     ]
     session.add_all(deliveries)
     await session.flush()
@@ -162,11 +232,13 @@ async def log_session(
         timezone=tz.key,
         started_at=start,
         template=template.name,
-        items=[
-            PlannedItem(d.id, d.due_at, d.kind.value, d.prompt_key or "")
-            for d in deliveries
-            if d.state is not DeliveryState.SKIPPED
-        ],
+        items=[_item(d) for d in deliveries if d.state in PENDING_STATES],
         skipped=sum(d.state is DeliveryState.SKIPPED for d in deliveries),
         cancelled=cancelled.rowcount or 0,  # type: ignore[attr-defined]
+        missed=[_item(d) for d in deliveries if d.state is DeliveryState.MISSED],
+        patient_id=patient.id,
     )
+
+
+def _item(delivery: Delivery) -> PlannedItem:
+    return PlannedItem(delivery.id, delivery.due_at, delivery.kind.value, delivery.prompt_key or "")

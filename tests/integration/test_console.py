@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event, func, select, text, update
 from telegram import Update
+from telegram.error import TimedOut
 from telegram.ext import CommandHandler, filters
 
 from bot.db.models import (
@@ -189,6 +190,41 @@ async def test_patients_shows_status_zone_sessions_and_unanswered(world: World) 
     assert actions.count("patients.list") == 2 and "patient.card" in actions
 
 
+async def test_listings_say_what_the_therapist_needs(world: World) -> None:
+    """Seen: "next 16 held"; `/patients 2` showed page 1; `/replies P 0` showed one reply; one
+    5,000-character answer filled /replies; a skipped future step sat under "Last 7 days"."""
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "river-7")
+    await world.enrolled_patient(dr, "lake")
+    await with_session(world, dr, "river-7")
+    await with_session(world, dr, "lake")
+    await world.say(dr, "/pause lake")
+    await world.say(dr, "/patients")
+    lake = world.last(dr)["text"].split("lake", 1)[1].split("river-7")[0]
+    assert "next none while paused (15 prompts waiting)" in lake
+
+    await world.say(dr, "/patients 2")
+    assert world.last(dr)["text"] == "There is only one page of patients: send /patients."
+    for n in ("0", "51"):
+        await world.say(dr, f"/replies river-7 {n}")
+        assert world.last(dr)["text"].startswith("Show between 1 and 50 replies"), n
+
+    await world.say(pat, "Short and sweet.")
+    world.clock.advance(timedelta(minutes=30))
+    await world.say(pat, "word " * 1000)
+    await world.say(dr, "/replies river-7")
+    listing = world.last(dr)["text"]
+    assert "Short and sweet." in listing
+    assert "more characters — /export for all)" in listing and len(listing) < 1500
+
+    await world.say(dr, "/schedule river-7")
+    mid = world.last(dr)["message_id"]
+    await world.tap(dr, mid, "3 · Skip")
+    upcoming, recent = message(world, dr, mid)["text"].split("Last 7 days")
+    assert "3. Wed 11 Mar 09:30 · education edu-window · skipped" in upcoming
+    assert "edu-window" not in recent
+
+
 async def _add_patients(world: World, dr: EmuUser, names: list[str]) -> None:
     async with world.rt.sessions() as session, session.begin():
         therapist = await session.scalar(
@@ -343,6 +379,44 @@ async def test_schedule_lists_upcoming_and_recent_in_local_time(world: World) ->
     assert "schedule.read" in await audit_actions(world)
 
 
+async def test_an_unknown_prompt_is_sent_again_only_by_the_therapists_decision(
+    world: World,
+) -> None:
+    """Seen: an `unknown` delivery had no action at all in /schedule."""
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "river-7")
+    world.state.fail("sendMessage", exception=TimedOut, delivered=False, chat_id=pat.id)
+    await world.say(dr, "/session river-7")
+    assert (await world.tick()).unknown == 1
+    [lost] = [d for d in await world.deliveries("river-7") if d.state is DeliveryState.UNKNOWN]
+    for _ in range(3):  # never on its own
+        world.clock.advance(timedelta(minutes=5))
+        await world.tick()
+    assert (await delivery(world, lost.id)).state is DeliveryState.UNKNOWN
+
+    await world.say(dr, "/schedule river-7")
+    shown = world.last(dr)
+    assert "never re-sent automatically" in shown["text"]
+    label = next(k for k in buttons(shown) if k.endswith("· Send again"))
+    sent_to_patient = len(world.state.sent_messages(pat.id))
+    await world.tap(dr, shown["message_id"], label)
+    assert "Sending edu-after-session again now." in last_answer(world)["text"]
+    await world.tick()
+    again = await delivery(world, lost.id)
+    assert again.state is DeliveryState.SENT and again.telegram_message_id is not None
+    assert len(world.state.sent_messages(pat.id)) == sent_to_patient + 1
+    async with world.rt.sessions() as session:
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "delivery.send_again")
+        )
+    assert entry is not None and entry.detail["reason"].startswith("therapist chose")
+
+    # A stale copy of the button changes nothing now that the outcome is known.
+    await world.state.press(dr, shown["message_id"], buttons(shown)[label], check=False)
+    await world.feed()
+    assert "outcome is known now" in last_answer(world)["text"]
+
+
 async def test_skip_send_now_and_postpone_edit_the_schedule_message(world: World) -> None:
     dr = await world.therapist()
     pat = await world.enrolled_patient(dr, "river-7")
@@ -359,8 +433,9 @@ async def test_skip_send_now_and_postpone_edit_the_schedule_message(world: World
     assert body.startswith("Skipped ref-one-word.")
     assert "ref-one-word · skipped" in body
 
-    # Now chk-sleep is #1 of the upcoming list.
-    await world.tap(dr, mid, "1 · Send now")
+    # The skipped step stays listed (it is still ahead), without buttons: chk-sleep is #2.
+    assert "1 · Send now" not in buttons(message(world, dr, mid))
+    await world.tap(dr, mid, "2 · Send now")
     moved = await delivery(world, sleep.id)
     assert moved.due_at == world.clock.now() and moved.state is DeliveryState.SCHEDULED
     assert "Sending chk-sleep now." in message(world, dr, mid)["text"]
@@ -369,15 +444,15 @@ async def test_skip_send_now_and_postpone_edit_the_schedule_message(world: World
     assert "How did you sleep" in world.last(pat)["text"]
 
     await world.tap(dr, mid, "↻ Refresh")
-    await world.tap(dr, mid, "1 · Postpone")
+    await world.tap(dr, mid, "2 · Postpone")
     menu = message(world, dr, mid)
-    assert "Postpone #1 (education edu-window" in menu["text"]
-    assert "/postpone 1 +3h" in menu["text"]
+    assert "Postpone #2 (education edu-window" in menu["text"]
+    assert "/postpone 2 +3h" in menu["text"]
     await world.tap(dr, mid, "+1 hour")
     assert (await delivery(world, window.id)).due_at == window.due_at + timedelta(hours=1)
     assert "Moved edu-window to Wed 11 Mar 10:30." in message(world, dr, mid)["text"]
 
-    await world.tap(dr, mid, "1 · Postpone")
+    await world.tap(dr, mid, "2 · Postpone")
     await world.tap(dr, mid, "Next morning 09:00")
     assert local((await delivery(world, window.id)).due_at) == "Thu 12 Mar 09:00"
     assert len(world.state.sent_messages(dr.id)) == sent_before  # all edits, no new messages
@@ -415,7 +490,7 @@ async def test_buttons_refuse_twice_stale_and_already_sent(world: World) -> None
     assert answer["text"] == "This prompt was already skipped." and answer["show_alert"]
 
     # A stale message: #2 was moved on the newer message; the older one's buttons are refused.
-    await world.tap(dr, new["message_id"], "1 · Postpone")
+    await world.tap(dr, new["message_id"], "2 · Postpone")
     await world.tap(dr, new["message_id"], "+1 hour")
     due = (await delivery(world, rows[2].id)).due_at
     before = message(world, dr, old["message_id"])

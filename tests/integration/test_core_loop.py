@@ -22,7 +22,7 @@ async def test_whole_journey(world: World) -> None:
 
     await world.say(dr, "/session river-7")
     plan = world.last(dr)["text"]
-    assert "Session logged for river-7" in plan and "Upcoming prompts" in plan
+    assert "Session logged for river-7" in plan and "Will be sent" in plan
 
     report = await world.tick()  # the +0m step goes out at once
     assert report.sent == 1

@@ -25,6 +25,7 @@ async def log_session(world: World, therapist: EmuUser, pseudonym: str, template
             local_start=None,
             template_name=template,
             content=world.rt.content,
+            grace=world.rt.settings.misfire_grace,
             now=world.clock.now(),
         )
 

@@ -532,6 +532,20 @@ async def test_quiet_hours_change_and_bad_settings(world: World) -> None:
     assert local_hhmm(sleep.due_at, "America/New_York") == "09:00"  # back to its step time
 
 
+async def test_settings_take_a_us_city_and_quiet_off(world: World) -> None:
+    """Seen: `/settings zone Portland` was not found and `quiet off` was refused."""
+    _, pat = await with_session(world)
+    pid = await patient_id(world, "river")
+    await world.say(pat, "/settings zone Portland")
+    assert (await patient_row(world, pid)).timezone == "America/Los_Angeles"
+    await world.say(pat, "/settings zone Portland, Maine")
+    assert (await patient_row(world, pid)).timezone == "America/New_York"
+    await world.say(pat, "/settings quiet off")
+    assert world.last(pat)["text"].startswith("Quiet hours turned off.")
+    row = await patient_row(world, pid)
+    assert row.quiet_start == row.quiet_end
+
+
 async def test_settings_button_of_another_patient_is_rejected(world: World) -> None:
     dr, pat = await with_session(world)
     other = await world.enrolled_patient(dr, "lake")
@@ -580,6 +594,11 @@ async def test_mydata_is_json_with_exactly_the_patients_rows(world: World) -> No
     assert data["patient"]["consent_version"] and data["patient"]["consent_utc"]
     assert [r["text"] for r in data["replies"]] == ["River's answer: still water & <calm>"]
     assert data["replies"][0]["prompt_key"] == "ref-one-word"
+    # Seen: keys instead of the question, microseconds, no Telegram id though consent says so.
+    assert data["replies"][0]["question"].startswith("If today had a single word")
+    assert "<" not in data["replies"][0]["question"]
+    assert data["patient"]["telegram_user_id"] == river.id
+    assert "." not in data["replies"][0]["received_utc"]
     assert data["replies"][0]["received_local"].endswith("-04:00")
     assert [n["text"] for n in data["notes"]] == ["A note from river about the weekend"]
     own = await world.deliveries("river")

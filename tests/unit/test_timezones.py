@@ -84,3 +84,29 @@ def test_common_zones_are_distinct() -> None:
 @pytest.mark.parametrize("text", ["localtime", "Factory"])
 def test_server_local_pseudo_zones_are_not_offered(text: str) -> None:
     assert resolve_zone(text) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "zone"),
+    [
+        ("Portland", "America/Los_Angeles"),
+        ("portland, maine", "America/New_York"),
+        ("Seattle", "America/Los_Angeles"),
+        ("St. Louis", "America/Chicago"),
+        ("Washington, D.C.", "America/New_York"),
+        ("São Paulo", "America/Sao_Paulo"),
+        ("Sao Paulo", "America/Sao_Paulo"),
+        ("Köln", "Europe/Berlin"),
+    ],
+)
+def test_places_that_are_not_zone_names(typed: str, zone: str) -> None:
+    assert resolve_zone(typed) == zone
+
+
+def test_every_city_points_at_a_real_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    from bot.domain.cities import CITY_ZONES
+
+    for city, zone in CITY_ZONES.items():
+        assert city == city.lower().strip() and ZoneInfo(zone).key == zone, city
