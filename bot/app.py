@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import BotCommand
 from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application, ContextTypes
@@ -16,7 +18,7 @@ from telegram.request import BaseRequest
 
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings
-from bot.db import migrate
+from bot.db import migrate, problems
 from bot.db.crypto import CryptoKeyError, load_cipher
 from bot.db.engine import make_engine, make_session_factory
 from bot.dispatch.alerting import Alerter
@@ -31,6 +33,7 @@ from bot.handlers.updates import MAX_CONCURRENT, PerChatUpdateProcessor
 from bot.http_server import EmbeddedServer
 from bot.polling import ALLOWED_UPDATES, Poller
 from bot.runtime import Runtime
+from bot.services import keycheck
 from bot.web import WEBHOOK_PATH, build_web
 
 log = logging.getLogger(__name__)
@@ -139,11 +142,35 @@ async def _post_shutdown(app: PTBApp) -> None:
 
 def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
     """`afterglow run`: blocks until SIGINT/SIGTERM, then shuts down cleanly."""
-    if migrate_first:
-        migrate.upgrade(settings.database_url)
+    if (missing := problems.missing_folder(settings.database_url)) is not None:
+        raise ConfigError(missing)
     rt = build_runtime(settings)
+    if migrate_first:
+        with database_problems(settings.database_url):
+            migrate.upgrade(settings.database_url)
     warn_without_oncall(settings)
     asyncio.run(serve(rt))
+
+
+@contextlib.contextmanager
+def database_problems(url: str) -> Iterator[None]:
+    """A database that cannot be opened or reached is a configuration error (one line)."""
+    try:
+        yield
+    except (OSError, SQLAlchemyError) as exc:
+        line = problems.describe(exc, url)
+        if line is None:
+            raise
+        raise ConfigError(line) from None
+
+
+async def check_start(rt: Runtime) -> None:
+    """Before serving anyone: the database answers and the keys open it."""
+    with database_problems(rt.settings.database_url):
+        try:
+            await keycheck.verify(rt.engine, rt.cipher, now=rt.clock.now())
+        except keycheck.KeysDoNotOpen as exc:
+            raise ConfigError(exc.message) from None
 
 
 def warn_without_oncall(settings: Settings) -> None:
@@ -161,6 +188,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or a signal arrives): HTTP endpoints on every replica,
     polling or webhook intake, and — on the leader only — polling and the dispatcher."""
     settings = rt.settings
+    await check_start(rt)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

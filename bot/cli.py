@@ -86,10 +86,13 @@ def with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run work that manages its own transactions against the configured database."""
     from sqlalchemy.exc import DBAPIError
 
+    from bot.db import problems
     from bot.db.engine import make_engine
     from bot.services.errors import UserError
 
     url = settings().database_url
+    if (missing := problems.missing_folder(url)) is not None:
+        fail(missing)
 
     async def main() -> T:
         engine = make_engine(url)
@@ -103,7 +106,7 @@ def with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     except UserError as exc:
         fail(exc.message)
     except OSError as exc:
-        fail(f"cannot reach the database: {exc}")
+        fail(problems.describe(exc, url) or f"cannot reach the database: {exc}")
     except DBAPIError as exc:
         # The driver's first line only; engines hide bound parameters.
         detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
@@ -195,13 +198,21 @@ def db_current() -> None:
 
 def _alembic(step: Callable[[], T]) -> T:
     from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
 
+    from bot.db import problems
+
+    if (missing := problems.missing_folder(settings().database_url)) is not None:
+        fail(missing)  # before connecting: a failed SQLite open leaves a worker thread behind
     try:
         return step()
     except CommandError as exc:
         fail(str(exc).splitlines()[0])
-    except OSError as exc:
-        fail(f"cannot reach the database: {exc}")
+    except (OSError, SQLAlchemyError) as exc:
+        line = problems.describe(exc, settings().database_url)
+        if line is None:
+            raise
+        fail(line)
 
 
 @therapist_app.command("add", cls=OneLineCommand)
@@ -416,6 +427,23 @@ def _cipher(config: Settings) -> Cipher:
         return load_cipher(config.encryption_keys, config.key_file)
     except CryptoKeyError as exc:
         fail(str(exc))
+
+
+@keys_app.command("check", cls=OneLineCommand)
+def keys_check() -> None:
+    """Check that the configured keys open this database (as `afterglow run` does first).
+
+    A database without a check value yet (a new one, or one made before checks existed) gets
+    one, once a stored token has opened with the keys.
+    """
+    from bot.services import keycheck
+
+    cipher = _cipher(settings())
+    result = with_engine(lambda engine: keycheck.verify(engine, cipher, now=now()))
+    if result.written:
+        typer.echo("keys ok: check value stored now")
+    else:
+        typer.echo(f"keys ok: they open the check value stored {result.created_at:%Y-%m-%d}")
 
 
 @keys_app.command("rotate", cls=OneLineCommand)

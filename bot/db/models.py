@@ -324,3 +324,14 @@ class AuditEntry(Base):
         ForeignKey("patients.id", ondelete="SET NULL"), index=True
     )
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class KeyCheck(Base):
+    """A known text encrypted at first start: keys that cannot open it cannot open the
+    database either, so start-up refuses them before a patient's message meets them."""
+
+    __tablename__ = "key_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    value_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -18,6 +18,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.db import queries
+from bot.db.crypto import CryptoKeyError
 from bot.db.models import Patient, ProcessedUpdate, Therapist
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
@@ -171,9 +172,32 @@ async def on_error(update: object, context: Context) -> None:
         try:
             if update.callback_query is not None:
                 await update.callback_query.answer()
-            await answer(update, render.SOMETHING_WRONG)
+            if _read_only(update):  # "may not have been saved" would be untrue and alarming
+                unreadable = isinstance(error, CryptoKeyError)
+                await answer(update, render.READ_FAILED_KEYS if unreadable else render.READ_FAILED)
+            else:
+                await answer(update, render.SOMETHING_WRONG)
         except TelegramError:
             log.warning("could not tell chat about the failure of update %s", update_id)
+
+
+# Commands and buttons that only show what is stored: their failure changed nothing.
+READ_ONLY_COMMANDS = frozenset(
+    {"mydata", "replies", "export", "schedule", "patients", "templates", "help", "crisis"}
+)
+READ_ONLY_BUTTONS = frozenset({"tr", "tx", "tp", "ts", "tl", "to", "td", "tq"})
+
+
+def _read_only(update: Update) -> bool:
+    if update.callback_query is not None:
+        action = (update.callback_query.data or "").split(":", 1)[0]
+        return action in READ_ONLY_BUTTONS
+    message = update.effective_message
+    text = message.text if message is not None else None
+    if not text or not text.startswith("/"):
+        return False
+    command = text.split(maxsplit=1)[0][1:].split("@", 1)[0].lower()
+    return command in READ_ONLY_COMMANDS or (command == "settings" and text.strip() == "/settings")
 
 
 async def tell(context: Context, chat_id: int | None, text: str) -> bool:

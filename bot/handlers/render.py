@@ -189,6 +189,14 @@ def ack_choice(question_html: str, label: str) -> str:
 
 
 ACK_GOT_IT = "Got it ✓"
+READ_FAILED = (
+    "Sorry, something went wrong on our side and I couldn't show that. Nothing was changed. "
+    "Please try again in a little while."
+)
+READ_FAILED_KEYS = (
+    "Sorry, I couldn't open the stored text because of a problem with the clinic's "
+    "encryption keys. Nothing was changed; the clinic can see this in its logs."
+)
 SOMETHING_WRONG = (
     "Sorry, something went wrong on our side and this may not have been saved. "
     "Please try again in a little while."

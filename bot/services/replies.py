@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import html
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,12 +12,14 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
-from bot.db.crypto import Cipher
+from bot.db.crypto import Cipher, CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PromptKind, Reply, ReplyKind
 from bot.domain import linking
 from bot.domain.content import ContentLibrary
 from bot.services import audit
 from bot.services.errors import NotFound, UserError
+
+log = logging.getLogger(__name__)
 
 
 class Recorded(enum.Enum):
@@ -58,7 +61,13 @@ def _previous(
         return None, ""
     if now - last.updated_at > linking.JOIN_PAUSE:  # too old to join: no need to decrypt
         return linking.Previous(last.delivery_id, last.received_at, last.updated_at, 0), ""
-    before = cipher.decrypt(last.body_enc)
+    try:
+        before = cipher.decrypt(last.body_enc)
+    except CryptoKeyError:
+        # Unreadable (a lost key): never join it. The new message is kept on its own, and
+        # the failure is the operator's to see (`afterglow keys check`), not the patient's.
+        log.error("reply %s cannot be decrypted with the configured keys; not joined", last.id)
+        return None, ""
     previous = linking.Previous(last.delivery_id, last.received_at, last.updated_at, len(before))
     return previous, before
 

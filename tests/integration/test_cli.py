@@ -313,3 +313,69 @@ def test_run_with_telegram_unreachable_fails_in_one_line(env: dict[str, str]) ->
     assert last.startswith("afterglow: AFTERGLOW_TELEGRAM_API_URL: cannot reach")
     assert "Traceback" not in result.stderr
     assert TOKEN not in result.stderr
+
+
+KEY_A = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+KEY_B = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI="
+
+
+def _run_once(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    child_env = {
+        **os.environ,
+        "AFTERGLOW_BOT_TOKEN": TOKEN,
+        "AFTERGLOW_TELEGRAM_API_URL": f"http://127.0.0.1:{_free_port()}",
+        "AFTERGLOW_HTTP_PORT": "0",
+        **extra,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        capture_output=True, text=True, timeout=60, env=child_env,
+    )  # fmt: skip
+
+
+def test_run_refuses_keys_that_cannot_open_the_database(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: a wrong AFTERGLOW_ENCRYPTION_KEYS was accepted; then every patient text and
+    /mydata answered "something went wrong… may not have been saved"."""
+    assert invoke("db", "upgrade")[0] == 0
+    monkeypatch.setenv("AFTERGLOW_ENCRYPTION_KEYS", KEY_A)
+    code, out, _ = invoke("keys", "check")
+    assert code == 0 and "check value stored now" in out
+    code, out, _ = invoke("keys", "check")
+    assert code == 0 and "they open the check value" in out
+
+    monkeypatch.setenv("AFTERGLOW_ENCRYPTION_KEYS", KEY_B)
+    code, _, err = invoke("keys", "check")
+    assert code == 1 and err.count("\n") == 1 and "none of the configured keys" in err
+    result = _run_once({"AFTERGLOW_ENCRYPTION_KEYS": KEY_B})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("afterglow: AFTERGLOW_ENCRYPTION_KEYS: none of the configured keys")
+
+    # The new key listed first, the old one after it (a rotation in progress) still opens it.
+    monkeypatch.setenv("AFTERGLOW_ENCRYPTION_KEYS", f"{KEY_B},{KEY_A}")
+    assert invoke("keys", "check")[0] == 0
+
+
+def test_an_unreachable_or_missing_database_is_one_line(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Seen: a 160–210-line traceback from `afterglow run` and `db upgrade`."""
+    missing = f"sqlite+aiosqlite:///{tmp_path}/no/such/folder/a.db"
+    unreachable = f"postgresql+asyncpg://afterglow:s3cret@127.0.0.1:{_free_port()}/x"
+    for url, expected in (
+        (missing, "does not exist (create it first)"),
+        (unreachable, "cannot reach the database at"),
+    ):
+        monkeypatch.setenv("AFTERGLOW_DATABASE_URL", url)
+        code, _, err = invoke("db", "upgrade")
+        assert code == 1 and err.count("\n") == 1, err
+        assert err.startswith("afterglow: AFTERGLOW_DATABASE_URL: ") and expected in err
+        assert "s3cret" not in err
+        result = _run_once({"AFTERGLOW_DATABASE_URL": url, "AFTERGLOW_ENCRYPTION_KEYS": KEY_A})
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert (
+            result.stderr.strip().splitlines()[-1].startswith("afterglow: AFTERGLOW_DATABASE_URL: ")
+        )
+        assert "s3cret" not in result.stderr
