@@ -33,12 +33,16 @@ ZONE = "America/New_York"
 # Tuesday 10 March 2026, 13:00 in New York: the session has just ended.
 SESSION_END = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
 
-REFLECTION_ANSWERS = [
-    "Soft. Like something loosened in my chest.",
-    "How much I've been bracing all the time, even with people I love.",
-    "I said 'I'm so stupid' when I dropped a glass. Caught it this time.",
-    "Calling my sister back. I've put it off for a month.",
-]
+# The scripted patient's answers, by words of the question they answer.
+ANSWERS = {
+    "single word": "Soft. Like something loosened in my chest.",
+    "stands out most": "How much I've been bracing all the time, even with people I love.",
+    "favourite loop": "I said 'I'm so stupid' when I dropped a glass. Caught it this time.",
+    "good friend feeling": "That it's okay to be tired after something this big. Go slowly.",
+    "one small step": "Calling my sister back. I've put it off for a month.",
+    "bring to it": "The bracing. And the call with my sister, if I've made it by then.",
+}
+ANSWERED_AFTER_REMINDER = "one small step"  # left for a day, to show the reminder
 
 
 class Script:
@@ -83,24 +87,31 @@ def _buttons(message: dict[str, Any]) -> list[str]:
     return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
 
 
+def _answer_for(text: str) -> tuple[str, str] | None:
+    return next(((key, said) for key, said in ANSWERS.items() if key in text), None)
+
+
 async def _patient_answers(
     script: Script, patient: EmuUser, message: dict[str, Any], n: int
 ) -> int:
-    """The scripted patient answers most prompts, in the way people do: briefly, sometimes late."""
+    """The scripted patient answers most prompts, in the way people do: briefly, sometimes
+    late; one reflection only after its reminder, by replying to the reminder."""
     text = message.get("text", "")
     labels = _buttons(message)
     markup = message.get("reply_markup") or {}
     if markup.get("force_reply"):
-        if n < len(REFLECTION_ANSWERS):
-            await script.say(patient, REFLECTION_ANSWERS[n], reply_to=message["message_id"])
-        return n + 1
+        found = _answer_for(text)
+        reminder = text.startswith(render.NUDGE_START)
+        if found is not None and (reminder or found[0] != ANSWERED_AFTER_REMINDER):
+            await script.say(patient, found[1], reply_to=message["message_id"])
+            return n + 1
+        return n
     if "Got it" in labels and n % 2 == 0:
         await script.tap(patient, message["message_id"], "Got it")
     elif "7" in labels:
         await script.tap(patient, message["message_id"], "7")
     elif labels and labels[0] != "Need help now" and "Got it" not in labels:
         await script.tap(patient, message["message_id"], labels[0])
-    del text
     return n
 
 
@@ -186,8 +197,10 @@ async def _story(app: PTBApp, rt: Runtime, state: BotApiState, clock: FakeClock,
             seen.update(m["message_id"] for m in state.sent_messages(patient.id))
         async with rt.sessions() as session:
             due = await queries.next_due(session)
-        # Jump the simulated clock straight to the next prompt, as if time had passed.
-        clock.set(min(end, max(due or end, clock.now() + timedelta(minutes=1))))
+            nudge = await queries.next_nudge(session, rt.settings.nudge_after)
+        # Jump the simulated clock straight to the next prompt or reminder, as if time passed.
+        upcoming = min((t for t in (due, nudge) if t is not None), default=end)
+        clock.set(min(end, max(upcoming, clock.now() + timedelta(minutes=1))))
 
     await script.say(therapist, "/replies river-7")
 
@@ -212,7 +225,7 @@ def _header(days: int) -> str:
 
 def _footer(state: BotApiState) -> str:
     protected = [m for m in state.sent_messages(2002) if m.get("has_protected_content")]
-    reminders = [m for m in protected if m.get("text", "").startswith(render.NUDGE[:20])]
+    reminders = [m for m in protected if m.get("text", "").startswith(render.NUDGE_START)]
     return (
         "=" * 78
         + f"\n{len(protected) - len(reminders)} prompts delivered to the patient, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Table, bindparam, func, literal_column, select
@@ -277,6 +277,20 @@ async def recent_replies(
         .limit(limit)
     )
     return [(row[0], row[1]) for row in result.all()]
+
+
+async def next_nudge(session: AsyncSession, nudge_after: timedelta) -> datetime | None:
+    """When the next reminder becomes due: the oldest unanswered reflection not yet reminded,
+    `nudge_after` after it was sent (quiet hours may push the reminder itself later)."""
+    value = await session.scalar(
+        select(func.min(Delivery.sent_at)).where(
+            Delivery.kind == PromptKind.REFLECTION,
+            Delivery.state == DeliveryState.SENT,
+            Delivery.nudged_at.is_(None),
+            Delivery.closed_at.is_(None),
+        )
+    )
+    return value + nudge_after if isinstance(value, datetime) else None
 
 
 async def next_due(session: AsyncSession, patient_id: int | None = None) -> datetime | None:

@@ -35,7 +35,7 @@ from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
 from bot.sending import send_html
-from bot.services import participation, reachability
+from bot.services import participation, reachability, replies
 from bot.services.sessions import quiet_hours
 
 log = logging.getLogger(__name__)
@@ -450,7 +450,7 @@ class Dispatcher:
                     .with_for_update(skip_locked=True, of=Delivery)
                 )
             ).all()
-            due: list[tuple[int, int, int | None]] = []
+            due: list[tuple[int, int, int | None, str | None]] = []
             for delivery, patient in rows:
                 tz = ZoneInfo(patient.timezone or "UTC")
                 if quiet_hours(patient).contains(now.astimezone(tz).time()):
@@ -458,12 +458,16 @@ class Dispatcher:
                 if patient.chat_id is None:
                     continue
                 delivery.nudged_at = now
-                due.append((delivery.id, patient.chat_id, delivery.telegram_message_id))
-        for delivery_id, chat_id, original in due:
+                try:
+                    question: str | None = replies.question_text(delivery, rt.content, rt.cipher)
+                except CryptoKeyError:  # a lost key must not cost the other reminders
+                    question = None
+                due.append((delivery.id, patient.chat_id, delivery.telegram_message_id, question))
+        for delivery_id, chat_id, original, question in due:
             try:
                 message = await self.bot.send_message(
                     chat_id,
-                    render.NUDGE,
+                    render.nudge(question),
                     parse_mode=ParseMode.HTML,
                     reply_parameters=ReplyParameters(original, allow_sending_without_reply=True)
                     if original

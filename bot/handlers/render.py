@@ -248,10 +248,17 @@ def checkin_recorded(text: str, label: str) -> str:
     return clip(f"{text}\n\n✓ You answered: <b>{esc(label)}</b>")
 
 
-NUDGE = (
-    "A gentle reminder: the question above is still open, if you'd like to answer it. "
-    "A few words are plenty, and it's fine to let it go."
-)
+NUDGE_START = "A gentle reminder about"
+
+
+def nudge(question_html: str | None) -> str:
+    """A reminder names its question (it is also sent as a reply to it): by the time it
+    arrives, other prompts may sit between the two."""
+    which = quoted(question_html) if question_html is not None else "the question above"
+    return (
+        f"{NUDGE_START} {which}: it's still open, if you'd like to answer it. "
+        "A few words are plenty, and it's fine to let it go."
+    )
 
 
 def nudge_markup() -> ForceReply:

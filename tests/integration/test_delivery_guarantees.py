@@ -203,6 +203,10 @@ async def test_one_nudge_after_a_day_never_in_quiet_hours(world: World) -> None:
         ]
 
     assert len(nudges_for(reflection.telegram_message_id)) == 1
+    # It names its question: other prompts may have arrived between the two (issue 13).
+    question = world.rt.content.prompt(reflection.prompt_key or "").text
+    named = str(nudges_for(reflection.telegram_message_id)[0]["text"])
+    assert named.startswith("A gentle reminder about “" + question[:20])
     await world.run_until(world.clock.now() + timedelta(hours=30))
     assert len(nudges_for(reflection.telegram_message_id)) == 1  # never twice
     for delivery in await world.deliveries("bay"):

@@ -95,3 +95,25 @@ async def test_demo_shows_a_week_of_integration() -> None:
     assert "You answered: 7" in transcript
     assert "16 prompts delivered to the patient" in transcript
     assert "Tue 17 Mar" in transcript  # the seventh day after the session
+
+
+async def test_demo_answers_sit_under_their_questions_and_the_reminder_names_its_own() -> None:
+    """Seen: an answer about calling a sister under the self-compassion question, "one small
+    step" left unanswered; the reminder directly under the week's mood check-in, 38 hours
+    after its reflection; therapist messages cut at their first line."""
+    lines: list[str] = []
+    assert await run_demo(days=7, out=lines.append) == 0
+    transcript = "\n".join(lines)
+    replies = transcript[transcript.index("Replies from river-7") :]
+    for question, said in (
+        ("one small step", "Calling my sister back."),
+        ("good friend feeling", "That it's okay to be tired"),
+        ("favourite loop", "I said 'I'm so stupid'"),
+    ):
+        block = replies[replies.index(question) :]
+        assert block.split("\n", 2)[1].strip().startswith(said), question
+
+    reminder = next(line for line in lines[1].splitlines() if "A gentle reminder about" in line)
+    assert "“What is one small step" in reminder
+    assert reminder.startswith("[Mon 16 Mar 19:30]")  # a day after its reflection, not 38 h
+    assert "https://t.me/afterglow_demo_bot?start=" in transcript  # the invite's second line
