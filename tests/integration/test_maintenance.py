@@ -165,7 +165,16 @@ def test_encrypted_columns_are_every_binary_column() -> None:
         if isinstance(column.type, LargeBinary)
     }
     found = {f"{c.table.name}.{c.name}" for c in maintenance.encrypted_columns()}
-    assert found == binary == {"replies.body_enc", "deliveries.custom_text_enc", "alerts.text_enc"}
+    assert (
+        found
+        == binary
+        == {
+            "replies.body_enc",
+            "deliveries.custom_text_enc",
+            "alerts.text_enc",
+            "key_checks.value_enc",  # rotated too, so the check value opens with the new key
+        }
+    )
 
 
 async def test_new_verbs_have_help(env: None) -> None:
