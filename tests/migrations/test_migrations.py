@@ -117,3 +117,53 @@ async def test_0002_keeps_existing_alerts_and_invites_both_ways(
         assert tuple(new) == (None, None, None) and tuple(opened) == (None,)
         await asyncio.to_thread(migrate.downgrade, url, "0001")
         assert await rows() == before
+
+
+async def _run(url: str, *statements: str) -> list[tuple[object, ...]]:
+    """Execute statements in one transaction; the last one's rows, if it returns any."""
+    from sqlalchemy import text
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            result = None
+            for statement in statements:
+                result = await conn.execute(text(statement))
+            return [tuple(r) for r in result.all()] if result and result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0003_adds_the_key_check_table_and_keeps_existing_rows_both_ways(
+    backend: str, tmp_path: Path
+) -> None:
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0002")
+        await _run(
+            url,
+            "INSERT INTO therapists (id, name, active, created_at) "
+            "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')",
+            "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
+            "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
+            "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')",
+            "INSERT INTO replies (id, patient_id, kind, body_enc, flagged, received_at, "
+            "updated_at) VALUES (5, 1, 'note', 'token', false, '2026-11-02 10:00:00+00', "
+            "'2026-11-02 10:00:00+00')",
+        )
+        kept = "SELECT id, patient_id, kind FROM replies"
+        before = await _run(url, kept)
+        assert before == [(5, 1, "note")]
+
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert await _run(url, kept) == before
+        assert await _run(url, "SELECT count(*) FROM key_checks") == [(0,)]
+        await _run(
+            url,
+            "INSERT INTO key_checks (id, value_enc, created_at) "
+            "VALUES (1, 'check', '2026-12-02 10:00:00+00')",
+        )
+
+        await asyncio.to_thread(migrate.downgrade, url, "0002")
+        assert await _run(url, kept) == before
+        assert "key_checks" not in await _inspect(url, _tables)  # type: ignore[operator]
