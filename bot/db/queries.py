@@ -173,32 +173,27 @@ _REPLIED_TO_ID = (
     .limit(1)
     .scalar_subquery()
 )
-_LATEST_OPEN_ID = (
-    select(_d.id)
-    .where(
-        _d.patient_id == _PATIENT,
-        _d.kind == PromptKind.REFLECTION,
-        _d.state == DeliveryState.SENT,
-        _d.sent_at >= bindparam("sent_after", type_=UTCDateTime()),
-        _d.closed_at.is_(None),
+
+
+def _newest_unanswered(kind: PromptKind) -> Any:
+    """The id of the patient's newest sent, unanswered, unclosed prompt of `kind`."""
+    return (
+        select(_d.id)
+        .where(
+            _d.patient_id == _PATIENT,
+            _d.kind == kind,
+            _d.state == DeliveryState.SENT,
+            _d.sent_at >= bindparam("sent_after", type_=UTCDateTime()),
+            _d.closed_at.is_(None),
+        )
+        .order_by(_d.sent_at.desc(), _d.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    .order_by(_d.sent_at.desc(), _d.id.desc())
-    .limit(1)
-    .scalar_subquery()
-)
-_LATEST_CHECKIN_ID = (
-    select(_d.id)
-    .where(
-        _d.patient_id == _PATIENT,
-        _d.kind == PromptKind.CHECKIN,
-        _d.state == DeliveryState.SENT,
-        _d.sent_at >= bindparam("sent_after", type_=UTCDateTime()),
-        _d.closed_at.is_(None),
-    )
-    .order_by(_d.sent_at.desc(), _d.id.desc())
-    .limit(1)
-    .scalar_subquery()
-)
+
+
+_LATEST_OPEN_ID = _newest_unanswered(PromptKind.REFLECTION)
+_LATEST_CHECKIN_ID = _newest_unanswered(PromptKind.CHECKIN)
 _LAST_SENT = select(func.max(_d.sent_at)).where(_d.patient_id == _PATIENT).scalar_subquery()
 _LAST_NUDGED = select(func.max(_d.nudged_at)).where(_d.patient_id == _PATIENT).scalar_subquery()
 _LAST_REPLY_ID = (

@@ -342,6 +342,14 @@ async def postpone_menu(
     await _answer(update)
 
 
+# Button verbs whose service takes just the delivery (postponing also takes how).
+_SIMPLE_EDITS = {
+    "skip": schedule_edits.skip,
+    "send": schedule_edits.send_now,
+    "again": schedule_edits.send_again,
+}
+
+
 def _change(verb: str) -> TherapistButton:
     async def change(
         update: Update, context: Context, data: Callback, therapist: Therapist
@@ -350,24 +358,8 @@ def _change(verb: str) -> TherapistButton:
         now = rt.clock.now()
         delivery_id, version = data.int_arg(0), data.int_arg(1)
         async with effects(context) as session:
-            if verb == "skip":
-                changed = await schedule_edits.skip(
-                    session,
-                    therapist_id=therapist.id,
-                    delivery_id=delivery_id,
-                    version=version,
-                    now=now,
-                )
-            elif verb == "again":
-                changed = await schedule_edits.send_again(
-                    session,
-                    therapist_id=therapist.id,
-                    delivery_id=delivery_id,
-                    version=version,
-                    now=now,
-                )
-            elif verb == "send":
-                changed = await schedule_edits.send_now(
+            if verb in _SIMPLE_EDITS:
+                changed = await _SIMPLE_EDITS[verb](
                     session,
                     therapist_id=therapist.id,
                     delivery_id=delivery_id,

@@ -209,9 +209,7 @@ async def text_message(update: Update, context: Context) -> None:
     if outcome is not None:
         metrics.REPLIES.labels(kind=outcome.recorded.value).inc()
         if choice_alert is not None:
-            await safety.send_resources(update, context)
-            metrics.ALERTS.labels(kind=AlertKind.CHECKIN_RISK.value).inc()
-            await safety.raise_and_notify(context, choice_alert)
+            await _checkin_risk(update, context, choice_alert)
         if outcome.choice is not None:
             await _show_checkin_answered(update, context, outcome)
         if match is None:
@@ -320,9 +318,7 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
         await query.answer(exc.message, show_alert=True)
         return
     if alert_id is not None:
-        await safety.send_resources(update, context)
-        metrics.ALERTS.labels(kind=AlertKind.CHECKIN_RISK.value).inc()
-        await safety.raise_and_notify(context, alert_id)
+        await _checkin_risk(update, context, alert_id)
     # Cosmetic from here on: a late or failed edit must not look like a lost answer.
     with contextlib.suppress(TelegramError):
         if not outcome.already:
@@ -331,6 +327,13 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
                 parse_mode=ParseMode.HTML,
             )
         await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
+
+
+async def _checkin_risk(update: Update, context: Context, alert_id: int) -> None:
+    """A risk answer to a check-in, tapped or typed: resources first, then the alert."""
+    await safety.send_resources(update, context)
+    metrics.ALERTS.labels(kind=AlertKind.CHECKIN_RISK.value).inc()
+    await safety.raise_and_notify(context, alert_id)
 
 
 async def got_it(update: Update, context: Context, data: Callback) -> None:
