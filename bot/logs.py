@@ -28,11 +28,16 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # httpx logs every request URL, and Telegram URLs contain the bot token.
+    wanted = logging.getLevelName(level.upper())
+    wanted = wanted if isinstance(wanted, int) else logging.INFO
+    # Third-party libraries log bound SQL values (aiosqlite, asyncpg), API parameters and
+    # updates (python-telegram-bot) and URLs with the bot token (httpx) at DEBUG: every logger
+    # but the bot's own stays at INFO or above, whatever AFTERGLOW_LOG_LEVEL says. An allowlist,
+    # so a library added later is quiet by default too.
+    root.setLevel(max(logging.INFO, wanted))
+    logging.getLogger("bot").setLevel(wanted)
+    # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
     for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # At DEBUG, python-telegram-bot logs API parameters and updates (patient text, invite
-    # tokens) and the API URL with the bot token: never below INFO, whatever LOG_LEVEL says.
-    for library in ("telegram", "telegram.ext"):
-        logging.getLogger(library).setLevel(max(logging.INFO, root.level))
+    for library in ("telegram", "telegram.ext", "aiosqlite", "asyncpg", "sqlalchemy"):
+        logging.getLogger(library).setLevel(max(logging.INFO, wanted))
