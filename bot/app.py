@@ -54,7 +54,7 @@ COMMANDS = [
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """Everything that can fail on bad configuration fails here, before any network."""
     try:
-        cipher = load_cipher(settings.encryption_keys, settings.key_file)
+        cipher = load_cipher(settings.encryption_keys, settings.key_file, may_create=True)
     except CryptoKeyError as exc:
         raise ConfigError(str(exc)) from None
     try:

@@ -5,6 +5,10 @@ A wrong key used to be found by the first patient whose message met it. Now the 
 stores a known text encrypted with the keys; every later start must open it, or refuses. A
 database that already holds encrypted text but no check value (made before this existed) gets
 one only once a stored token opens with the configured keys.
+
+With no key configured and no key file, a first start makes a key; it is written to the key
+file only here, after the database is found to hold nothing encrypted. A key file that went
+missing beside a database with encrypted rows is an error, never a fresh key.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bot.db.crypto import Cipher, CryptoKeyError
+from bot.db.crypto import Cipher, CryptoKeyError, save_new_key_file
 from bot.db.engine import make_session_factory
 from bot.db.models import KeyCheck
 from bot.services.errors import UserError
@@ -36,6 +40,15 @@ class KeyCheckResult:
 
 async def verify(engine: AsyncEngine, cipher: Cipher, *, now: datetime) -> KeyCheckResult:
     async with make_session_factory(engine)() as session, session.begin():
+        if cipher.new_key_file is not None:
+            if (found := await _any_encrypted(session)) is not None:
+                raise KeysDoNotOpen(
+                    f"AFTERGLOW_KEY_FILE: there is no key file at {cipher.new_key_file}, but "
+                    f"this database already holds encrypted data ({found}); restore the key "
+                    "file from your backup or set AFTERGLOW_ENCRYPTION_KEYS. A new key would "
+                    "not open it, so none was made"
+                )
+            save_new_key_file(cipher)
         check = await session.scalar(select(KeyCheck).order_by(KeyCheck.id).limit(1))
         if check is not None:
             if _opens(cipher, check.value_enc) != CHECK_TEXT:
@@ -57,6 +70,14 @@ async def verify(engine: AsyncEngine, cipher: Cipher, *, now: datetime) -> KeyCh
                 )
         session.add(KeyCheck(value_enc=cipher.encrypt(CHECK_TEXT), created_at=now))
     return KeyCheckResult(True, now)
+
+
+async def _any_encrypted(session: AsyncSession) -> str | None:
+    """`table.column` of the first encrypted value found, the check value included."""
+    for column in encrypted_columns():
+        if await session.scalar(select(column).where(column.is_not(None)).limit(1)) is not None:
+            return f"{column.table.name}.{column.name}"
+    return None
 
 
 def _opens(cipher: Cipher, token: bytes) -> str | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.db.crypto import Cipher, CryptoKeyError, load_cipher
+from bot.db.crypto import Cipher, CryptoKeyError, load_cipher, save_new_key_file
 
 OLD_KEY = Fernet.generate_key()
 NEW_KEY = Fernet.generate_key()
@@ -118,6 +118,7 @@ def test_load_from_env_keys_newest_first(tmp_path: Path) -> None:
 def test_env_keys_beat_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "afterglow.key"
     key_file.write_text(OLD_KEY.decode() + "\n")
+    key_file.chmod(0o600)
     loaded = load_cipher(NEW_KEY.decode(), key_file)
     assert loaded.key_count == 1
     assert Cipher([NEW_KEY]).decrypt(loaded.encrypt("x")) == "x"
@@ -131,6 +132,7 @@ def test_bad_env_key_names_the_variable(tmp_path: Path) -> None:
 def test_load_from_existing_key_file(tmp_path: Path) -> None:
     key_file = tmp_path / "afterglow.key"
     key_file.write_text(f"{NEW_KEY.decode()}\n\n  {OLD_KEY.decode()}  \n")
+    key_file.chmod(0o600)
     loaded = load_cipher(None, key_file)
     assert loaded.key_count == 2
     assert loaded.decrypt(Cipher([OLD_KEY]).encrypt("old")) == "old"
@@ -140,6 +142,7 @@ def test_load_from_existing_key_file(tmp_path: Path) -> None:
 def test_bad_key_file_names_the_file(tmp_path: Path) -> None:
     key_file = tmp_path / "afterglow.key"
     key_file.write_text("not a key\n")
+    key_file.chmod(0o600)
     with pytest.raises(CryptoKeyError, match=r"afterglow\.key"):
         load_cipher(None, key_file)
 
@@ -161,7 +164,11 @@ def test_creates_key_file_0600_with_warning(
 ) -> None:
     key_file = tmp_path / "state" / "afterglow.key"
     with caplog.at_level(logging.WARNING, logger="bot.db.crypto"):
-        created = load_cipher(keys_env, key_file)
+        created = load_cipher(keys_env, key_file, may_create=True)
+        assert not key_file.exists(), "written only once the database is known to be new"
+        with pytest.raises(CryptoKeyError, match="not written yet"):
+            created.encrypt("nothing is stored under an unsaved key")
+        assert save_new_key_file(created) == key_file
 
     assert os.stat(key_file).st_mode & 0o777 == 0o600
     key = key_file.read_text().strip()
@@ -176,5 +183,15 @@ def test_creates_key_file_0600_with_warning(
 
 def test_created_key_file_is_reused(tmp_path: Path) -> None:
     key_file = tmp_path / "afterglow.key"
-    token = load_cipher(None, key_file).encrypt("survives a restart")
+    made = load_cipher(None, key_file, may_create=True)
+    save_new_key_file(made)
+    token = made.encrypt("survives a restart")
     assert load_cipher(None, key_file).decrypt(token) == "survives a restart"
+    assert save_new_key_file(load_cipher(None, key_file)) is None
+
+
+def test_no_key_and_no_permission_to_make_one_names_both_settings(tmp_path: Path) -> None:
+    key_file = tmp_path / "afterglow.key"
+    with pytest.raises(CryptoKeyError, match="AFTERGLOW_ENCRYPTION_KEYS or AFTERGLOW_KEY_FILE"):
+        load_cipher(None, key_file)
+    assert not key_file.exists()
