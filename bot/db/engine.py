@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +23,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Errors must not echo bound values into logs: some are patient data (even if encrypted).
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        _create_private(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -42,3 +47,17 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _create_private(url: str) -> None:
+    """Create a new SQLite file 0600 whatever the umask: it holds health data. SQLite gives its
+    `-wal` and `-shm` files the mode of the database file, so they are private too."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return  # an existing file keeps the mode its operator gave it; a missing folder is
+        # reported by bot/db/problems.py
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
