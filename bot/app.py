@@ -17,7 +17,7 @@ from telegram.ext import Application, ContextTypes
 from telegram.request import BaseRequest
 
 from bot.clock import Clock, SystemClock
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, is_loopback
 from bot.db import migrate, problems
 from bot.db.crypto import CryptoKeyError, load_cipher
 from bot.db.engine import make_engine, make_session_factory
@@ -149,6 +149,7 @@ def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
         with database_problems(settings.database_url):
             migrate.upgrade(settings.database_url)
     warn_without_oncall(settings)
+    warn_open_metrics(settings)
     asyncio.run(serve(rt))
 
 
@@ -171,6 +172,17 @@ async def check_start(rt: Runtime) -> None:
             await keycheck.verify(rt.engine, rt.cipher, now=rt.clock.now())
         except keycheck.KeysDoNotOpen as exc:
             raise ConfigError(exc.message) from None
+
+
+def warn_open_metrics(settings: Settings) -> None:
+    if settings.metrics_token is None and not is_loopback(settings.http_host):
+        log.warning(
+            "AFTERGLOW_METRICS_TOKEN is not set: /metrics (crisis-alert counts among them) "
+            "and /readyz details answer anyone who reaches %s:%s; set a token or "
+            "AFTERGLOW_HTTP_HOST=127.0.0.1",
+            settings.http_host,
+            settings.http_port,
+        )
 
 
 def warn_without_oncall(settings: Settings) -> None:
@@ -202,7 +214,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
     server = EmbeddedServer(
         uvicorn.Config(
             build_web(app, rt, leadership),
-            host="0.0.0.0",  # noqa: S104 - a container's port is published deliberately
+            host=settings.http_host,
             port=settings.http_port,
             log_config=None,
             access_log=False,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -13,6 +15,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_duration(value: object) -> timedelta:
@@ -56,6 +67,10 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
     http_port: int = Field(default=8080, ge=0, le=65535)
+    # 127.0.0.1 keeps /metrics and /readyz off the network (a scraper on the same host, or
+    # a reverse proxy in front of the webhook).
+    http_host: str = "0.0.0.0"  # noqa: S104 - a container's port is published deliberately
+    metrics_token: str | None = Field(default=None, repr=False)
     content_dirs: str = ""
     misfire_grace: timedelta = timedelta(hours=6)
     nudge_after: timedelta = timedelta(hours=24)
@@ -95,6 +110,10 @@ class Settings(BaseSettings):
     def _api_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
+        # Every request carries the bot token and patient text: plain http only to this host
+        # (a local Bot API server, the demo's emulator).
+        if value.startswith("http://") and not is_loopback(urlsplit(value).hostname or ""):
+            raise ValueError("must be https (http only for a server on this machine: loopback)")
         return value.rstrip("/")
 
     @field_validator("bot_token")
@@ -109,6 +128,13 @@ class Settings(BaseSettings):
     def _secret(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[!-~]{16,256}", value):
+            raise ValueError("must be 16-256 printable characters without spaces")
         return value
 
     @model_validator(mode="after")

@@ -35,7 +35,16 @@ def build_web(app: Any, rt: Runtime, leadership: Leadership) -> Starlette:
     async def healthz(_: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def readyz(_: Request) -> Response:
+    def authorised(request: Request) -> bool:
+        """With AFTERGLOW_METRICS_TOKEN set, the counters (crisis alerts among them) and the
+        readiness details need `Authorization: Bearer <token>`."""
+        token = rt.settings.metrics_token
+        if token is None:
+            return True
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode())
+
+    async def readyz(request: Request) -> Response:
         problems: list[str] = []
         try:
             async with rt.engine.connect() as conn:
@@ -47,10 +56,19 @@ def build_web(app: Any, rt: Runtime, leadership: Leadership) -> Starlette:
             dispatcher.last_tick is None or time.monotonic() - dispatcher.last_tick > stale_after
         ):
             problems.append("dispatcher: no tick recently")
+        status = 503 if problems else 200
+        if not authorised(request):
+            # A load balancer still learns ready or not; which replica leads and why it is
+            # not ready stay behind the token.
+            return JSONResponse({"ready": not problems}, status_code=status)
         body = {"ready": not problems, "leader": leadership.is_leader, "problems": problems}
-        return JSONResponse(body, status_code=503 if problems else 200)
+        return JSONResponse(body, status_code=status)
 
-    async def metrics_endpoint(_: Request) -> Response:
+    async def metrics_endpoint(request: Request) -> Response:
+        if not authorised(request):
+            return PlainTextResponse(
+                "unauthorised", status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
         try:
             async with rt.sessions() as session:
                 rows = await session.execute(

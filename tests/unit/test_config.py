@@ -48,6 +48,8 @@ DEFAULTS = [
     ("oncall_chat_id", None),
     ("send_rate", 25.0),
     ("log_format", "text"),
+    ("http_host", "0.0.0.0"),
+    ("metrics_token", None),
 ]
 
 
@@ -131,6 +133,11 @@ BAD = [
     ("DATABASE_URL", "sqlite:///afterglow.db"),
     ("DATABASE_URL", "postgresql://user:hunter2@db/afterglow"),
     ("TELEGRAM_API_URL", "ftp://api.example"),
+    ("TELEGRAM_API_URL", "http://api.telegram.org"),
+    ("TELEGRAM_API_URL", "http://10.0.0.5:8081"),
+    ("TELEGRAM_API_URL", "http://127.0.0.1.example.org"),
+    ("METRICS_TOKEN", "short"),
+    ("METRICS_TOKEN", "has a space in the middle of it"),
     ("MISFIRE_GRACE", "soon"),
     ("NUDGE_AFTER", "-5m"),
     ("ANSWER_WINDOW", "1w"),
@@ -234,6 +241,18 @@ def test_content_paths_split_on_colon(
 def test_api_url_trailing_slash_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_with(monkeypatch, TELEGRAM_API_URL="http://127.0.0.1:8081/")
     assert settings.bot_base_url == "http://127.0.0.1:8081/bot"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8081", "http://localhost:8081", "http://[::1]:8081", "https://x.org"]
+)
+def test_plain_http_only_on_loopback(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    assert load_with(monkeypatch, TELEGRAM_API_URL=url).telegram_api_url == url
+
+
+def test_metrics_token_hidden_from_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_with(monkeypatch, METRICS_TOKEN="scrape-me-0123456789")
+    assert "scrape-me" not in repr(settings)
 
 
 def test_valid_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
