@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -50,7 +51,9 @@ COLUMNS = (
 ANSWER_SEPARATOR = "\n\n"
 ACK_ANSWER = "(read: Got it)"
 # A cell starting like a formula is neutralised for spreadsheets (CSV only; OWASP advice).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset("=+-@")
+_RISKY_FIRST = ("\t", "\r")  # OWASP lists these as dangerous first characters themselves
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})  # controls; zero-width space, BOM, bidi marks
 
 
 @dataclass(frozen=True)
@@ -174,23 +177,49 @@ async def patient_rows(
     return [row for _, row in rows]
 
 
+def _first_visible(text: str) -> str:
+    for ch in text:
+        if not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE_CATEGORIES:
+            return ch
+    return ""
+
+
+def looks_like_formula(text: str) -> bool:
+    """Whether a spreadsheet might evaluate `text`: spreadsheets trim blanks before reading a
+    cell and some map full-width or compatibility forms ("＝", "﹢") to the ASCII ones, so the
+    first visible character counts, as typed and in its NFKC form, and the text's NFKC form
+    too (it can turn a blank-looking start into a formula character)."""
+    if text.startswith(_RISKY_FIRST):
+        return True
+    first = _first_visible(text)
+    if not first:
+        return False
+    candidates = (
+        first,
+        _first_visible(unicodedata.normalize("NFKC", first)),
+        _first_visible(unicodedata.normalize("NFKC", text)),
+    )
+    return any(ch in _FORMULA_CHARS for ch in candidates)
+
+
 def _cell(value: object, safe: bool) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    if safe and text.startswith(_FORMULA_START):
+    if safe and looks_like_formula(text):
         return "'" + text
     return text
 
 
 def to_csv(rows: list[ExportRow], *, spreadsheet_safe: bool = True) -> bytes:
-    """UTF-8 CSV with a header row. With `spreadsheet_safe`, free text (question, answer)
-    that starts like a formula gets a leading apostrophe, so opening the file in a
-    spreadsheet cannot run it."""
+    """UTF-8 CSV with a header row, every field quoted. With `spreadsheet_safe`, free text
+    (question, answer) that could start a formula (`looks_like_formula`) gets a leading
+    apostrophe, so opening the file in a spreadsheet cannot run it."""
     out = io.StringIO(newline="")
-    writer = csv.writer(out)
+    # Quoting every field keeps a cell's leading blanks and separators inside the cell.
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(COLUMNS)
     for row in rows:
         values = dataclasses.asdict(row)
