@@ -88,6 +88,7 @@ def with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
     from bot.db import problems
     from bot.db.engine import make_engine
+    from bot.services import audit
     from bot.services.errors import UserError
 
     url = settings().database_url
@@ -102,7 +103,9 @@ def with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
             await engine.dispose()
 
     try:
-        return asyncio.run(main())
+        # Whoever ran the command on this host is the operator its audit entries name.
+        with audit.as_operator(audit.os_account()):
+            return asyncio.run(main())
     except UserError as exc:
         fail(exc.message)
     except OSError as exc:

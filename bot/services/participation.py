@@ -98,7 +98,8 @@ async def _paused_by_patient(session: AsyncSession, patient: Patient) -> bool:
 
 async def held_by_operator(session: AsyncSession, patient: Patient) -> bool:
     """The current break was started by the clinic (a therapist deactivated with --hold)."""
-    return await _pause_actor(session, patient) == "operator"
+    actor = await _pause_actor(session, patient)
+    return actor is not None and audit.is_operator(actor)
 
 
 async def therapist_chat_id(session: AsyncSession, patient: Patient) -> int | None:

@@ -379,3 +379,79 @@ def test_an_unreachable_or_missing_database_is_one_line(
             result.stderr.strip().splitlines()[-1].startswith("afterglow: AFTERGLOW_DATABASE_URL: ")
         )
         assert "s3cret" not in result.stderr
+
+
+async def _seed_active_patient(pseudonym: str, therapist_id: int) -> None:
+    from bot.cli import settings
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.db.models import Patient, PatientStatus
+
+    engine = make_engine(settings().database_url)
+    try:
+        async with make_session_factory(engine)() as session, session.begin():
+            session.add(
+                Patient(
+                    therapist_id=therapist_id,
+                    pseudonym=pseudonym,
+                    status=PatientStatus.ACTIVE,
+                    timezone="UTC",
+                    created_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _audit_and_status() -> tuple[list[tuple[str, str]], str]:
+    from sqlalchemy import select
+
+    from bot.cli import settings
+    from bot.db.engine import make_engine, make_session_factory
+    from bot.db.models import AuditEntry, Patient
+
+    engine = make_engine(settings().database_url)
+    try:
+        async with make_session_factory(engine)() as session:
+            entries = await session.execute(
+                select(AuditEntry.action, AuditEntry.actor).order_by(AuditEntry.id)
+            )
+            status = await session.scalar(select(Patient.status))
+            return [(a, b) for a, b in entries], str(status.value if status else None)
+    finally:
+        await engine.dispose()
+
+
+def test_audit_entries_name_the_operators_os_account(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen: every CLI entry said only "operator", whoever on the host ran it."""
+    monkeypatch.setenv("LOGNAME", "alice")  # what getpass.getuser() reads first
+    assert invoke("db", "upgrade")[0] == 0
+    assert invoke("therapist", "add", "--telegram-id", "61", "--name", "Dr Ames")[0] == 0
+    assert invoke("therapist", "add", "--telegram-id", "62", "--name", "Dr Bo")[0] == 0
+    asyncio.run(_seed_active_patient("cedar", therapist_id=1))
+    assert invoke("therapist", "deactivate", "Dr Ames", "--hold")[0] == 0
+    assert asyncio.run(_audit_and_status())[1] == "paused"
+    # The patient the operator held is released on take-over, whoever the operator was.
+    code, _, err = invoke("therapist", "deactivate", "#1", "--reassign-to", "Dr Bo")
+    assert code == 0, err
+    entries, status = asyncio.run(_audit_and_status())
+    assert status == "active"
+    assert entries == [
+        ("therapist.add", "operator:alice"),
+        ("therapist.add", "operator:alice"),
+        ("patient.pause", "operator:alice"),
+        ("therapist.deactivate", "operator:alice"),
+        ("patient.resume", "operator:alice"),
+        ("therapist.deactivate", "operator:alice"),
+    ]
+
+    def no_name() -> str:
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr("getpass.getuser", no_name)
+    assert invoke("therapist", "invite", "--name", "Dr Cy", "--bot-username", "b")[0] == 0
+    assert asyncio.run(_audit_and_status())[0][-1] == (
+        "therapist.invite",
+        f"operator:uid={os.getuid()}",
+    )

@@ -48,6 +48,7 @@ OLD = Cipher([OLD_KEY])
 NEW = Cipher([NEW_KEY])
 FOREIGN = Cipher([FOREIGN_KEY])
 NOW = datetime.now(UTC)
+OPERATOR = "operator:clinic-admin"
 
 
 @pytest.fixture
@@ -59,6 +60,7 @@ def env(engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     url = engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("AFTERGLOW_DATABASE_URL", url)
     monkeypatch.setenv("AFTERGLOW_ENCRYPTION_KEYS", f"{NEW_KEY.decode()},{OLD_KEY.decode()}")
+    monkeypatch.setenv("LOGNAME", "clinic-admin")  # the OS account audit entries name
 
 
 async def cli(*args: str) -> tuple[int, str, str]:
@@ -221,8 +223,8 @@ async def test_rotate_reencrypts_under_the_newest_key(env: None, engine: AsyncEn
 
     entries = await audit_entries(engine, "keys.rotate")
     assert [(e.actor, e.detail["rotated"], e.detail["current"]) for e in entries] == [
-        ("operator", 3, 1),
-        ("operator", 0, 4),
+        (OPERATOR, 3, 1),
+        (OPERATOR, 0, 4),
     ]
 
 
@@ -335,9 +337,9 @@ async def test_export_csv_and_json(env: None, engine: AsyncEngine, tmp_path: Pat
     entries = await audit_entries(engine, "export.csv") + await audit_entries(engine, "export.json")
     assert sorted((e.action, e.actor, e.patient_id, e.detail["rows"]) for e in entries) == sorted(
         [
-            ("export.csv", "operator", clinic.river, 3),
-            ("export.json", "operator", clinic.river, 3),
-            ("export.json", "operator", clinic.lake, 2),
+            ("export.csv", OPERATOR, clinic.river, 3),
+            ("export.json", OPERATOR, clinic.river, 3),
+            ("export.json", OPERATOR, clinic.lake, 2),
         ]
     )
 
@@ -437,10 +439,12 @@ async def test_purge_removes_only_old_data_and_dry_run_changes_nothing(
     assert code == 0 and out.startswith("deleted 0 replies")
 
     entries = await audit_entries(engine, "purge")
-    assert [(e.detail["dry_run"], e.detail["replies"], e.detail["days"]) for e in entries] == [
-        (True, 5, 30),
-        (False, 5, 30),
-        (False, 0, 30),
+    assert [
+        (e.actor, e.detail["dry_run"], e.detail["replies"], e.detail["days"]) for e in entries
+    ] == [
+        (OPERATOR, True, 5, 30),
+        (OPERATOR, False, 5, 30),
+        (OPERATOR, False, 0, 30),
     ]
 
 
