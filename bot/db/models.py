@@ -335,3 +335,20 @@ class KeyCheck(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     value_enc: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StaffMessage(Base):
+    """A bot message in a therapist's or on-call chat that shows a patient's words (an alert,
+    an escalation, a /replies listing, an export): /forgetme deletes it from that chat while
+    Telegram still allows (48 hours after it was sent)."""
+
+    __tablename__ = "staff_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # "alert", "escalation", "replies", "export"
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())

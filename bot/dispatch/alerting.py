@@ -94,6 +94,8 @@ class Alerter:
                 render.clip(self._text(view, escalation=False)),
                 parse_mode=ParseMode.HTML,
                 reply_markup=self._keyboard(alert_id),
+                # Patient words in a staff chat: no forwarding, no saving.
+                protect_content=True,
                 rate_limit_args=priority(self.bot),
             )
         except TelegramError as exc:
@@ -102,7 +104,11 @@ class Alerter:
             return False
         async with self.rt.sessions() as session, session.begin():
             await alerts.mark_notified(
-                session, alert_id=alert_id, message_id=message.message_id, now=self.rt.clock.now()
+                session,
+                alert_id=alert_id,
+                chat_id=view.therapist_chat_id,
+                message_id=message.message_id,
+                now=self.rt.clock.now(),
             )
         return True
 
@@ -130,6 +136,7 @@ class Alerter:
             if await alerts.is_escalated(session, alert_id):
                 return
         chat = self.rt.settings.oncall_chat_id
+        message_id: int | None = None
         if chat is None:
             log.critical(
                 "alert %d needs on-call but AFTERGLOW_ONCALL_CHAT_ID is not set: nobody else "
@@ -142,16 +149,24 @@ class Alerter:
                     session, alert_id, content=self.rt.content, cipher=self.rt.cipher
                 )
             try:
-                await self.bot.send_message(
+                sent = await self.bot.send_message(
                     chat,
                     render.clip(self._text(view, escalation=True)),
                     parse_mode=ParseMode.HTML,
                     reply_markup=self._keyboard(alert_id),
+                    protect_content=True,
                     rate_limit_args=priority(self.bot),
                 )
+                message_id = sent.message_id
             except TelegramError as exc:
                 metrics.TELEGRAM_ERRORS.labels(kind="alert").inc()
                 log.error("escalation of alert %d failed: %s", alert_id, type(exc).__name__)
                 return  # at-least-once: the next tick tries again
         async with self.rt.sessions() as session, session.begin():
-            await alerts.mark_escalated(session, alert_id=alert_id, now=self.rt.clock.now())
+            await alerts.mark_escalated(
+                session,
+                alert_id=alert_id,
+                now=self.rt.clock.now(),
+                chat_id=chat,
+                message_id=message_id,
+            )

@@ -243,8 +243,13 @@ class BotMethods:
         chat_id = chat_id_param(params)
         self.store.chat(chat_id)
         message_id = int_param(params, "message_id")
-        if self.store.messages.get(chat_id, {}).pop(message_id, None) is None:
+        found = self.store.messages.get(chat_id, {}).get(message_id)
+        if found is None:
             raise bad_request("message to delete not found")
+        # Telegram's rule: a bot deletes its own messages for 48 hours after sending.
+        if found.from_bot and self.store.now_ts() - int(found.wire["date"]) > 48 * 3600:
+            raise bad_request("message can't be deleted for everyone")
+        del self.store.messages[chat_id][message_id]
         self.store.note_bot(chat_id, "(deleted a message)", message_id)
         return True
 

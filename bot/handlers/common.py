@@ -24,6 +24,7 @@ from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
 from bot.sending import send_html
+from bot.services import disclosures
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,11 @@ async def answer(
     update: Update,
     text: str,
     markup: InlineKeyboardMarkup | ReplyKeyboardRemove | None = None,
-) -> None:
-    """Reply in the chat the update came from; HTML, escaped by the caller.
+    *,
+    protect: bool = False,
+) -> int | None:
+    """Reply in the chat the update came from; HTML, escaped by the caller. Returns the sent
+    message's id. `protect`: patient words shown to staff, not to be forwarded or saved.
 
     Answers take the interactive lane: they keep Telegram's per-chat and overall limits but go
     before scheduled prompts still waiting, so an acknowledgement during a burst of prompts
@@ -74,15 +78,36 @@ async def answer(
     bot/handlers/updates.py); a crisis message from someone else is handled meanwhile."""
     chat = update.effective_chat
     if chat is None:
-        return
+        return None
     bot: Any = update.get_bot()
-    await send_html(
+    return await send_html(
         bot,
         chat.id,
         render.clip(text),
         reply_markup=markup,
+        protect_content=protect,
         rate_limit_args=interactive(bot),
     )
+
+
+async def remember_shown(
+    context: Context, update: Update, patient_id: int, message_id: int | None, kind: str
+) -> None:
+    """Note a message that shows a patient's words in a staff chat, for /forgetme to delete.
+    After the send, in its own transaction: the read it shows has committed already."""
+    chat = update.effective_chat
+    if chat is None or message_id is None:
+        return
+    rt = runtime(context)
+    async with rt.sessions() as session, session.begin():
+        disclosures.shown(
+            session,
+            patient_id=patient_id,
+            chat_id=chat.id,
+            message_id=message_id,
+            kind=kind,
+            now=rt.clock.now(),
+        )
 
 
 def interactive(bot: Any) -> dict[str, Any] | None:

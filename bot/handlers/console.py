@@ -31,6 +31,7 @@ from bot.handlers.common import (
     effects,
     interactive,
     kick_dispatcher,
+    remember_shown,
     runtime,
     who,
 )
@@ -214,10 +215,10 @@ async def replies_button(
             now=rt.clock.now(),
         )
     await _answer(update)
-    await answer(
-        update,
-        render.replies_listing(patient.pseudonym, patient.timezone, views),
+    shown = await answer(
+        update, render.replies_listing(patient.pseudonym, patient.timezone, views), protect=True
     )
+    await remember_shown(context, update, patient.id, shown, "replies")
 
 
 @therapist_button

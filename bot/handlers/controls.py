@@ -296,10 +296,21 @@ async def forget_button(update: Update, context: Context, data: Callback) -> Non
         return
     await tell(context, result.therapist_chat_id, cr.therapist_forgot(result.pseudonym))
     await _confirm(query, cr.forgotten(result.deleted_replies))
+    await _delete_staff_copies(context, result.staff_messages)
     try:
         await participation.scrub_storage(rt.engine)
     except SQLAlchemyError as exc:  # the erasure itself is committed; this is housekeeping
         log.warning("storage scrub after erasure failed: %s", type(exc).__name__)
+
+
+async def _delete_staff_copies(context: Context, messages: list[tuple[int, int]]) -> None:
+    """Best effort: a therapist may have deleted the message already, or it aged past the
+    48 hours Telegram allows; what stays is documented in docs/operations.md."""
+    for chat_id, message_id in messages:
+        try:
+            await context.bot.delete_message(chat_id, message_id)
+        except TelegramError as exc:
+            log.info("erasure: a staff message could not be deleted: %s", type(exc).__name__)
 
 
 # --- /settings --------------------------------------------------------------------------------

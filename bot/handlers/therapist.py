@@ -12,7 +12,16 @@ from telegram import Update
 
 from bot.db.models import Therapist
 from bot.handlers import render, strangers
-from bot.handlers.common import Context, answer, codec, effects, kick_dispatcher, runtime, who
+from bot.handlers.common import (
+    Context,
+    answer,
+    codec,
+    effects,
+    kick_dispatcher,
+    remember_shown,
+    runtime,
+    who,
+)
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
 
@@ -138,10 +147,10 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
             cipher=rt.cipher,
             now=rt.clock.now(),
         )
-    await answer(
-        update,
-        render.replies_listing(patient.pseudonym, patient.timezone, views),
+    shown = await answer(
+        update, render.replies_listing(patient.pseudonym, patient.timezone, views), protect=True
     )
+    await remember_shown(context, update, patient.id, shown, "replies")
 
 
 @therapist_only

@@ -21,7 +21,7 @@ from bot.db.models import (
     Therapist,
 )
 from bot.domain.content import ContentLibrary
-from bot.services import audit
+from bot.services import audit, disclosures
 from bot.services.errors import NotFound, UserError
 from bot.services.replies import question_text
 
@@ -156,12 +156,24 @@ async def view(
 
 
 async def mark_notified(
-    session: AsyncSession, *, alert_id: int, message_id: int, now: datetime
+    session: AsyncSession, *, alert_id: int, chat_id: int, message_id: int, now: datetime
 ) -> None:
     await session.execute(
         update(Alert)
         .where(Alert.id == alert_id)
         .values(notified_at=now, therapist_message_id=message_id)
+    )
+    patient_id = await disclosures.alert_shown(
+        session, alert_id=alert_id, chat_id=chat_id, message_id=message_id, kind="alert", now=now
+    )
+    audit.record(
+        session,
+        at=now,
+        actor="system",
+        action="alert.notified",
+        patient_id=patient_id,
+        alert=alert_id,
+        chat=chat_id,
     )
 
 
@@ -195,8 +207,38 @@ async def is_escalated(session: AsyncSession, alert_id: int) -> bool:
     return alert is None or alert.escalated_at is not None or alert.acknowledged_at is not None
 
 
-async def mark_escalated(session: AsyncSession, *, alert_id: int, now: datetime) -> None:
+async def mark_escalated(
+    session: AsyncSession,
+    *,
+    alert_id: int,
+    now: datetime,
+    chat_id: int | None,
+    message_id: int | None,
+) -> None:
+    """`chat_id` None: no on-call chat is configured, so the escalation reached nobody; the
+    audit entry says so."""
     await session.execute(update(Alert).where(Alert.id == alert_id).values(escalated_at=now))
+    patient_id: int | None
+    if chat_id is not None and message_id is not None:
+        patient_id = await disclosures.alert_shown(
+            session,
+            alert_id=alert_id,
+            chat_id=chat_id,
+            message_id=message_id,
+            kind="escalation",
+            now=now,
+        )
+    else:
+        patient_id = await session.scalar(select(Alert.patient_id).where(Alert.id == alert_id))
+    audit.record(
+        session,
+        at=now,
+        actor="system",
+        action="alert.escalated",
+        patient_id=patient_id,
+        alert=alert_id,
+        chat=chat_id,
+    )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ time zone and quiet hours, and erasure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,7 +27,7 @@ from bot.db.models import (
 )
 from bot.domain import schedule
 from bot.domain.timezones import resolve_zone
-from bot.services import audit
+from bot.services import audit, disclosures
 from bot.services.errors import UserError
 from bot.services.replanning import replan_pending
 from bot.services.sessions import quiet_hours
@@ -63,6 +63,8 @@ class ForgetResult:
     therapist_chat_id: int | None
     pseudonym: str  # the name the therapist knew, for their notice
     deleted_replies: int = 0
+    # Bot messages in staff chats showing the patient's words, still deletable (chat, message).
+    staff_messages: list[tuple[int, int]] = field(default_factory=list)
 
 
 def patient_actor(patient: Patient) -> str:
@@ -433,8 +435,11 @@ async def forget(session: AsyncSession, *, patient: Patient, now: datetime) -> F
         await conn.exec_driver_sql("PRAGMA secure_delete=ON")
     chat_id = await therapist_chat_id(session, patient)
     pseudonym = patient.pseudonym
-    # Alerts stay (the therapist's record that one happened) but no longer point at text.
-    await session.execute(update(Alert).where(Alert.patient_id == patient.id).values(reply_id=None))
+    # Alerts stay (the therapist's record that one happened) but hold no text any more.
+    await session.execute(
+        update(Alert).where(Alert.patient_id == patient.id).values(reply_id=None, text_enc=None)
+    )
+    staff_messages = await disclosures.take_deletable(session, patient_id=patient.id, now=now)
     deleted = await session.execute(delete(Reply).where(Reply.patient_id == patient.id))
     deleted_replies = int(deleted.rowcount or 0)  # type: ignore[attr-defined]
     cancelled = await _cancel_pending(session, patient.id, now)
@@ -465,9 +470,13 @@ async def forget(session: AsyncSession, *, patient: Patient, now: datetime) -> F
         patient_id=patient.id,
         replies=deleted_replies,
         cancelled=cancelled,
+        staff_messages=len(staff_messages),
     )
     return ForgetResult(
-        therapist_chat_id=chat_id, pseudonym=pseudonym, deleted_replies=deleted_replies
+        therapist_chat_id=chat_id,
+        pseudonym=pseudonym,
+        deleted_replies=deleted_replies,
+        staff_messages=staff_messages,
     )
 
 
