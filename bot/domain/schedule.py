@@ -7,6 +7,7 @@ patient's IANA zone, through `resolve_local`, so DST is handled in exactly one p
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -210,19 +211,50 @@ def step_time(offset: Offset, session_start: datetime, tz: ZoneInfo) -> datetime
     return _next_wall_time(day, offset.at, tz, after=start)
 
 
+def _offset_change(since: datetime, until: datetime, tz: ZoneInfo) -> datetime | None:
+    """The first instant in ``(since, until]`` at which ``tz`` changes its UTC offset, or None
+    if both ends have the same offset (real zones never change twice within a day)."""
+    old = since.astimezone(tz).utcoffset()
+    if until.astimezone(tz).utcoffset() == old:
+        return None
+    # tzdata transitions fall on whole seconds, so bisecting over whole seconds finds it.
+    lo, hi = math.floor(since.timestamp()), math.ceil(until.timestamp())
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(tz).utcoffset() == old:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, UTC)
+
+
 def _quiet_end(local: datetime, tz: ZoneInfo, quiet: QuietHours) -> datetime:
-    """End (UTC) of the quiet period that contains the aware local time ``local``."""
-    day = local.date()
-    if quiet.start > quiet.end and local.time() >= quiet.start:
-        day += timedelta(days=1)
-    return _next_wall_time(day, quiet.end, tz, after=local)
+    """End (UTC) of the quiet period that contains the aware local time ``local``: the next
+    time the wall clock reads ``quiet.end``, or earlier if the clocks change to a time outside
+    quiet hours first (back to before the start, or forward over the end).
+
+    An end skipped by a jump forward is read like any skipped time, the gap's length later
+    (`resolve_local`), unless that is inside quiet hours again: then the period ended when the
+    clocks jumped, so a short awake stretch right after the jump is not lost for a day.
+    """
+    # From today, not tomorrow, even after the start: when the clocks go back, the end can come
+    # round again later the same night.
+    end = _next_wall_time(local.date(), quiet.end, tz, after=local)
+    change = _offset_change(local, end, tz)
+    if change is None or quiet.contains(change.astimezone(tz).time()):
+        return end
+    end_wall = end.astimezone(tz).time()
+    if end_wall != quiet.end and not quiet.contains(end_wall):
+        return end  # skipped by the jump, and moving it forward by the gap stays awake
+    return change
 
 
 def defer_quiet(t: datetime, tz: ZoneInfo, quiet: QuietHours) -> datetime:
     """Move ``t`` to the end of the quiet period it falls in; otherwise return it unchanged."""
     t = _require_aware(t, "t")
-    # An end skipped by a DST gap moves forward and can, with a tiny awake window, land in the
-    # next quiet period; a few rounds settle every real-world zone.
+    # One round reaches the end of the quiet period. That end is inside quiet hours again only
+    # when the clocks jump forward straight into the next period (02:30-02:15 on the night of
+    # a 02:00->03:00 jump): a second round then finds the next day's end. 4 leaves a margin.
     for _ in range(4):
         local = t.astimezone(tz)
         if not quiet.contains(local.time()):
