@@ -47,8 +47,10 @@ _LONE_STAR_RE = re.compile(rf"(?<!{_LETTER})\*|\*(?!{_LETTER})")
 _NON_WORD_RE = re.compile(r"[\W_]+")
 _NON_WORD_KEEP_STAR_RE = re.compile(r"(?:[^\w*]|_)+")
 _RUN_RES = {n: re.compile(rf"({_LETTER})\1{{{n},}}") for n in (2, 3)}
-# Spelled-out letters: "k i l l" (three or more single letters in a row).
+# Spelled-out letters: "k i l l", "d i e" (three or more single letters in a row).
 _SPACED_LETTERS_RE = re.compile(rf"(?<![^ ])(?:{_LETTER} ){{2,}}{_LETTER}(?![^ ])")
+# One-letter words that often stand right before a spelled-out word ("after i d i e").
+_ONE_LETTER_WORDS = frozenset({"i", "a"})
 
 # A few spellings that mean the same words, so phrase lists need one form only. Applied to
 # phrases and messages alike, so it can never stop a phrase from matching its own words.
@@ -129,11 +131,28 @@ _EMOJI_WORDS = str.maketrans(
 )
 
 
+def _join_spaced(form: str) -> str:
+    return _SPACED_LETTERS_RE.sub(lambda m: m.group(0).replace(" ", ""), form)
+
+
+def _join_spaced_after_a_word(form: str) -> str:
+    """Like `_join_spaced`, but a one-letter word starting a run of four or more stays a word:
+    "i k i l l" -> "i kill" where `_join_spaced` reads "ikill"."""
+
+    def join(m: re.Match[str]) -> str:
+        letters = m.group(0).split(" ")
+        if len(letters) > 3 and letters[0] in _ONE_LETTER_WORDS:
+            return letters[0] + " " + "".join(letters[1:])
+        return "".join(letters)
+
+    return _SPACED_LETTERS_RE.sub(join, form)
+
+
 def concept_form(text: str) -> str:
     """`normalize`, keeping a "*" that hides a letter ("s*icide"), joining spelled-out
     letters ("k i l l") and reading a few emoji as words: the form the concept layer reads."""
     form = _normalize(text.translate(_EMOJI_WORDS), max_run=2, keep_masks=True)
-    return _SPACED_LETTERS_RE.sub(lambda m: m.group(0).replace(" ", ""), form)
+    return _join_spaced(form)
 
 
 def normalize(text: str) -> str:
@@ -154,9 +173,13 @@ def screen_forms(text: str) -> list[tuple[str, bool]]:
     """The padded forms a message is screened in: (form, has masked letters)."""
     form = _normalize(text, max_run=3, keep_masks=True)
     forms = [(f" {form} ", "*" in form)]
-    joined = _SPACED_LETTERS_RE.sub(lambda m: m.group(0).replace(" ", ""), form)
+    joined = _join_spaced(form)
     if joined != form:
         forms.append((f" {joined} ", "*" in joined))
+        # Both readings of "i d i e" ("idie", "i die"): an extra form can only add alerts.
+        apart = _join_spaced_after_a_word(form)
+        if apart != joined:
+            forms.append((f" {apart} ", "*" in apart))
     if "*" in text or _LEET_RE.search(text):
         # "omg!kill myself": read "!", "*", digits as plain punctuation too, so a disguise
         # rule can never hide a word that starts right after one.
