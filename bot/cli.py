@@ -558,6 +558,53 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+@app.command("backup", cls=OneLineCommand)
+def backup(
+    path: Annotated[
+        Path,
+        typer.Argument(help="New file for the copy (created mode 0600; never overwritten)."),
+    ],
+) -> None:
+    """A consistent copy of the SQLite database, safe while the bot runs (audit-logged).
+
+    For PostgreSQL it prints the pg_dump line to run instead (without the password).
+    """
+    from bot.db import backup as db_backup
+    from bot.services import audit
+
+    url = settings().database_url
+    try:
+        if db_backup.is_postgres(url):
+            if os.path.lexists(path):
+                fail(f"{path} already exists: a backup never overwrites a file")
+            typer.echo(db_backup.pg_dump_command(url, path))
+            typer.echo(
+                "note: run it on a host with pg_dump; it asks for the password "
+                "(or reads ~/.pgpass or PGPASSWORD)",
+                err=True,
+            )
+            return
+        if not db_backup.is_sqlite(url):
+            fail("backup knows SQLite and PostgreSQL databases only")
+        source = db_backup.sqlite_file(url)
+        done = db_backup.backup_sqlite(source, path)
+    except db_backup.BackupError as exc:
+        fail(str(exc))
+
+    async def record(session: AsyncSession) -> None:
+        audit.record(
+            session,
+            at=now(),
+            actor=audit.OPERATOR,
+            action="backup",
+            path=str(done.target.resolve()),
+            bytes=done.size,
+        )
+
+    in_transaction(record)
+    typer.echo(f"backup of {source} written to {path} ({done.size} bytes, integrity ok)")
+
+
 @app.command("purge", cls=OneLineCommand)
 def purge(
     older_than: Annotated[

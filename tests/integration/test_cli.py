@@ -43,7 +43,7 @@ def test_every_verb_has_help(env: dict[str, str]) -> None:
         [], ["run"], ["demo"], ["db"], ["db", "upgrade"], ["db", "downgrade"], ["db", "current"],
         ["therapist"], ["therapist", "add"], ["therapist", "invite"], ["therapist", "list"],
         ["therapist", "deactivate"], ["content"], ["content", "check"],
-        ["keys"], ["keys", "rotate"], ["export"], ["purge"],
+        ["keys"], ["keys", "rotate"], ["export"], ["purge"], ["backup"],
         ["safety"], ["safety", "check"], ["safety", "eval"],
     ]  # fmt: skip
     for verb in verbs:
