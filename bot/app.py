@@ -147,7 +147,11 @@ def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
     rt = build_runtime(settings)
     if migrate_first:
         with database_problems(settings.database_url):
-            migrate.upgrade(settings.database_url)
+            # A first start's key is not on disk yet: nothing may be encrypted under it before
+            # the start-up check has written it, and a new database has nothing to convert.
+            migrate.upgrade(
+                settings.database_url, cipher=None if rt.cipher.new_key_file else rt.cipher
+            )
     warn_without_oncall(settings)
     warn_open_metrics(settings)
     asyncio.run(serve(rt))

@@ -118,6 +118,13 @@ class Therapist(Base):
 
     patients: Mapped[list[Patient]] = relationship(back_populates="therapist")
 
+    @property
+    def reachable_chat(self) -> int | None:
+        """Where alerts and notices go: only a chat the therapist opened with the bot
+        themselves (an invite link, or /start after `therapist add`), never an id typed in
+        by the operator that nobody has confirmed."""
+        return self.chat_id if self.active else None
+
 
 class Patient(Base):
     __tablename__ = "patients"
@@ -272,7 +279,8 @@ class Reply(Base):
     )
     kind: Mapped[ReplyKind] = mapped_column(_enum(ReplyKind, "reply_kind"))
     body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    choice_value: Mapped[str | None] = mapped_column(String(16))
+    # A check-in's answer is health data like free text: encrypted (see bot/services/replies.py).
+    choice_value_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     update_id: Mapped[int | None] = mapped_column(BigInteger)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

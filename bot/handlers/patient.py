@@ -11,11 +11,11 @@ from telegram.error import TelegramError
 
 from bot import metrics
 from bot.db import queries
-from bot.db.models import AlertKind, InviteKind, PatientStatus
+from bot.db.models import AlertKind, InviteKind, PatientStatus, Therapist
 from bot.handlers import controls, render, safety, strangers
 from bot.handlers.callbacks import Callback
 from bot.handlers.common import Context, answer, codec, effects, runtime, tell, who
-from bot.services import alerts, enrollment, participation, reachability, replies
+from bot.services import alerts, enrollment, participation, reachability, replies, therapists
 from bot.services.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,16 @@ async def _start_without_token(update: Update, context: Context) -> None:
     async with rt.sessions() as session:
         role = await who(session, update)
     if role.therapist is not None:
-        await answer(update, render.therapist_welcome_back(role.therapist.name))
+        chat = update.effective_chat
+        confirmed = False
+        if chat is not None and chat.type == "private":
+            async with effects(context) as session:
+                me = await session.get(Therapist, role.therapist.id)
+                if me is not None:
+                    confirmed = await therapists.confirm_chat(
+                        session, therapist=me, chat_id=chat.id, now=rt.clock.now()
+                    )
+        await answer(update, render.therapist_welcome_back(role.therapist.name, confirmed))
     elif role.patient is not None and role.patient.status is PatientStatus.ONBOARDING:
         await _ask_timezone(update, context)
     elif role.patient is not None and role.patient.status is PatientStatus.STOPPED:
@@ -302,6 +311,7 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
                 value=data.args[1],
                 update_id=update.update_id,
                 content=rt.content,
+                cipher=rt.cipher,
                 now=now,
             )
             if outcome.risk and outcome.reply_id is not None:

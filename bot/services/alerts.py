@@ -23,7 +23,7 @@ from bot.db.models import (
 from bot.domain.content import ContentLibrary
 from bot.services import audit, disclosures
 from bot.services.errors import NotFound, UserError
-from bot.services.replies import question_text
+from bot.services.replies import choice_of, question_text
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,8 @@ async def view(
     if alert.kind is AlertKind.CHECKIN_RISK and reply is not None and delivery is not None:
         question = question_text(delivery, content, cipher)
         prompt = content.prompts.get(delivery.prompt_key or "")
-        answer = (prompt.choice_label(reply.choice_value or "") if prompt else None) or (
-            reply.choice_value or ""
-        )
+        value = choice_of(reply, cipher) or ""
+        answer = (prompt.choice_label(value) if prompt else None) or (value)
         text = f"{question} → {answer}"
     elif alert.text_enc is not None:
         text = cipher.decrypt(alert.text_enc)
@@ -146,7 +145,7 @@ async def view(
         alert.kind,
         patient.pseudonym,
         therapist.name,
-        (therapist.chat_id or therapist.telegram_user_id) if therapist.active else None,
+        therapist.reachable_chat,
         patient.timezone,
         alert.created_at,
         text,

@@ -27,7 +27,7 @@ from bot.db.models import Delivery, Patient, Reply, ReplyKind
 from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
 from bot.services.console import actor, own_patient, own_patient_by_id
-from bot.services.replies import question_text
+from bot.services.replies import choice_of, question_text
 
 COLUMNS = (
     "type",
@@ -90,8 +90,9 @@ def _answer(
 ) -> str:
     if reply.kind is ReplyKind.CHOICE:
         prompt = content.prompts.get(delivery.prompt_key or "") if delivery else None
-        label = prompt.choice_label(reply.choice_value or "") if prompt else None
-        return label or reply.choice_value or ""
+        value = choice_of(reply, cipher) or ""
+        label = prompt.choice_label(value) if prompt else None
+        return label or value
     if reply.kind is ReplyKind.ACK:
         return ACK_ANSWER
     return cipher.decrypt(reply.body_enc) if reply.body_enc else ""
@@ -128,7 +129,7 @@ async def patient_rows(
     rows: list[tuple[datetime, ExportRow]] = []
     for d in deliveries:
         answers = by_delivery.get(d.id, [])
-        choice = next((r.choice_value for r in answers if r.kind is ReplyKind.CHOICE), None)
+        choice = next((choice_of(r, cipher) for r in answers if r.kind is ReplyKind.CHOICE), None)
         answered = d.answered_at or (answers[0].received_at if answers else None)
         row = ExportRow(
             type="delivery",
@@ -169,7 +170,7 @@ async def patient_rows(
             answered_utc=_utc(reply.received_at),
             answered_local=_local(reply.received_at, tz),
             answer=_answer(reply, None, content, cipher),
-            choice_value=reply.choice_value,
+            choice_value=choice_of(reply, cipher),
             flagged=reply.flagged,
         )
         rows.append((reply.received_at, row))

@@ -23,6 +23,7 @@ from bot.db.models import (
 from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
 from bot.services.errors import UserError
+from bot.services.replies import choice_of
 
 FORMAT = "afterglow-mydata/1"
 FILENAME = "afterglow-mydata.json"
@@ -115,7 +116,7 @@ async def my_data(
         if reply.kind is ReplyKind.CHOICE:
             key = entry["prompt_key"] or ""
             prompt = content.prompts.get(key)
-            value = reply.choice_value or ""
+            value = choice_of(reply, cipher) or ""
             entry["choice_value"] = value
             entry["choice_label"] = prompt.choice_label(value) if prompt is not None else None
             entry["flagged"] = reply.flagged

@@ -157,6 +157,7 @@ async def record_text(
             value=filing.value,
             update_id=update_id,
             content=content,
+            cipher=cipher,
             now=now,
         )
         assert choice.reply_id is not None  # the check-in was open, so this is its first answer
@@ -247,6 +248,7 @@ async def record_choice(
     value: str,
     update_id: int | None,
     content: ContentLibrary,
+    cipher: Cipher,
     now: datetime,
 ) -> ChoiceOutcome:
     """One tap records a check-in; a second tap (stale message) changes nothing."""
@@ -257,10 +259,10 @@ async def record_choice(
     if delivery.state is DeliveryState.ANSWERED:
         existing = await session.scalar(
             Reply.__table__.select()
-            .with_only_columns(Reply.choice_value)
+            .with_only_columns(Reply.choice_value_enc)
             .where(Reply.delivery_id == delivery.id, Reply.kind == ReplyKind.CHOICE)
         )
-        label = prompt.choice_label(str(existing)) if existing is not None else None
+        label = prompt.choice_label(cipher.decrypt(existing)) if existing is not None else None
         return ChoiceOutcome(prompt.text, label or value, True, False)
     label = prompt.choice_label(value)
     if label is None:
@@ -270,7 +272,7 @@ async def record_choice(
         patient_id=patient.id,
         delivery_id=delivery.id,
         kind=ReplyKind.CHOICE,
-        choice_value=value,
+        choice_value_enc=cipher.encrypt(value),
         update_id=update_id,
         flagged=risk,
         received_at=now,
@@ -333,8 +335,9 @@ async def read_replies(
         question = question_text(delivery, content, cipher) if delivery is not None else None
         if reply.kind is ReplyKind.CHOICE:
             prompt = content.prompts.get(delivery.prompt_key or "") if delivery else None
-            label = prompt.choice_label(reply.choice_value or "") if prompt else None
-            answer = f"{label or reply.choice_value}" + (" ⚠" if reply.flagged else "")
+            value = choice_of(reply, cipher) or ""
+            label = prompt.choice_label(value) if prompt else None
+            answer = f"{label or value}" + (" ⚠" if reply.flagged else "")
         elif reply.kind is ReplyKind.ACK:
             answer = "(read: Got it)"
         else:
@@ -349,3 +352,8 @@ async def read_replies(
         count=len(views),
     )
     return patient, views
+
+
+def choice_of(reply: Reply, cipher: Cipher) -> str | None:
+    """A check-in answer's stored value, decrypted (None for a text reply)."""
+    return cipher.decrypt(reply.choice_value_enc) if reply.choice_value_enc is not None else None

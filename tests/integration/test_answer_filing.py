@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, Delivery, DeliveryState, Reply, ReplyKind
 from bot.domain.linking import JOIN_CAP
+from bot.services.replies import choice_of
 from tests.integration.test_safety_flow import HELP_MARK
 from tests.integration.world import World
 
@@ -112,7 +113,7 @@ async def test_a_typed_number_answers_the_newest_open_check_in(world: World) -> 
         "Thank you, saved 7 as your answer to “How is your mood right now"
     )
     (reply,) = await _replies(world)
-    assert (reply.kind, reply.delivery_id, reply.choice_value) == (
+    assert (reply.kind, reply.delivery_id, choice_of(reply, world.rt.cipher)) == (
         ReplyKind.CHOICE,
         checkin.id,
         "7",
@@ -141,7 +142,7 @@ async def test_a_typed_label_answers_a_choice_check_in(world: World) -> None:
     checkin = await _ask(world, dr, "dup", "chk-sleep")
     await world.say(pat, "Barely at all.")
     (reply,) = await _replies(world)
-    assert (reply.delivery_id, reply.choice_value) == (checkin.id, "barely")
+    assert (reply.delivery_id, choice_of(reply, world.rt.cipher)) == (checkin.id, "barely")
     assert "Barely at all" in world.last(pat)["text"]
 
 

@@ -77,6 +77,21 @@ async def test_reply_text_is_encrypted_at_rest(world: World) -> None:
                 assert secret.encode() not in file.read_bytes()
 
 
+async def test_check_in_answers_are_encrypted_at_rest(world: World) -> None:
+    """A tapped or typed check-in value is health data too (a mood of 1, "barely slept")."""
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "lake")
+    await world.say(dr, "/session lake")
+    await world.run_until(world.clock.now() + timedelta(hours=30))
+    sleep = next(m for m in world.state.sent_messages(pat.id) if "How did you sleep" in m["text"])
+    await world.tap(pat, sleep["message_id"], "Barely at all")
+    await world.say(dr, "/replies lake")
+    assert "Barely at all" in world.last(dr)["text"]  # read back through the key
+    async with world.rt.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT choice_value_enc FROM replies"))).all()
+    assert rows and all(row[0] is not None and b"barely" not in bytes(row[0]) for row in rows)
+
+
 async def test_patient_cannot_use_therapist_commands(world: World) -> None:
     dr = await world.therapist()
     pat = await world.enrolled_patient(dr, "oak")

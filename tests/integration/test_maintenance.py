@@ -172,6 +172,7 @@ def test_encrypted_columns_are_every_binary_column() -> None:
         == binary
         == {
             "replies.body_enc",
+            "replies.choice_value_enc",
             "deliveries.custom_text_enc",
             "alerts.text_enc",
             "key_checks.value_enc",  # rotated too, so the check value opens with the new key
@@ -196,7 +197,7 @@ async def test_rotate_reencrypts_under_the_newest_key(env: None, engine: AsyncEn
         reply(clinic.river, NOW, body_enc=OLD.encrypt(texts["first"])),
         reply(clinic.river, NOW, body_enc=OLD.encrypt(texts["second"])),
         reply(clinic.lake, NOW, body_enc=NEW.encrypt(texts["third"])),  # already current
-        reply(clinic.lake, NOW, kind=ReplyKind.CHOICE, choice_value="7"),  # no text at all
+        reply(clinic.lake, NOW, kind=ReplyKind.CHOICE),  # nothing encrypted at all
         delivery(clinic.river, NOW, custom_text_enc=OLD.encrypt("How was the walk?")),
         delivery(clinic.lake, NOW),
     )

@@ -351,7 +351,7 @@ async def test_a_check_in_answer_is_never_joined(db: SessionFactory) -> None:
                 patient_id=river,
                 delivery_id=checkin,
                 kind=ReplyKind.CHOICE,
-                choice_value="3",
+                choice_value_enc=CIPHER.encrypt("3"),
                 received_at=NOW - SECOND,
                 updated_at=NOW - SECOND,
             )

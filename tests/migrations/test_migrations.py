@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from cryptography.fernet import Fernet
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from bot.db import migrate
+from bot.db.crypto import Cipher, CryptoKeyError
 from bot.db.engine import make_engine
 from bot.db.models import Base
 from tests.pg import backends, database_url
@@ -167,3 +169,74 @@ async def test_0003_adds_the_key_check_table_and_keeps_existing_rows_both_ways(
         await asyncio.to_thread(migrate.downgrade, url, "0002")
         assert await _run(url, kept) == before
         assert "key_checks" not in await _inspect(url, _tables)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0004_and_0005_encrypt_check_in_values_and_decrypt_them_back(
+    backend: str, tmp_path: Path
+) -> None:
+    cipher = Cipher([Fernet.generate_key()])
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0003")
+        await _run(
+            url,
+            "INSERT INTO therapists (id, name, active, created_at) "
+            "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')",
+            "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
+            "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
+            "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')",
+            "INSERT INTO replies (id, patient_id, kind, choice_value, flagged, received_at, "
+            "updated_at) VALUES (5, 1, 'choice', '2', true, '2026-11-02 10:00:00+00', "
+            "'2026-11-02 10:00:00+00'), (6, 1, 'choice', 'barely', false, "
+            "'2026-11-02 11:00:00+00', '2026-11-02 11:00:00+00'), (7, 1, 'text', NULL, false, "
+            "'2026-11-02 12:00:00+00', '2026-11-02 12:00:00+00')",
+        )
+        kept = "SELECT id, patient_id, kind, flagged FROM replies ORDER BY id"
+        before = await _run(url, kept)
+
+        await asyncio.to_thread(lambda: migrate.upgrade(url, cipher=cipher))
+        assert await _run(url, kept) == before
+        stored = await _run(url, "SELECT id, choice_value_enc FROM replies ORDER BY id")
+        values = {
+            row_id: cipher.decrypt(bytes(token)) if token else None for row_id, token in stored
+        }
+        assert values == {5: "2", 6: "barely", 7: None}
+        assert all(b"barely" not in bytes(token) for _, token in stored if token)
+        columns = await _inspect(
+            url, lambda c: {col["name"] for col in inspect(c).get_columns("replies")}
+        )
+        assert "choice_value" not in columns  # type: ignore[operator]
+        assert "staff_messages" in await _inspect(url, _tables)  # type: ignore[operator]
+
+        await asyncio.to_thread(lambda: migrate.downgrade(url, "0003", cipher=cipher))
+        assert await _run(url, kept) == before
+        assert await _run(url, "SELECT id, choice_value FROM replies ORDER BY id") == [
+            (5, "2"),
+            (6, "barely"),
+            (7, None),
+        ]
+        assert "staff_messages" not in await _inspect(url, _tables)  # type: ignore[operator]
+
+
+async def test_0005_without_keys_refuses_instead_of_inventing_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/k.db"
+    monkeypatch.delenv("AFTERGLOW_ENCRYPTION_KEYS", raising=False)
+    monkeypatch.setenv("AFTERGLOW_KEY_FILE", str(tmp_path / "absent.key"))
+    await asyncio.to_thread(migrate.upgrade, url, "0003")
+    await _run(
+        url,
+        "INSERT INTO therapists (id, name, active, created_at) "
+        "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')",
+        "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
+        "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
+        "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')",
+        "INSERT INTO replies (id, patient_id, kind, choice_value, flagged, received_at, "
+        "updated_at) VALUES (5, 1, 'choice', '2', true, '2026-11-02 10:00:00+00', "
+        "'2026-11-02 10:00:00+00')",
+    )
+    with pytest.raises(CryptoKeyError, match="no encryption key"):
+        await asyncio.to_thread(migrate.upgrade, url)
+    assert not (tmp_path / "absent.key").exists()
+    assert await _run(url, "SELECT choice_value FROM replies") == [("2",)]  # rolled back
