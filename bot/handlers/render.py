@@ -288,8 +288,13 @@ def therapist_welcome(name: str) -> str:
     return f"Welcome, {esc(name)}. You're registered as a therapist.\n\n{THERAPIST_HELP}"
 
 
-def therapist_welcome_back(name: str) -> str:
-    return f"Welcome back, {esc(name)}. You're all set as a therapist.\n\n{THERAPIST_HELP}"
+def therapist_welcome_back(name: str, chat_confirmed: bool = False) -> str:
+    alerts = (
+        "Safety alerts for your patients will reach you in this chat from now on.\n\n"
+        if chat_confirmed
+        else ""
+    )
+    return f"Welcome back, {esc(name)}. You're all set as a therapist.\n\n{alerts}{THERAPIST_HELP}"
 
 
 def invite_created(pseudonym: str, link: str) -> str:

@@ -107,10 +107,7 @@ async def held_by_operator(session: AsyncSession, patient: Patient) -> bool:
 async def therapist_chat_id(session: AsyncSession, patient: Patient) -> int | None:
     """Where notices about this patient go (None if their therapist is gone or inactive)."""
     therapist = await session.get(Therapist, patient.therapist_id)
-    if therapist is None or not therapist.active:
-        return None
-    # A private chat's id is the user's id: therapists added by the CLI have no chat_id yet.
-    return therapist.chat_id or therapist.telegram_user_id
+    return therapist.reachable_chat if therapist is not None else None
 
 
 # --- pause and resume -----------------------------------------------------------------------

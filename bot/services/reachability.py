@@ -30,9 +30,8 @@ class Notice:
 
 async def _therapist_chat(session: AsyncSession, patient: Patient) -> int | None:
     therapist = await session.get(Therapist, patient.therapist_id)
-    if therapist is None or not therapist.active:
-        return None  # someone who left the clinic hears nothing more about its patients
-    return therapist.chat_id or therapist.telegram_user_id
+    # Someone who left the clinic hears nothing more about its patients.
+    return therapist.reachable_chat if therapist is not None else None
 
 
 async def mark_unreachable(

@@ -57,6 +57,23 @@ async def add(session: AsyncSession, *, telegram_id: int, name: str, now: dateti
     return therapist.id
 
 
+async def confirm_chat(
+    session: AsyncSession, *, therapist: Therapist, chat_id: int, now: datetime
+) -> bool:
+    """The therapist's own /start: their private chat now receives alerts. True the first
+    time (a therapist added by id until now reached nobody; their alerts went to on-call)."""
+    if therapist.chat_id == chat_id:
+        return False
+    therapist.chat_id = chat_id
+    audit.record(
+        session,
+        at=now,
+        actor=f"therapist:{therapist.id}",
+        action="therapist.chat_confirmed",
+    )
+    return True
+
+
 async def listing(session: AsyncSession) -> list[TherapistRow]:
     counts = (
         select(Patient.therapist_id, func.count(Patient.id).label("n"))

@@ -15,7 +15,7 @@ from telegram import Update
 from bot.app import PTBApp, build_application, build_runtime
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.db.models import Base, Delivery, Patient
+from bot.db.models import Base, Delivery, Patient, Therapist
 from bot.dispatch.dispatcher import Dispatcher, TickReport
 from bot.emulator import BotApiState
 from bot.emulator.people import EmuUser
@@ -64,6 +64,20 @@ class World:
         return self.state.user(self._next_user, name)
 
     async def therapist(self, name: str = "Dr Rivera") -> EmuUser:
+        """A therapist added by id who has also opened the bot (their /start confirmed the
+        chat), so alerts reach them; `unconfirmed_therapist` stops before that."""
+        person = await self.unconfirmed_therapist(name)
+        async with self.rt.sessions() as session, session.begin():
+            therapist = await session.scalar(
+                select(Therapist).where(Therapist.telegram_user_id == person.id)
+            )
+            assert therapist is not None
+            await therapists.confirm_chat(
+                session, therapist=therapist, chat_id=person.id, now=self.clock.now()
+            )
+        return person
+
+    async def unconfirmed_therapist(self, name: str = "Dr Rivera") -> EmuUser:
         person = self.person(name)
         async with self.rt.sessions() as session, session.begin():
             await therapists.add(session, telegram_id=person.id, name=name, now=self.clock.now())
