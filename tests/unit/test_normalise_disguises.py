@@ -81,3 +81,63 @@ def test_ordinary_single_letters_are_not_joined(raw: str, form: str) -> None:
 )
 def test_lists_of_letters_do_not_alert(screener: Screener, text: str) -> None:
     assert screener.screen(text) is None, forms(text)
+
+
+# --- leetspeak -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ("overd0se", "overdose"),
+        ("k1ll", "kill"),
+        ("mys3lf", "myself"),
+        ("h4rm", "harm"),
+        ("hopele5s", "hopeless"),
+        ("wi7hout me", "without me"),
+        ("be77er off dead", "better off dead"),  # a run of digits between letters
+        ("h@rm", "harm"),
+    ],
+)
+def test_leetspeak_between_letters_is_undone(raw: str, plain: str) -> None:
+    assert normalize(raw) == plain
+
+
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ("I want to 3nd i7", "i want to end it"),
+        ("i want to d13", "i want to die"),
+    ],
+)
+def test_leetspeak_at_a_word_edge_is_read_when_screening(raw: str, plain: str) -> None:
+    assert plain in forms(raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to 3nd i7",
+        "i want to end i7 all",
+        "they would all be be77er off dead",
+        "i want to d13",
+    ],
+)
+def test_leetspeak_risk_words_alert(screener: Screener, text: str) -> None:
+    assert screener.screen(text) is not None, forms(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("my mood is 7/10", "7 10"),  # a check-in score
+        ("7", "7"),
+        ("next session at 17:00", "17 00"),
+        ("see you at 7pm", "7pm"),
+        ("I took 50mg", "50mg"),
+        ("the 1st time in weeks", "1st"),
+        ("3 out of 5 today", "3 out of 5"),
+    ],
+)
+def test_numbers_stay_numbers_in_every_form(text: str, kept: str) -> None:
+    assert all(kept in form for form in forms(text)), forms(text)

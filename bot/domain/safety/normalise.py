@@ -36,12 +36,20 @@ _PRE_TABLE = str.maketrans({**dict.fromkeys(_APOSTROPHES, "'"), **_LETTER_MAP})
 _OD_D_RE = re.compile(r"(?<![^\W_])od'd(?![^\W_])")
 _DROP_CATEGORIES = frozenset({"Mn", "Mc", "Me", "Cf"})
 _LETTER = r"[^\W\d_]"
-# Leetspeak, only where it cannot be a number: a digit or symbol with a letter on both sides
-# ("k1ll", "su1c1de", "k!ll"), and "$" before a letter ("$uicide").
+# Leetspeak, only where it cannot be a number: digits or symbols with a letter on both sides
+# ("k1ll", "su1c1de", "k!ll", "be77er"), and "$" before a letter ("$uicide").
 _LEET_TABLE = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "!": "i", "@": "a", "$": "s"}
 )
-_LEET_RE = re.compile(rf"(?<={_LETTER})[013457!@$](?={_LETTER})|\$(?={_LETTER})")
+_LEET_RE = re.compile(rf"(?<={_LETTER})[013457!@$]+(?={_LETTER})|\$(?={_LETTER})")
+# Leetspeak at a word's edge ("3nd i7", "d13") is read in an extra screening form only, and only
+# in a word of letters and those digits: a number alone ("7/10", "17:00") has no letters, and
+# a number with a unit or an ordinal ("7pm", "50mg", "1st") stays a number.
+_LEET_DIGITS = frozenset("013457")
+_ALNUM_WORD_RE = re.compile(r"[^\W_]+")
+_NUMBER_WITH_UNIT_RE = re.compile(
+    r"[0-9]+(?:st|rd|th|am|pm|h|hrs?|m|mins?|s|secs?|d|x|k|g|kg|mg|mcg|ml|lbs?|km|mi|ft|yo|yrs?)"
+)
 # A "*" that hides one letter ("k*ll", "s*icide") is kept in the screening form only.
 _LONE_STAR_RE = re.compile(rf"(?<!{_LETTER})\*|\*(?!{_LETTER})")
 _NON_WORD_RE = re.compile(r"[\W_]+")
@@ -148,6 +156,15 @@ def _join_spaced_after_a_word(form: str) -> str:
     return _SPACED_LETTERS_RE.sub(join, form)
 
 
+def _leet_word(m: re.Match[str]) -> str:
+    word = m.group(0)
+    digits = {c for c in word if not c.isalpha()}
+    readable = digits and digits <= _LEET_DIGITS and not word.isdigit()
+    if not readable or _NUMBER_WITH_UNIT_RE.fullmatch(word):
+        return word
+    return word.translate(_LEET_TABLE)
+
+
 def concept_form(text: str) -> str:
     """`normalize`, keeping a "*" that hides a letter ("s*icide"), joining spelled-out
     letters ("k i l l") and reading a few emoji as words: the form the concept layer reads."""
@@ -170,7 +187,11 @@ def normalize(text: str) -> str:
 
 
 def screen_forms(text: str) -> list[tuple[str, bool]]:
-    """The padded forms a message is screened in: (form, has masked letters)."""
+    """The padded forms a message is screened in: (form, has masked letters).
+
+    Besides the `normalize`-like form: spelled-out letters joined (both ways when a one-letter
+    word starts the run), leetspeak at word edges read ("3nd i7"), and "!", "*" and digits as
+    plain punctuation. Each extra form can only add alerts."""
     form = _normalize(text, max_run=3, keep_masks=True)
     forms = [(f" {form} ", "*" in form)]
     joined = _join_spaced(form)
@@ -180,6 +201,9 @@ def screen_forms(text: str) -> list[tuple[str, bool]]:
         apart = _join_spaced_after_a_word(form)
         if apart != joined:
             forms.append((f" {apart} ", "*" in apart))
+    edges = _ALNUM_WORD_RE.sub(_leet_word, form)
+    if edges != form:
+        forms.append((f" {edges} ", "*" in edges))
     if "*" in text or _LEET_RE.search(text):
         # "omg!kill myself": read "!", "*", digits as plain punctuation too, so a disguise
         # rule can never hide a word that starts right after one.
