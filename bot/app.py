@@ -146,7 +146,7 @@ def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
         raise ConfigError(missing)
     rt = build_runtime(settings)
     if migrate_first:
-        with database_problems(settings.database_url):
+        with database_problems(settings.database_url), _key_problems():
             # A first start's key is not on disk yet: nothing may be encrypted under it before
             # the start-up check has written it, and a new database has nothing to convert.
             migrate.upgrade(
@@ -155,6 +155,14 @@ def run_service(settings: Settings, *, migrate_first: bool = True) -> None:
     warn_without_oncall(settings)
     warn_open_metrics(settings)
     asyncio.run(serve(rt))
+
+
+@contextlib.contextmanager
+def _key_problems() -> Iterator[None]:
+    try:
+        yield
+    except CryptoKeyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @contextlib.contextmanager

@@ -207,10 +207,14 @@ def _alembic(step: Callable[[], T]) -> T:
 
     if (missing := problems.missing_folder(settings().database_url)) is not None:
         fail(missing)  # before connecting: a failed SQLite open leaves a worker thread behind
+    from bot.db.crypto import CryptoKeyError
+
     try:
         return step()
     except CommandError as exc:
         fail(str(exc).splitlines()[0])
+    except CryptoKeyError as exc:  # a migration that encrypts stored values needs the keys
+        fail(str(exc))
     except (OSError, SQLAlchemyError) as exc:
         line = problems.describe(exc, settings().database_url)
         if line is None:
@@ -229,7 +233,10 @@ def therapist_add(
     ident = in_transaction(
         lambda s: therapists.add(s, telegram_id=telegram_id, name=name, now=now())
     )
-    typer.echo(f"therapist #{ident} added")
+    typer.echo(
+        f"therapist #{ident} added; safety alerts reach them once they send /start to the bot "
+        "(until then their patients' alerts go to on-call)"
+    )
 
 
 @therapist_app.command("invite", cls=OneLineCommand)

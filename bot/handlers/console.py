@@ -236,7 +236,7 @@ async def export_button(
             now=rt.clock.now(),
         )
     await _answer(update)
-    await _send_export(update, export)
+    await _send_export(update, context, export)
 
 
 @therapist_button
@@ -481,12 +481,12 @@ async def templates_command(update: Update, context: Context, therapist: Therapi
     await answer(update, view.templates_text(runtime(context).content))
 
 
-async def _send_export(update: Update, export: exports.PatientExport) -> None:
+async def _send_export(update: Update, context: Context, export: exports.PatientExport) -> None:
     chat = update.effective_chat
     if chat is None:
         return
     bot: Any = update.get_bot()
-    await bot.send_document(
+    sent = await bot.send_document(
         chat.id,
         InputFile(io.BytesIO(export.data), filename=export.filename),
         filename=export.filename,
@@ -495,6 +495,7 @@ async def _send_export(update: Update, export: exports.PatientExport) -> None:
         protect_content=True,
         rate_limit_args=interactive(bot),
     )
+    await remember_shown(context, update, export.patient_id, sent.message_id, "export")
 
 
 @therapist_only
@@ -513,7 +514,7 @@ async def export_command(update: Update, context: Context, therapist: Therapist)
             cipher=rt.cipher,
             now=rt.clock.now(),
         )
-    await _send_export(update, export)
+    await _send_export(update, context, export)
 
 
 # --- /pause, /resume <pseudonym> (the router calls these for therapists) --------------------

@@ -243,6 +243,7 @@ def filename(pseudonym: str, now: datetime, extension: str = "csv") -> str:
 
 @dataclass(frozen=True)
 class PatientExport:
+    patient_id: int
     pseudonym: str
     filename: str
     data: bytes
@@ -294,5 +295,5 @@ async def _export(
         rows=len(rows),
     )
     return PatientExport(
-        patient.pseudonym, filename(patient.pseudonym, now), to_csv(rows), len(rows)
+        patient.id, patient.pseudonym, filename(patient.pseudonym, now), to_csv(rows), len(rows)
     )

@@ -135,7 +135,12 @@ async def test_forgetme_soon_after_an_alert_deletes_it_from_both_chats(clinic: W
     world = clinic
     dr, pat = await _alerted(world)
     await world.say(dr, "/replies wren")
+    await world.say(dr, "/export wren")
+    exported = world.last(dr)
+    assert "document" in exported and exported["has_protected_content"] is True
     await world.say(pat, "/forgetme")
     await world.tap(pat, world.last(pat)["message_id"], "Delete everything")
     assert not holding(world, dr.id, CRISIS) and not holding(world, dr.id, WORDS)
+    still = {m["message_id"] for m in world.state.sent_messages(dr.id)}
+    assert exported["message_id"] not in still, "the export file went too"
     assert not holding(world, ONCALL, CRISIS)
