@@ -234,7 +234,12 @@ async def test_a_burst_of_prompts_does_not_delay_a_crisis_reply(tmp_path: Path) 
         poller = Poller(app, timeout=1)  # as `afterglow run` polls
         await poller.start()
         try:
+            # 30 prompts take ~1.2 s at 25/s; the deadline only turns a stuck dispatcher into a
+            # failure instead of a hung run.
+            burst_deadline = time.monotonic() + 10
             while len(state.sent_messages()) < 30:  # the burst is under way
+                sent = len(state.sent_messages())
+                assert time.monotonic() < burst_deadline, f"the burst never got going ({sent} sent)"
                 await asyncio.sleep(0.05)
             in_crisis = people[-1]
             started = time.monotonic()
