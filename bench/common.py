@@ -29,12 +29,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
 from sqlalchemy import event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.config import Settings
+from bot.db import identity
+from bot.db.crypto import Cipher
 from bot.db.models import (
     Base,
     Delivery,
@@ -352,11 +353,17 @@ async def database(backend: str, pg_url: str | None) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+# One fixed key for every bench process: a child process (bench.scale) must open what its
+# parent seeded. Bench databases are throwaway; never use this key for anything else.
+BENCH_KEY = "kLfeKfQXS4_eb43UdZY1gAro4b4082uTUzQcPHFEf7g="
+BENCH_CIPHER = Cipher([BENCH_KEY.encode()])
+
+
 def bench_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "bot_token": TOKEN,
         "database_url": database_url,
-        "encryption_keys": Fernet.generate_key().decode(),
+        "encryption_keys": BENCH_KEY,
         "clinic_timezone": "UTC",
         "clinic_name": "Bench Clinic",
     }
@@ -402,8 +409,7 @@ async def seed_patients(
                 "id": i + 1,
                 "therapist_id": 1,
                 "pseudonym": f"p{i}",
-                "telegram_user_id": first_user_id + i,
-                "chat_id": first_user_id + i,
+                **identity.columns(BENCH_CIPHER, first_user_id + i),
                 "status": PatientStatus.ACTIVE,
                 "timezone": "UTC",
                 "quiet_start": midnight,

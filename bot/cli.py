@@ -228,11 +228,12 @@ def therapist_add(
     name: Annotated[str, typer.Option("--name", help="Name shown to clinic staff.")],
 ) -> None:
     """Register a therapist by Telegram user id."""
+    from bot.db.identity import telegram_user
     from bot.services import therapists
 
-    ident = in_transaction(
-        lambda s: therapists.add(s, telegram_id=telegram_id, name=name, now=now())
-    )
+    # The keys find a patient with this id (patients' ids are stored only as keyed HMACs).
+    user = telegram_user(_cipher(settings()), telegram_id)
+    ident = in_transaction(lambda s: therapists.add(s, user=user, name=name, now=now()))
     typer.echo(
         f"therapist #{ident} added; safety alerts reach them once they send /start to the bot "
         "(until then their patients' alerts go to on-call)"
@@ -479,6 +480,7 @@ def keys_rotate(
             f"  {column.table}.{column.column}: re-encrypted {column.rotated}, "
             f"already current {column.current}"
         )
+    typer.echo(f"  patients.telegram_index: moved to the newest key {result.reindexed}")
     if cipher.key_count == 1:
         typer.echo("note: only one key is configured; list the new key first, then the old")
 

@@ -40,12 +40,16 @@ from typing import Any
 from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select, update
 
-from bot.db import migrate
+from bot.db import identity, migrate
+from bot.db.crypto import Cipher
 from bot.db.engine import make_engine
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind, Therapist
 from bot.dispatch.dispatcher import IN_FLIGHT
 from bot.emulator import BotApiState, EmulatorServer
 
+# The seeding process and the bot processes share one key: they must open each other's rows.
+KEY = Fernet.generate_key()
+CIPHER = Cipher([KEY])
 TOKEN = "771100:CRASH-scenario"
 FIRST_CHAT = 3_000_000
 THERAPIST_CHAT = 77
@@ -164,7 +168,7 @@ def bot_env(database_url: str, api_url: str, *, send_rate: float) -> dict[str, s
         AFTERGLOW_DATABASE_URL=database_url,
         AFTERGLOW_TELEGRAM_API_URL=api_url,
         AFTERGLOW_HTTP_PORT="0",
-        AFTERGLOW_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        AFTERGLOW_ENCRYPTION_KEYS=KEY.decode(),
         AFTERGLOW_SEND_RATE=str(send_rate),
         AFTERGLOW_DISPATCH_INTERVAL="0.5",
         AFTERGLOW_CLINIC_TIMEZONE="UTC",
@@ -200,8 +204,7 @@ async def seed(database_url: str, prompts: int) -> None:
                     {
                         "therapist_id": therapist_id,
                         "pseudonym": f"p{i}",
-                        "telegram_user_id": FIRST_CHAT + i,
-                        "chat_id": FIRST_CHAT + i,
+                        **identity.columns(CIPHER, FIRST_CHAT + i),
                         "status": PatientStatus.ACTIVE,
                         "timezone": "UTC",
                         "quiet_start": midnight,
@@ -277,7 +280,7 @@ async def account(database_url: str, state: BotApiState, result: CrashResult) ->
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(Delivery.state, Delivery.telegram_message_id, Patient.chat_id).join(
+                    select(Delivery.state, Delivery.telegram_message_id, Patient.telegram_enc).join(
                         Patient, Patient.id == Delivery.patient_id
                     )
                 )
@@ -287,7 +290,8 @@ async def account(database_url: str, state: BotApiState, result: CrashResult) ->
     states: Counter[str] = Counter()
     for row in rows:
         states[str(row.state)] += 1
-        messages = [m["message_id"] for m in state.sent_messages(row.chat_id)]
+        _, chat_id = identity.unseal(CIPHER, row.telegram_enc)
+        messages = [m["message_id"] for m in state.sent_messages(chat_id)]
         result.duplicated += max(0, len(messages) - 1)
         if row.state is DeliveryState.SENT:
             if row.telegram_message_id in messages:

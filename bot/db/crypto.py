@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,15 @@ class Cipher:
                 "AFTERGLOW_ENCRYPTION_KEYS: each key must be a 32-byte url-safe base64 Fernet key"
             ) from None
         self._multi = MultiFernet(self._fernets)
+        # Keyed HMACs to find a patient by Telegram id without storing the id: one key per
+        # Fernet key, derived from it, so the index rotates with the keys it comes from.
+        self._index_keys = [_index_key(key) for key in self._keys]
+
+    def indexes(self, telegram_id: int) -> tuple[bytes, ...]:
+        """The id's HMAC under each key, newest first: a lookup matches any of them (a row
+        indexed before a rotation finishes), a write stores the first."""
+        message = str(telegram_id).encode()
+        return tuple(hmac.new(key, message, hashlib.sha256).digest() for key in self._index_keys)
 
     def newest_key(self) -> bytes:
         return self._keys[0]
@@ -68,6 +82,13 @@ class Cipher:
         except InvalidToken:
             return False
         return True
+
+
+def _index_key(fernet_key: bytes) -> bytes:
+    raw = base64.urlsafe_b64decode(fernet_key)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"afterglow telegram id index v1"
+    ).derive(raw)
 
 
 def load_cipher(keys_env: str | None, key_file: Path, *, may_create: bool = False) -> Cipher:

@@ -137,8 +137,10 @@ class Patient(Base):
         ForeignKey("therapists.id", ondelete="RESTRICT"), index=True
     )
     pseudonym: Mapped[str] = mapped_column(String(64))
-    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    # No Telegram id in clear (bot/db/identity.py): an HMAC to look the patient up by, and
+    # the user and chat ids encrypted for sending.
+    telegram_index: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    telegram_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[PatientStatus] = mapped_column(
         _enum(PatientStatus, "patient_status"), default=PatientStatus.INVITED
     )
@@ -178,7 +180,8 @@ class Invite(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Who opened the link and sits on its consent screen: so a crisis message written there
     # reaches the inviting therapist. Cleared when they decline; spent links keep nothing new.
-    opened_by: Mapped[int | None] = mapped_column(BigInteger)
+    # The user id's HMAC, never the id (bot/db/identity.py).
+    opened_by_index: Mapped[bytes | None] = mapped_column(LargeBinary(32))
 
 
 class Template(Base):

@@ -8,9 +8,19 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Table, bindparam, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.identity import TelegramUser
 from bot.db.models import (
     Delivery,
     DeliveryState,
@@ -38,11 +48,12 @@ async def inactive_therapist_by_user(session: AsyncSession, user_id: int) -> The
     )
 
 
-async def patient_by_user(session: AsyncSession, user_id: int) -> Patient | None:
-    return await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+async def patient_by_user(session: AsyncSession, user: TelegramUser) -> Patient | None:
+    return await session.scalar(select(Patient).where(Patient.telegram_index.in_(user.indexes)))
 
 
 _USER = bindparam("user_id", type_=BigInteger)
+_INDEXES = bindparam("indexes", expanding=True, type_=LargeBinary)
 
 # Both roles in one statement: a one-row anchor, the active therapist with this Telegram id (if
 # any) and the patient with it — only when there is no such therapist, as a therapist's own
@@ -51,15 +62,15 @@ _ROLES = (
     select(Therapist, Patient)
     .select_from(select(literal_column("1").label("one")).subquery("anchor"))
     .outerjoin(Therapist, (Therapist.telegram_user_id == _USER) & Therapist.active)
-    .outerjoin(Patient, (Patient.telegram_user_id == _USER) & Therapist.id.is_(None))
+    .outerjoin(Patient, Patient.telegram_index.in_(_INDEXES) & Therapist.id.is_(None))
 )
 
 
 async def roles_by_user(
-    session: AsyncSession, telegram_user_id: int
+    session: AsyncSession, user: TelegramUser
 ) -> tuple[Therapist | None, Patient | None]:
     """`therapist_by_user`, else `patient_by_user`, in one statement: the therapist wins."""
-    row = (await session.execute(_ROLES, {"user_id": telegram_user_id})).one()
+    row = (await session.execute(_ROLES, {"user_id": user.id, "indexes": list(user.indexes)})).one()
     return row[0], row[1]
 
 
@@ -74,12 +85,14 @@ async def patient_of(session: AsyncSession, therapist_id: int, pseudonym: str) -
     )
 
 
-async def invite_opened_by(session: AsyncSession, user_id: int, now: datetime) -> Invite | None:
+async def invite_opened_by(
+    session: AsyncSession, user: TelegramUser, now: datetime
+) -> Invite | None:
     """The patient invite this person opened most recently and has not answered yet."""
     return await session.scalar(
         select(Invite)
         .where(
-            Invite.opened_by == user_id,
+            Invite.opened_by_index.in_(user.indexes),
             Invite.kind == InviteKind.PATIENT,
             Invite.used_at.is_(None),
             Invite.expires_at > now,

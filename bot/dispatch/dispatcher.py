@@ -25,6 +25,7 @@ from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
 
 from bot import metrics
+from bot.db import identity
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.dispatch.alerting import Alerter
@@ -293,7 +294,7 @@ class Dispatcher:
         if patient.status in HOLD_STATES:
             report.held += 1
             return {"state": DeliveryState.HELD}, None
-        if patient.status is not PatientStatus.ACTIVE or patient.chat_id is None:
+        if patient.status is not PatientStatus.ACTIVE or patient.telegram_enc is None:
             report.cancelled += 1
             return {"state": DeliveryState.CANCELLED}, None
         tz = ZoneInfo(patient.timezone or "UTC")
@@ -308,6 +309,8 @@ class Dispatcher:
             return {}, None
         try:
             text = self._text(delivery)
+            chat_id = identity.chat_of(patient, self.rt.cipher)
+            assert chat_id is not None  # telegram_enc is set (checked above)
         except (KeyError, CryptoKeyError) as exc:
             # A prompt removed from the content, or text no key can read: this row fails
             # visibly; it must not stop every other patient's prompts.
@@ -321,7 +324,7 @@ class Dispatcher:
         job = _Job(
             delivery.id,
             patient.id,
-            patient.chat_id,
+            chat_id,
             text,
             delivery.kind.value,
             delivery.prompt_key,
@@ -455,14 +458,18 @@ class Dispatcher:
                 tz = ZoneInfo(patient.timezone or "UTC")
                 if quiet_hours(patient).contains(now.astimezone(tz).time()):
                     continue  # the next tick after quiet hours picks it up
-                if patient.chat_id is None:
+                try:
+                    chat_id = identity.chat_of(patient, rt.cipher)
+                except CryptoKeyError:
+                    chat_id = None
+                if chat_id is None:
                     continue
                 delivery.nudged_at = now
                 try:
                     question: str | None = replies.question_text(delivery, rt.content, rt.cipher)
                 except CryptoKeyError:  # a lost key must not cost the other reminders
                     question = None
-                due.append((delivery.id, patient.chat_id, delivery.telegram_message_id, question))
+                due.append((delivery.id, chat_id, delivery.telegram_message_id, question))
         for delivery_id, chat_id, original, question in due:
             try:
                 message = await self.bot.send_message(

@@ -17,8 +17,9 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.db import queries
+from bot.db import identity, queries
 from bot.db.crypto import CryptoKeyError
+from bot.db.identity import TelegramUser
 from bot.db.models import Patient, ProcessedUpdate, Therapist
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
@@ -55,11 +56,16 @@ class Who:
     patient: Patient | None
 
 
-async def who(session: AsyncSession, update: Update) -> Who:
+def telegram_user(context: Context, user_id: int) -> TelegramUser:
+    """The user as the database may see them (their id's HMACs; bot/db/identity.py)."""
+    return identity.telegram_user(runtime(context).cipher, user_id)
+
+
+async def who(session: AsyncSession, update: Update, context: Context) -> Who:
     user = update.effective_user
     if user is None:
         return Who(None, None)
-    return Who(*await queries.roles_by_user(session, user.id))
+    return Who(*await queries.roles_by_user(session, telegram_user(context, user.id)))
 
 
 async def answer(

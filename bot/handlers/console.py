@@ -59,7 +59,7 @@ def therapist_button(handler: TherapistButton) -> ButtonHandler:
         if query is None:
             return
         async with runtime(context).sessions() as session:
-            role = await who(session, update)
+            role = await who(session, update, context)
         if role.therapist is None:
             await query.answer(console.STALE_BUTTON, show_alert=True)
             return

@@ -94,7 +94,7 @@ def patient_only(handler: PatientHandler) -> CommandCallback:
     @wraps(handler)
     async def checked(update: Update, context: Context) -> None:
         async with runtime(context).sessions() as session:
-            role = await who(session, update)
+            role = await who(session, update, context)
         patient = role.patient
         if patient is None or patient.status in GONE:
             if role.therapist is not None:
@@ -108,10 +108,14 @@ def patient_only(handler: PatientHandler) -> CommandCallback:
 
 
 async def _me(
-    session: AsyncSession, update: Update, patient_id: int, problem: str = cr.STALE
+    session: AsyncSession,
+    update: Update,
+    context: Context,
+    patient_id: int,
+    problem: str = cr.STALE,
 ) -> Patient:
     """The pressing (or typing) user, in this transaction, only if they are `patient_id`."""
-    patient = (await who(session, update)).patient
+    patient = (await who(session, update, context)).patient
     if patient is None or patient.id != patient_id or patient.status in GONE:
         raise UserError(problem)
     return patient
@@ -144,7 +148,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
     now = rt.clock.now()
     until = now + timedelta(days=days) if days is not None else None
     async with effects(context) as session:
-        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
         again = me.status is PatientStatus.PAUSED
         await participation.pause(
             session, patient=me, until=until, actor=participation.patient_actor(me), now=now
@@ -157,7 +161,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
 async def resume_self(update: Update, context: Context, patient: Patient) -> None:
     rt = runtime(context)
     async with effects(context) as session:
-        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
         result = await participation.resume(
             session,
             patient=me,
@@ -201,7 +205,7 @@ async def stop_button(update: Update, context: Context, data: Callback) -> None:
     pseudonym = ""
     try:
         async with effects(context) as session:
-            me = await _me(session, update, patient_id)
+            me = await _me(session, update, context, patient_id)
             if confirmed:
                 await participation.stop(session, patient=me, now=rt.clock.now())
                 notice_to = await participation.therapist_chat_id(session, me)
@@ -231,7 +235,7 @@ async def rejoin_button(update: Update, context: Context, data: Callback) -> Non
     pseudonym = ""
     try:
         async with effects(context) as session:
-            me = await _me(session, update, patient_id)
+            me = await _me(session, update, context, patient_id)
             if confirmed:
                 await participation.rejoin(session, patient=me, now=rt.clock.now())
                 notice_to = await participation.therapist_chat_id(session, me)
@@ -256,7 +260,7 @@ async def mydata_command(update: Update, context: Context, patient: Patient) -> 
     if chat is None:
         return
     async with effects(context) as session:
-        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
         data = await mydata.my_data(
             session, patient=me, cipher=rt.cipher, content=rt.content, now=rt.clock.now()
         )
@@ -285,7 +289,7 @@ async def forget_button(update: Update, context: Context, data: Callback) -> Non
     result: participation.ForgetResult | None = None
     try:
         async with effects(context) as session:
-            me = await _me(session, update, patient_id)
+            me = await _me(session, update, context, patient_id)
             if confirmed:
                 result = await participation.forget(session, patient=me, now=rt.clock.now())
     except UserError as exc:
@@ -342,7 +346,7 @@ async def settings_command(update: Update, context: Context, patient: Patient) -
         return
     value = " ".join(args[1:])
     async with effects(context) as session:
-        me = await _me(session, update, patient.id, render.NOT_ENROLLED)
+        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
         if what == "zone":
             zone, moved = await participation.change_zone(
                 session, patient=me, zone_text=value, now=rt.clock.now()
@@ -365,7 +369,7 @@ async def _settings_button(
     rt = runtime(context)
     try:
         async with effects(context) as session:
-            me = await _me(session, update, data.int_arg(0))
+            me = await _me(session, update, context, data.int_arg(0))
             if zone is not None:
                 name, moved = await participation.change_zone(
                     session, patient=me, zone_text=zone, now=rt.clock.now()

@@ -14,7 +14,16 @@ from bot.db import queries
 from bot.db.models import AlertKind, InviteKind, PatientStatus, Therapist
 from bot.handlers import controls, render, safety, strangers
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, answer, codec, effects, runtime, tell, who
+from bot.handlers.common import (
+    Context,
+    answer,
+    codec,
+    effects,
+    runtime,
+    telegram_user,
+    tell,
+    who,
+)
 from bot.services import alerts, enrollment, participation, reachability, replies, therapists
 from bot.services.errors import UserError
 
@@ -45,7 +54,7 @@ async def start(update: Update, context: Context) -> None:
             opened = await enrollment.open_invite(
                 session,
                 token=token,
-                user_id=user.id,
+                user=telegram_user(context, user.id),
                 chat_id=update.effective_chat.id,
                 now=rt.clock.now(),
             )
@@ -65,7 +74,7 @@ async def start(update: Update, context: Context) -> None:
 async def _start_without_token(update: Update, context: Context) -> None:
     rt = runtime(context)
     async with rt.sessions() as session:
-        role = await who(session, update)
+        role = await who(session, update, context)
     if role.therapist is not None:
         chat = update.effective_chat
         confirmed = False
@@ -106,14 +115,18 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
                 await enrollment.accept_consent(
                     session,
                     invite_id=data.int_arg(0),
-                    user_id=user.id,
+                    user=telegram_user(context, user.id),
                     chat_id=chat.id,
                     consent_version=render.CONSENT_VERSION,
+                    cipher=rt.cipher,
                     now=rt.clock.now(),
                 )
             else:
                 await enrollment.decline_consent(
-                    session, invite_id=data.int_arg(0), user_id=user.id, now=rt.clock.now()
+                    session,
+                    invite_id=data.int_arg(0),
+                    user=telegram_user(context, user.id),
+                    now=rt.clock.now(),
                 )
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
@@ -145,7 +158,7 @@ async def _set_timezone(update: Update, context: Context, text: str) -> bool:
     rt = runtime(context)
     try:
         async with effects(context) as session:
-            patient = (await who(session, update)).patient
+            patient = (await who(session, update, context)).patient
             if patient is None or patient.status in (PatientStatus.ERASED, PatientStatus.DECLINED):
                 raise UserError("This button is no longer valid.")
             if patient.status is PatientStatus.ONBOARDING:
@@ -184,7 +197,7 @@ async def text_message(update: Update, context: Context) -> None:
     choice_alert: int | None = None
     try:
         async with effects(context) as session:
-            role = await who(session, update)
+            role = await who(session, update, context)
             patient = role.patient
             if patient is not None and patient.status in RECORDING:
                 now = rt.clock.now()
@@ -285,7 +298,7 @@ async def non_text(update: Update, context: Context) -> None:
         await safety.on_crisis_words(update, context, carried, match)
         return  # the resources are the answer: "please write in text" would read as a rebuff
     async with rt.sessions() as session:
-        role = await who(session, update)
+        role = await who(session, update, context)
     if role.patient is not None and role.patient.status is not PatientStatus.ERASED:
         await answer(update, render.TEXT_PLEASE)
     elif role.therapist is None:
@@ -300,7 +313,7 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
     alert_id: int | None = None
     try:
         async with effects(context) as session:
-            patient = (await who(session, update)).patient
+            patient = (await who(session, update, context)).patient
             if patient is None:
                 raise UserError("This button is no longer valid.")
             now = rt.clock.now()
@@ -353,7 +366,7 @@ async def got_it(update: Update, context: Context, data: Callback) -> None:
         return
     try:
         async with effects(context) as session:
-            patient = (await who(session, update)).patient
+            patient = (await who(session, update, context)).patient
             if patient is None:
                 raise UserError("This button is no longer valid.")
             first = await replies.record_ack(
@@ -382,7 +395,9 @@ async def chat_member(update: Update, context: Context) -> None:
     blocked = change.new_chat_member.status in ("kicked", "left")
     async with effects(context) as session:
         if blocked:
-            patient = await queries.patient_by_user(session, change.from_user.id)
+            patient = await queries.patient_by_user(
+                session, telegram_user(context, change.from_user.id)
+            )
             notice = (
                 await reachability.mark_unreachable(session, patient_id=patient.id, now=now)
                 if patient is not None
@@ -390,7 +405,10 @@ async def chat_member(update: Update, context: Context) -> None:
             )
         else:
             notice = await reachability.mark_reachable(
-                session, user_id=change.from_user.id, now=now, grace=rt.settings.misfire_grace
+                session,
+                user=telegram_user(context, change.from_user.id),
+                now=now,
+                grace=rt.settings.misfire_grace,
             )
     if notice is not None:
         text = render.unreachable if blocked else render.reachable_again

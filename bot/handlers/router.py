@@ -36,7 +36,7 @@ ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
 
 async def help_command(update: Update, context: Context) -> None:
     async with runtime(context).sessions() as session:
-        role = await who(session, update)
+        role = await who(session, update, context)
     if role.therapist is not None:
         await answer(update, render.THERAPIST_HELP)
     elif role.patient is not None:
@@ -54,7 +54,7 @@ def shared(
 
     async def by_role(update: Update, context: Context) -> None:
         async with runtime(context).sessions() as session:
-            role = await who(session, update)
+            role = await who(session, update, context)
         if role.therapist is not None:
             await for_therapist(update, context, role.therapist)
         elif role.patient is not None:
@@ -67,7 +67,7 @@ def shared(
 
 async def unknown_command(update: Update, context: Context) -> None:
     async with runtime(context).sessions() as session:
-        role = await who(session, update)
+        role = await who(session, update, context)
     if role.therapist is not None or role.patient is not None:
         await answer(update, render.NOT_AVAILABLE)
     else:

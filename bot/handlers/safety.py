@@ -17,7 +17,7 @@ from bot.dispatch.alerting import Alerter, priority
 from bot.domain.safety import Match
 from bot.handlers import render
 from bot.handlers.callbacks import Callback
-from bot.handlers.common import Context, effects, runtime
+from bot.handlers.common import Context, effects, runtime, telegram_user
 from bot.services import alerts
 from bot.services.errors import UserError
 
@@ -65,7 +65,7 @@ async def on_crisis_words(update: Update, context: Context, text: str, match: Ma
     async with rt.sessions() as session, session.begin():
         alert_id = await alerts.crisis_alert_for_user(
             session,
-            user_id=user.id,
+            user=telegram_user(context, user.id),
             text=text,
             cipher=rt.cipher,
             now=rt.clock.now(),

@@ -11,7 +11,7 @@ from telegram import Update
 
 from bot.db import queries
 from bot.handlers import render
-from bot.handlers.common import Context, answer, codec, runtime
+from bot.handlers.common import Context, answer, codec, runtime, telegram_user
 
 DECLINE_COMMANDS = ("/stop", "/delete", "/erase")
 
@@ -22,7 +22,9 @@ async def not_enrolled(update: Update, context: Context) -> None:
     if user is None:
         return
     async with rt.sessions() as session:
-        invite = await queries.invite_opened_by(session, user.id, rt.clock.now())
+        invite = await queries.invite_opened_by(
+            session, telegram_user(context, user.id), rt.clock.now()
+        )
         former = (
             await queries.inactive_therapist_by_user(session, user.id) if invite is None else None
         )

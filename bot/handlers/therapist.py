@@ -39,7 +39,7 @@ def therapist_only(
     @wraps(handler)
     async def checked(update: Update, context: Context) -> None:
         async with runtime(context).sessions() as session:
-            role = await who(session, update)
+            role = await who(session, update, context)
         if role.therapist is None:
             if role.patient is not None:
                 await answer(update, render.NOT_AVAILABLE)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
 from bot.db.crypto import Cipher
+from bot.db.identity import TelegramUser
 from bot.db.models import (
     Alert,
     AlertKind,
@@ -77,7 +78,7 @@ async def raise_alert(
 async def crisis_alert_for_user(
     session: AsyncSession,
     *,
-    user_id: int,
+    user: TelegramUser,
     text: str,
     cipher: Cipher,
     now: datetime,
@@ -87,9 +88,9 @@ async def crisis_alert_for_user(
     transaction, before and whatever happens to the reply. Covers enrolled patients in any
     state but erased, and someone on the consent screen of a link they opened (the inviting
     therapist's patient). None for a stranger: there is nobody who knows them to alert."""
-    patient = await queries.patient_by_user(session, user_id)
+    patient = await queries.patient_by_user(session, user)
     if patient is None or patient.status is PatientStatus.ERASED:
-        invite = await queries.invite_opened_by(session, user_id, now)
+        invite = await queries.invite_opened_by(session, user, now)
         patient = await session.get(Patient, invite.patient_id) if invite is not None else None
     if patient is None or patient.status in (PatientStatus.ERASED, PatientStatus.DECLINED):
         return None

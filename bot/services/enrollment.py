@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import queries
+from bot.db import identity, queries
+from bot.db.crypto import Cipher
+from bot.db.identity import TelegramUser
 from bot.db.models import Invite, InviteKind, Patient, PatientStatus, Therapist
 from bot.domain.timezones import resolve_zone
 from bot.services import audit
@@ -120,33 +122,33 @@ USED_BY_SOMEONE_ELSE = (
 
 
 async def _valid_invite(
-    session: AsyncSession, token_hash: str, now: datetime, user_id: int
+    session: AsyncSession, token_hash: str, now: datetime, user: TelegramUser
 ) -> Invite:
     invite = await queries.invite_by_hash(session, token_hash)
     if invite is None:
         raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
     if invite.used_at is not None:
-        raise UserError(await _why_spent(session, invite, user_id))
+        raise UserError(await _why_spent(session, invite, user))
     if invite.expires_at <= now:
         raise UserError("This link has expired. Please ask your therapist for a new one.")
     return invite
 
 
-async def _why_spent(session: AsyncSession, invite: Invite, user_id: int) -> str:
+async def _why_spent(session: AsyncSession, invite: Invite, user: TelegramUser) -> str:
     """A spent link is answered by what spent it. Only a link someone else really used gets
     the alarming answer; a second tap, one's own "No, thanks" or a newer link get calm ones."""
     if invite.kind is InviteKind.THERAPIST:
-        if await queries.therapist_by_user(session, user_id) is not None:
+        if await queries.therapist_by_user(session, user.id) is not None:
             return "You're already registered as a therapist. Send /help to see your commands."
         return USED_BY_SOMEONE_ELSE
     patient = await session.get(Patient, invite.patient_id) if invite.patient_id else None
     if patient is None:
         return "This invitation is no longer valid. Please ask your therapist for a new link."
-    if patient.telegram_user_id == user_id:
+    if patient.telegram_index in user.indexes:
         if patient.status is PatientStatus.ONBOARDING:
             return "You've already agreed ✓ One more step: tell me your time zone."
         return ALREADY_SET_UP
-    if patient.telegram_user_id is not None:
+    if patient.telegram_index is not None:
         return USED_BY_SOMEONE_ELSE
     newer = await queries.newer_patient_invite(session, invite)
     if newer:
@@ -163,14 +165,14 @@ async def _why_spent(session: AsyncSession, invite: Invite, user_id: int) -> str
 
 
 async def open_invite(
-    session: AsyncSession, *, token: str, user_id: int, chat_id: int, now: datetime
+    session: AsyncSession, *, token: str, user: TelegramUser, chat_id: int, now: datetime
 ) -> OpenedInvite:
     """A therapist invite registers at once; a patient invite waits for consent."""
     if not 8 <= len(token) <= 64:
         raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
-    invite = await _valid_invite(session, hash_token(token), now, user_id)
-    as_patient = await queries.patient_by_user(session, user_id)
-    as_therapist = await queries.therapist_by_user(session, user_id)
+    invite = await _valid_invite(session, hash_token(token), now, user)
+    as_patient = await queries.patient_by_user(session, user)
+    as_therapist = await queries.therapist_by_user(session, user.id)
     if invite.kind is InviteKind.THERAPIST:
         if as_therapist is not None:
             raise UserError("You're already registered as a therapist.")
@@ -182,7 +184,7 @@ async def open_invite(
             )
         assert invite.therapist_name is not None
         therapist = Therapist(
-            name=invite.therapist_name, telegram_user_id=user_id, chat_id=chat_id, created_at=now
+            name=invite.therapist_name, telegram_user_id=user.id, chat_id=chat_id, created_at=now
         )
         session.add(therapist)
         invite.used_at = now
@@ -193,40 +195,40 @@ async def open_invite(
         raise UserError(THERAPIST_NOT_PATIENT)
     if as_patient is not None:
         raise UserError(ALREADY_SET_UP)
-    invite.opened_by = user_id
+    invite.opened_by_index = user.index
     return OpenedInvite(InviteKind.PATIENT, invite.id)
 
 
 async def _patient_invite(
-    session: AsyncSession, invite_id: int, now: datetime, user_id: int
+    session: AsyncSession, invite_id: int, now: datetime, user: TelegramUser
 ) -> Invite:
     invite = await session.get(Invite, invite_id)
     if invite is None or invite.kind is not InviteKind.PATIENT:
         raise UserError("This invitation is no longer valid.")
-    return await _valid_invite(session, invite.token_hash, now, user_id)
+    return await _valid_invite(session, invite.token_hash, now, user)
 
 
 async def accept_consent(
     session: AsyncSession,
     *,
     invite_id: int,
-    user_id: int,
+    user: TelegramUser,
     chat_id: int,
     consent_version: str,
+    cipher: Cipher,
     now: datetime,
 ) -> Patient:
-    invite = await _patient_invite(session, invite_id, now, user_id)
-    if await queries.patient_by_user(session, user_id) is not None:
+    invite = await _patient_invite(session, invite_id, now, user)
+    if await queries.patient_by_user(session, user) is not None:
         raise UserError(ALREADY_SET_UP)
-    if await queries.therapist_by_user(session, user_id) is not None:
+    if await queries.therapist_by_user(session, user.id) is not None:
         raise UserError(THERAPIST_NOT_PATIENT)
     assert invite.patient_id is not None
     patient = await session.get(Patient, invite.patient_id)
     if patient is None or patient.status is not PatientStatus.INVITED:
         raise UserError("This invitation is no longer valid.")
     invite.used_at = now
-    patient.telegram_user_id = user_id
-    patient.chat_id = chat_id
+    identity.link(patient, cipher, user, chat_id)
     patient.consent_version = consent_version
     patient.consent_at = now
     patient.status = PatientStatus.ONBOARDING
@@ -242,12 +244,12 @@ async def accept_consent(
 
 
 async def decline_consent(
-    session: AsyncSession, *, invite_id: int, user_id: int, now: datetime
+    session: AsyncSession, *, invite_id: int, user: TelegramUser, now: datetime
 ) -> Patient:
     """Nothing about the person is stored: only the invite is spent."""
-    invite = await _patient_invite(session, invite_id, now, user_id)
+    invite = await _patient_invite(session, invite_id, now, user)
     invite.used_at = now
-    invite.opened_by = None
+    invite.opened_by_index = None
     assert invite.patient_id is not None
     patient = await session.get(Patient, invite.patient_id)
     if patient is None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from bot.db import identity
 from bot.db.crypto import Cipher, CryptoKeyError
 from bot.db.engine import SessionFactory, make_session_factory
 from bot.db.models import (
@@ -86,6 +87,7 @@ class ColumnRotation:
 @dataclass(frozen=True)
 class RotateResult:
     columns: tuple[ColumnRotation, ...]
+    reindexed: int = 0  # patients whose Telegram id HMAC moved to the newest key
 
     @property
     def rotated(self) -> int:
@@ -148,7 +150,7 @@ async def rotate_keys(
                 failed=f"{exc.table}#{exc.row_id}",
             )
         raise
-    result = RotateResult(tuple(done))
+    result = RotateResult(tuple(done), await _reindex(sessions, cipher, batch_size))
     async with sessions() as session, session.begin():
         audit.record(
             session,
@@ -159,12 +161,41 @@ async def rotate_keys(
             rotated=result.rotated,
             current=result.current,
             changed=result.changed,
+            reindexed=result.reindexed,
             columns={
                 f"{c.table}.{c.column}": {"rotated": c.rotated, "current": c.current}
                 for c in result.columns
             },
         )
     return result
+
+
+async def _reindex(sessions: SessionFactory, cipher: Cipher, batch_size: int) -> int:
+    """Move each patient's Telegram id HMAC to the newest key, from the ids in `telegram_enc`
+    (re-encrypted just before). Lookups match any configured key's HMAC meanwhile, so this
+    only has to finish before the old key is removed. An invite's opener has no stored id to
+    re-index from; an unanswered consent screen outlives the old key only by its 7-day link."""
+    moved, last = 0, 0
+    while True:
+        async with sessions() as session, session.begin():
+            patients = list(
+                await session.scalars(
+                    select(Patient)
+                    .where(Patient.id > last, Patient.telegram_enc.is_not(None))
+                    .order_by(Patient.id)
+                    .limit(batch_size)
+                )
+            )
+            if not patients:
+                return moved
+            for patient in patients:
+                assert patient.telegram_enc is not None
+                user_id, _ = identity.unseal(cipher, patient.telegram_enc)
+                index = cipher.indexes(user_id)[0]
+                if patient.telegram_index != index:
+                    patient.telegram_index = index
+                    moved += 1
+            last = patients[-1].id
 
 
 async def _rotate_column(

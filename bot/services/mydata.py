@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db import identity
 from bot.db.crypto import Cipher
 from bot.db.models import (
     Alert,
@@ -135,8 +136,8 @@ async def my_data(
         ),
         "patient": {
             "pseudonym": patient.pseudonym,
-            "telegram_user_id": patient.telegram_user_id,
-            "telegram_chat_id": patient.chat_id,
+            "telegram_user_id": identity.user_of(patient, cipher),
+            "telegram_chat_id": identity.chat_of(patient, cipher),
             "status": patient.status.value,
             "time_zone": patient.timezone,
             "quiet_hours": f"{patient.quiet_start:%H:%M}-{patient.quiet_end:%H:%M}",

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.db import identity
 from bot.db.models import (
     PENDING_STATES,
     Alert,
@@ -448,8 +449,7 @@ async def forget(session: AsyncSession, *, patient: Patient, now: datetime) -> F
     patient.status = PatientStatus.ERASED
     patient.erased_at = now
     patient.pseudonym = ERASED_NAME.format(id=patient.id)
-    patient.telegram_user_id = None
-    patient.chat_id = None
+    identity.unlink(patient)
     patient.timezone = None
     patient.consent_version = None
     patient.consent_at = None

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
+from bot.db.identity import TelegramUser
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, Therapist
 from bot.domain import schedule
 from bot.services import audit
@@ -53,9 +54,9 @@ async def mark_unreachable(
 
 
 async def mark_reachable(
-    session: AsyncSession, *, user_id: int, now: datetime, grace: timedelta
+    session: AsyncSession, *, user: TelegramUser, now: datetime, grace: timedelta
 ) -> Notice | None:
-    patient = await queries.patient_by_user(session, user_id)
+    patient = await queries.patient_by_user(session, user)
     if patient is None or patient.status is not PatientStatus.UNREACHABLE:
         return None
     patient.status = REACHABLE_AGAIN

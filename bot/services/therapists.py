@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.identity import TelegramUser
 from bot.db.models import Alert, Patient, PatientStatus, Therapist
 from bot.services import audit, participation
 from bot.services.errors import NotFound, UserError
@@ -34,11 +35,12 @@ def _clean_name(name: str) -> str:
     return name
 
 
-async def add(session: AsyncSession, *, telegram_id: int, name: str, now: datetime) -> int:
+async def add(session: AsyncSession, *, user: TelegramUser, name: str, now: datetime) -> int:
+    telegram_id = user.id
     if telegram_id <= 0:
         raise UserError("telegram id must be a positive number")
     patient = await session.scalar(
-        select(Patient.id).where(Patient.telegram_user_id == telegram_id)
+        select(Patient.id).where(Patient.telegram_index.in_(user.indexes))
     )
     if patient is not None:
         raise UserError("that Telegram account is enrolled as a patient")

@@ -60,8 +60,13 @@ def test_db_upgrade_current_downgrade(env: dict[str, str]) -> None:
     assert code == 0 and "base" in out
 
 
-def test_therapist_verbs(env: dict[str, str]) -> None:
+def test_therapist_verbs(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert invoke("db", "upgrade")[0] == 0
+    # Patients' Telegram ids are stored only as keyed HMACs: finding whether this id is a
+    # patient's needs the keys.
+    code, _, err = invoke("therapist", "add", "--telegram-id", "4242", "--name", "Dr Kim")
+    assert code == 1 and "AFTERGLOW_ENCRYPTION_KEYS" in err and err.count("\n") == 1
+    monkeypatch.setenv("AFTERGLOW_ENCRYPTION_KEYS", KEY_A)
     code, out, _ = invoke("therapist", "add", "--telegram-id", "4242", "--name", "Dr Kim")
     assert code == 0 and "added" in out
     code, _, err = invoke("therapist", "add", "--telegram-id", "4242", "--name", "Dr Kim")
@@ -81,8 +86,9 @@ def test_therapist_verbs(env: dict[str, str]) -> None:
 
 
 def test_deactivating_a_therapist_with_patients_needs_reassign_or_hold(
-    env: dict[str, str],
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AFTERGLOW_ENCRYPTION_KEYS", KEY_A)
     assert invoke("db", "upgrade")[0] == 0
     assert invoke("therapist", "add", "--telegram-id", "51", "--name", "Dr Ames")[0] == 0
     assert invoke("therapist", "add", "--telegram-id", "52", "--name", "Dr Bo")[0] == 0
@@ -426,6 +432,7 @@ def test_audit_entries_name_the_operators_os_account(
 ) -> None:
     """Seen: every CLI entry said only "operator", whoever on the host ran it."""
     monkeypatch.setenv("LOGNAME", "alice")  # what getpass.getuser() reads first
+    monkeypatch.setenv("AFTERGLOW_ENCRYPTION_KEYS", KEY_A)
     assert invoke("db", "upgrade")[0] == 0
     assert invoke("therapist", "add", "--telegram-id", "61", "--name", "Dr Ames")[0] == 0
     assert invoke("therapist", "add", "--telegram-id", "62", "--name", "Dr Bo")[0] == 0

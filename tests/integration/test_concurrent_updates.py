@@ -73,7 +73,7 @@ async def recorded(world: World, patient_user_id: int) -> list[str]:
         rows = await session.scalars(
             select(Reply)
             .join(Patient, Patient.id == Reply.patient_id)
-            .where(Patient.telegram_user_id == patient_user_id)
+            .where(Patient.telegram_index.in_(world.rt.cipher.indexes(patient_user_id)))
             .order_by(Reply.id)
         )
         return [world.rt.cipher.decrypt(row.body_enc) for row in rows if row.body_enc]

@@ -156,7 +156,9 @@ async def test_declining_stores_nothing(world: World) -> None:
     assert "Nothing about you has been stored" in world.last(pat)["text"]
     async with world.rt.engine.connect() as conn:
         stored = (
-            await conn.execute(text("SELECT telegram_user_id, chat_id, consent_at FROM patients"))
+            await conn.execute(
+                text("SELECT telegram_index, telegram_enc, consent_at FROM patients")
+            )
         ).all()
     assert stored == [(None, None, None)]
 

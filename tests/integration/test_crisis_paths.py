@@ -96,7 +96,7 @@ async def test_declining_clears_who_opened_the_link(clinic: World) -> None:
     patient = await on_consent_screen(world, dr, "fern")
     await world.tap(patient, world.last(patient)["message_id"], "No, thanks")
     async with world.rt.sessions() as session:
-        assert (await session.scalars(select(Invite.opened_by))).all() == [None]
+        assert (await session.scalars(select(Invite.opened_by_index))).all() == [None]
 
 
 async def test_a_stranger_in_crisis_gets_resources_and_nothing_is_stored(clinic: World) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, update
 
+from bot.db import identity
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind, Therapist
 from bot.dispatch import dispatcher as dispatcher_module
 from bot.dispatch.dispatcher import IN_FLIGHT, TickReport
@@ -42,8 +43,7 @@ async def seed(world: World, patients: int, per_patient: int = 1) -> list[int]:
                     .values(
                         therapist_id=therapist_id,
                         pseudonym=f"claim{i}",
-                        telegram_user_id=person.id,
-                        chat_id=person.id,
+                        **identity.columns(world.rt.cipher, person.id),
                         status=PatientStatus.ACTIVE,
                         timezone="UTC",
                         quiet_start=time(0, 0),

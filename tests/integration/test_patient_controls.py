@@ -737,7 +737,7 @@ async def test_forgetme_erases_and_nothing_decryptable_remains(world: World) -> 
 
     row = await patient_row(world, pid)
     assert row.status is PatientStatus.ERASED and row.erased_at == world.clock.now()
-    assert (row.telegram_user_id, row.chat_id, row.timezone) == (None, None, None)
+    assert (row.telegram_index, row.telegram_enc, row.timezone) == (None, None, None)
     assert (row.consent_version, row.consent_at, row.paused_until) == (None, None, None)
     async with world.rt.sessions() as session:
         assert not (await session.scalars(select(Reply).where(Reply.patient_id == pid))).all()

@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.db import identity
 from bot.db.crypto import Cipher
 from bot.db.engine import SessionFactory, make_session_factory
 from bot.db.models import (
@@ -59,7 +60,7 @@ async def clinic(db: SessionFactory) -> tuple[int, int]:
             Patient(
                 therapist_id=therapist.id,
                 pseudonym=name,
-                telegram_user_id=user_id,
+                **identity.columns(CIPHER, user_id),
                 status=PatientStatus.ACTIVE,
                 timezone="Europe/Berlin",
                 created_at=NOW,

@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.db import queries
+from bot.db import identity, queries
+from bot.db.crypto import Cipher
 from bot.db.engine import SessionFactory, make_session_factory
 from bot.db.models import Patient, PatientStatus, Therapist
 
@@ -22,6 +24,13 @@ PATIENT = 2001
 BOTH = 3001  # a therapist who is also enrolled as a patient
 INACTIVE_BOTH = 3002  # a deactivated therapist who is also a patient
 NOBODY = 9999
+
+
+CIPHER = Cipher([Fernet.generate_key()])
+
+
+def _user(user_id: int) -> identity.TelegramUser:
+    return identity.telegram_user(CIPHER, user_id)
 
 
 @pytest.fixture
@@ -45,7 +54,7 @@ async def db(engine: AsyncEngine) -> SessionFactory:
             Patient(
                 therapist_id=therapists[THERAPIST].id,
                 pseudonym=f"p{user_id}",
-                telegram_user_id=user_id,
+                **identity.columns(CIPHER, user_id),
                 status=PatientStatus.ACTIVE,
                 created_at=NOW,
             )
@@ -58,7 +67,7 @@ async def two_lookups(db: SessionFactory, user_id: int) -> tuple[Any, Any]:
     """What `handlers.common.who()` did before: the reference behaviour."""
     async with db() as s:
         therapist = await queries.therapist_by_user(s, user_id)
-        patient = None if therapist else await queries.patient_by_user(s, user_id)
+        patient = None if therapist else await queries.patient_by_user(s, _user(user_id))
         return (
             therapist.id if therapist else None,
             patient.id if patient else None,
@@ -67,7 +76,7 @@ async def two_lookups(db: SessionFactory, user_id: int) -> tuple[Any, Any]:
 
 async def roles(db: SessionFactory, user_id: int) -> tuple[Therapist | None, Patient | None]:
     async with db() as s:
-        return await queries.roles_by_user(s, user_id)
+        return await queries.roles_by_user(s, _user(user_id))
 
 
 @pytest.mark.parametrize(
@@ -94,7 +103,7 @@ async def test_roles_match_the_two_lookups(
     if found_therapist is not None:
         assert found_therapist.telegram_user_id == user_id and found_therapist.active
     if found_patient is not None:
-        assert found_patient.telegram_user_id == user_id
+        assert found_patient.telegram_index == CIPHER.indexes(user_id)[0]
 
 
 async def test_roles_are_session_objects_in_one_statement(
@@ -108,8 +117,8 @@ async def test_roles_are_session_objects_in_one_statement(
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         async with db() as s, s.begin():
-            _, patient = await queries.roles_by_user(s, PATIENT)
-            therapist, _ = await queries.roles_by_user(s, THERAPIST)
+            _, patient = await queries.roles_by_user(s, _user(PATIENT))
+            therapist, _ = await queries.roles_by_user(s, _user(THERAPIST))
             assert patient is not None and therapist is not None
             assert patient in s and therapist in s  # handlers change and flush them
             assert await s.get(Patient, patient.id) is patient

@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 
 from bot.app import build_application, build_runtime
 from bot.config import Settings
+from bot.db import identity
 from bot.db.models import Base
 from bot.demo import run_demo
 from bot.dispatch.dispatcher import Dispatcher, TickReport
@@ -61,7 +62,9 @@ async def test_first_prompt_goes_out_on_the_first_tick_after_the_session(
         therapist, patient = state.user(1, "Dr T"), state.user(2, "P")
         async with rt.sessions() as session, session.begin():
             now = rt.clock.now()
-            await therapists.add(session, telegram_id=therapist.id, name="Dr T", now=now)
+            await therapists.add(
+                session, user=identity.telegram_user(rt.cipher, therapist.id), name="Dr T", now=now
+            )
             token = await enrollment.invite_patient(
                 session, therapist_id=1, pseudonym="p1", now=now
             )

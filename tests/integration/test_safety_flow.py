@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, text
 
 from bot.app import build_application, build_runtime
 from bot.config import Settings
+from bot.db import identity
 from bot.db.models import Alert, Base, Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.emulator import BotApiState, EmulatorServer
 from bot.polling import Poller
@@ -191,15 +192,16 @@ async def test_a_burst_of_prompts_does_not_delay_a_crisis_reply(tmp_path: Path) 
             await state.send_text(person, "hi")
         state.drain_updates()
         async with rt.sessions() as session, session.begin():
-            await therapists.add(session, telegram_id=1, name="Dr", now=now)
+            await therapists.add(
+                session, user=identity.telegram_user(rt.cipher, 1), name="Dr", now=now
+            )
             await session.execute(
                 insert(Patient),
                 [
                     {
                         "therapist_id": 1,
                         "pseudonym": f"p{i}",
-                        "telegram_user_id": p.id,
-                        "chat_id": p.id,
+                        **identity.columns(rt.cipher, p.id),
                         "status": PatientStatus.ACTIVE,
                         "timezone": "UTC",
                         "quiet_start": now.time().replace(

@@ -15,6 +15,7 @@ from telegram import Update
 from bot.app import PTBApp, build_application, build_runtime
 from bot.clock import FakeClock
 from bot.config import Settings
+from bot.db import identity
 from bot.db.models import Base, Delivery, Patient, Therapist
 from bot.dispatch.dispatcher import Dispatcher, TickReport
 from bot.emulator import BotApiState
@@ -80,7 +81,12 @@ class World:
     async def unconfirmed_therapist(self, name: str = "Dr Rivera") -> EmuUser:
         person = self.person(name)
         async with self.rt.sessions() as session, session.begin():
-            await therapists.add(session, telegram_id=person.id, name=name, now=self.clock.now())
+            await therapists.add(
+                session,
+                user=identity.telegram_user(self.rt.cipher, person.id),
+                name=name,
+                now=self.clock.now(),
+            )
         return person
 
     async def enrolled_patient(

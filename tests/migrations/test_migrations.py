@@ -103,7 +103,7 @@ async def test_0002_keeps_existing_alerts_and_invites_both_ways(
                 await db.dispose()
 
         before = await rows()
-        await asyncio.to_thread(migrate.upgrade, url)
+        await asyncio.to_thread(migrate.upgrade, url, "0002")
         assert await rows() == before
         db = make_engine(url)
         try:
@@ -117,6 +117,10 @@ async def test_0002_keeps_existing_alerts_and_invites_both_ways(
         finally:
             await db.dispose()
         assert tuple(new) == (None, None, None) and tuple(opened) == (None,)
+        # Every later migration, some rebuilding the patients and replies tables on SQLite,
+        # keeps the rows that point at them (foreign keys must not cascade a rebuild).
+        await asyncio.to_thread(migrate.upgrade, url)
+        assert await rows() == before
         await asyncio.to_thread(migrate.downgrade, url, "0001")
         assert await rows() == before
 
@@ -240,3 +244,48 @@ async def test_0005_without_keys_refuses_instead_of_inventing_one(
         await asyncio.to_thread(migrate.upgrade, url)
     assert not (tmp_path / "absent.key").exists()
     assert await _run(url, "SELECT choice_value FROM replies") == [("2",)]  # rolled back
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0006_replaces_patients_telegram_ids_with_an_index_and_back(
+    backend: str, tmp_path: Path
+) -> None:
+    cipher = Cipher([Fernet.generate_key()])
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(lambda: migrate.upgrade(url, "0005", cipher=cipher))
+        await _run(
+            url,
+            "INSERT INTO therapists (id, name, telegram_user_id, active, created_at) "
+            "VALUES (1, 'Dr Ames', 900001, true, '2026-11-01 10:00:00+00')",
+            "INSERT INTO patients (id, therapist_id, pseudonym, status, telegram_user_id, "
+            "chat_id, quiet_start, quiet_end, language, created_at) VALUES "
+            "(1, 1, 'lake', 'active', 7345001, 7345001, '21:00', '08:00', 'en', "
+            "'2026-11-01 10:00:00+00'), (2, 1, 'fern', 'invited', NULL, NULL, '21:00', "
+            "'08:00', 'en', '2026-11-01 10:00:00+00')",
+            "INSERT INTO invites (id, token_hash, kind, patient_id, created_at, expires_at, "
+            "opened_by) VALUES (3, 'h', 'patient', 2, '2026-11-01 10:00:00+00', "
+            "'2026-11-08 10:00:00+00', 7345002)",
+            "INSERT INTO alerts (id, patient_id, therapist_id, kind, created_at) "
+            "VALUES (7, 1, 1, 'crisis', '2026-11-02 10:00:00+00')",
+        )
+        await asyncio.to_thread(lambda: migrate.upgrade(url, cipher=cipher))
+
+        (lake, fern) = await _run(
+            url, "SELECT telegram_index, telegram_enc FROM patients ORDER BY id"
+        )
+        assert bytes(lake[0]) == cipher.indexes(7345001)[0]
+        assert cipher.decrypt(bytes(lake[1])) == "7345001:7345001"
+        assert fern == (None, None)
+        (opened,) = await _run(url, "SELECT opened_by_index FROM invites")
+        assert bytes(opened[0]) == cipher.indexes(7345002)[0]
+        raw = b"".join(bytes(v) for v in lake if v) + bytes(opened[0])
+        assert b"7345001" not in raw and b"7345002" not in raw
+        assert await _run(url, "SELECT id FROM alerts") == [(7,)]
+        assert await _run(url, "SELECT telegram_user_id FROM therapists") == [(900001,)]
+
+        await asyncio.to_thread(lambda: migrate.downgrade(url, "0005", cipher=cipher))
+        assert await _run(
+            url, "SELECT id, telegram_user_id, chat_id FROM patients ORDER BY id"
+        ) == [(1, 7345001, 7345001), (2, None, None)]
+        assert await _run(url, "SELECT id FROM alerts") == [(7,)]
+        assert await _run(url, "SELECT opened_by FROM invites") == [(None,)]
