@@ -125,6 +125,16 @@ async def test_0002_keeps_existing_alerts_and_invites_both_ways(
         assert await rows() == before
 
 
+# One therapist and their patient "lake" (id 1), as raw SQL valid at every revision.
+LAKE = (
+    "INSERT INTO therapists (id, name, active, created_at) "
+    "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')",
+    "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
+    "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
+    "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')",
+)
+
+
 async def _run(url: str, *statements: str) -> list[tuple[object, ...]]:
     """Execute statements in one transaction; the last one's rows, if it returns any."""
     from sqlalchemy import text
@@ -148,11 +158,7 @@ async def test_0003_adds_the_key_check_table_and_keeps_existing_rows_both_ways(
         await asyncio.to_thread(migrate.upgrade, url, "0002")
         await _run(
             url,
-            "INSERT INTO therapists (id, name, active, created_at) "
-            "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')",
-            "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
-            "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
-            "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')",
+            *LAKE,
             "INSERT INTO replies (id, patient_id, kind, body_enc, flagged, received_at, "
             "updated_at) VALUES (5, 1, 'note', 'token', false, '2026-11-02 10:00:00+00', "
             "'2026-11-02 10:00:00+00')",
@@ -184,11 +190,7 @@ async def test_0004_and_0005_encrypt_check_in_values_and_decrypt_them_back(
         await asyncio.to_thread(migrate.upgrade, url, "0003")
         await _run(
             url,
-            "INSERT INTO therapists (id, name, active, created_at) "
-            "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')",
-            "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
-            "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
-            "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')",
+            *LAKE,
             "INSERT INTO replies (id, patient_id, kind, choice_value, flagged, received_at, "
             "updated_at) VALUES (5, 1, 'choice', '2', true, '2026-11-02 10:00:00+00', "
             "'2026-11-02 10:00:00+00'), (6, 1, 'choice', 'barely', false, "
@@ -231,11 +233,7 @@ async def test_0005_without_keys_refuses_instead_of_inventing_one(
     await asyncio.to_thread(migrate.upgrade, url, "0003")
     await _run(
         url,
-        "INSERT INTO therapists (id, name, active, created_at) "
-        "VALUES (1, 'Dr Ames', true, '2026-11-01 10:00:00+00')",
-        "INSERT INTO patients (id, therapist_id, pseudonym, status, quiet_start, "
-        "quiet_end, language, created_at) VALUES (1, 1, 'lake', 'active', "
-        "'21:00', '08:00', 'en', '2026-11-01 10:00:00+00')",
+        *LAKE,
         "INSERT INTO replies (id, patient_id, kind, choice_value, flagged, received_at, "
         "updated_at) VALUES (5, 1, 'choice', '2', true, '2026-11-02 10:00:00+00', "
         "'2026-11-02 10:00:00+00')",
