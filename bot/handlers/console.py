@@ -36,8 +36,8 @@ from bot.handlers.common import (
     who,
 )
 from bot.handlers.therapist import therapist_only
-from bot.services import console, exports, replies, schedule_edits, sessions
-from bot.services.errors import UserError
+from bot.services import access, console, exports, replies, schedule_edits, sessions
+from bot.services.errors import STALE_BUTTON, UserError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def therapist_button(handler: TherapistButton) -> ButtonHandler:
         async with runtime(context).sessions() as session:
             role = await who(session, update, context)
         if role.therapist is None:
-            await query.answer(console.STALE_BUTTON, show_alert=True)
+            await query.answer(STALE_BUTTON, show_alert=True)
             return
         try:
             await handler(update, context, data, role.therapist)
@@ -204,7 +204,7 @@ async def replies_button(
 ) -> None:
     rt = runtime(context)
     async with effects(context) as session:
-        patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
+        patient = await access.own_patient_by_id(session, therapist.id, data.int_arg(0))
         patient, views = await replies.read_replies(
             session,
             therapist_id=therapist.id,
@@ -245,7 +245,7 @@ async def pause_button(
 ) -> None:
     rt = runtime(context)
     async with effects(context) as session:
-        patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
+        patient = await access.own_patient_by_id(session, therapist.id, data.int_arg(0))
         outcome = await console.pause(
             session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
         )
@@ -260,7 +260,7 @@ async def resume_button(
 ) -> None:
     rt = runtime(context)
     async with effects(context) as session:
-        patient = await console.own_patient_by_id(session, therapist.id, data.int_arg(0))
+        patient = await access.own_patient_by_id(session, therapist.id, data.int_arg(0))
         outcome = await console.resume(
             session,
             therapist_id=therapist.id,
@@ -529,7 +529,7 @@ async def pause_patient(update: Update, context: Context, therapist: Therapist) 
     rt = runtime(context)
     try:
         async with effects(context) as session:
-            patient = await console.own_patient(session, therapist.id, args[0])
+            patient = await access.own_patient(session, therapist.id, args[0])
             outcome = await console.pause(
                 session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
             )
@@ -548,7 +548,7 @@ async def resume_patient(update: Update, context: Context, therapist: Therapist)
     rt = runtime(context)
     try:
         async with effects(context) as session:
-            patient = await console.own_patient(session, therapist.id, args[0])
+            patient = await access.own_patient(session, therapist.id, args[0])
             outcome = await console.resume(
                 session,
                 therapist_id=therapist.id,

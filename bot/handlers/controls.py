@@ -37,7 +37,7 @@ from bot.handlers.common import (
     tell,
     who,
 )
-from bot.services import mydata, participation
+from bot.services import audit, mydata, participation
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
 
@@ -151,7 +151,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
         me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
         again = me.status is PatientStatus.PAUSED
         await participation.pause(
-            session, patient=me, until=until, actor=participation.patient_actor(me), now=now
+            session, patient=me, until=until, actor=audit.as_patient(me.id), now=now
         )
         zone = me.timezone
     await answer(update, cr.paused(until, zone, again=again))
@@ -165,7 +165,7 @@ async def resume_self(update: Update, context: Context, patient: Patient) -> Non
         result = await participation.resume(
             session,
             patient=me,
-            actor=participation.patient_actor(me),
+            actor=audit.as_patient(me.id),
             now=rt.clock.now(),
             grace=rt.settings.misfire_grace,
         )

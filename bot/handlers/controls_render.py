@@ -12,8 +12,9 @@ from bot.domain.schedule import QuietHours
 from bot.domain.timezones import COMMON_ZONES
 from bot.handlers.callbacks import CallbackCodec
 from bot.handlers.render import esc, local
+from bot.services.errors import STALE_BUTTON
 
-STALE = "This button is no longer valid."
+STALE = STALE_BUTTON
 YES, NO = "y", "n"
 
 # --- pause and resume -----------------------------------------------------------------------

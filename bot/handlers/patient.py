@@ -25,7 +25,7 @@ from bot.handlers.common import (
     who,
 )
 from bot.services import alerts, enrollment, participation, reachability, replies, therapists
-from bot.services.errors import UserError
+from bot.services.errors import STALE_BUTTON, UserError
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ async def _set_timezone(update: Update, context: Context, text: str) -> bool:
         async with effects(context) as session:
             patient = (await who(session, update, context)).patient
             if patient is None or patient.status in (PatientStatus.ERASED, PatientStatus.DECLINED):
-                raise UserError("This button is no longer valid.")
+                raise UserError(STALE_BUTTON)
             if patient.status is PatientStatus.ONBOARDING:
                 zone, finished = await enrollment.set_timezone(
                     session, patient=patient, text=text, now=rt.clock.now()
@@ -315,7 +315,7 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
         async with effects(context) as session:
             patient = (await who(session, update, context)).patient
             if patient is None:
-                raise UserError("This button is no longer valid.")
+                raise UserError(STALE_BUTTON)
             now = rt.clock.now()
             outcome = await replies.record_choice(
                 session,
@@ -368,7 +368,7 @@ async def got_it(update: Update, context: Context, data: Callback) -> None:
         async with effects(context) as session:
             patient = (await who(session, update, context)).patient
             if patient is None:
-                raise UserError("This button is no longer valid.")
+                raise UserError(STALE_BUTTON)
             first = await replies.record_ack(
                 session, patient=patient, delivery_id=data.int_arg(0), now=rt.clock.now()
             )

@@ -29,6 +29,7 @@ from bot.handlers.common import (
     runtime,
     who,
 )
+from bot.services.errors import STALE_BUTTON
 
 PRIVATE = filters.ChatType.PRIVATE
 ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
@@ -99,12 +100,12 @@ async def on_callback(update: Update, context: Context) -> None:
     data = codec(context).decode(query.data)
     handler = BUTTONS.get(data.action) if data is not None else None
     if data is None or handler is None:
-        await query.answer("This button is no longer valid.", show_alert=True)
+        await query.answer(STALE_BUTTON, show_alert=True)
         return
     try:
         await handler(update, context, data)
     except (ValueError, IndexError):
-        await query.answer("This button is no longer valid.", show_alert=True)
+        await query.answer(STALE_BUTTON, show_alert=True)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

@@ -23,7 +23,7 @@ from bot.db.models import (
 )
 from bot.domain.content import ContentLibrary
 from bot.services import audit, disclosures
-from bot.services.errors import NotFound, UserError
+from bot.services.errors import STALE_BUTTON, NotFound, UserError
 from bot.services.replies import choice_of, question_text
 
 
@@ -266,7 +266,7 @@ async def acknowledge(
     own = therapist is not None and therapist.telegram_user_id == user_id and therapist.active
     on_call = oncall_chat_id is not None and chat_id == oncall_chat_id
     if not (own or on_call):
-        raise UserError("This button is no longer valid.")
+        raise UserError(STALE_BUTTON)
     if alert.acknowledged_at is not None:
         # Name whoever acknowledged first: a later press never rewrites who that was.
         first = (
@@ -282,7 +282,7 @@ async def acknowledge(
     audit.record(
         session,
         at=now,
-        actor=f"therapist:{therapist.id}" if own and therapist else f"oncall:{user_id}",
+        actor=audit.as_therapist(therapist.id) if own and therapist else f"oncall:{user_id}",
         action="alert.acknowledge",
         patient_id=alert.patient_id,
         alert_id=alert.id,

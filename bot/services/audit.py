@@ -42,6 +42,14 @@ def as_operator(account: str) -> Iterator[None]:
         _operator.reset(token)
 
 
+def as_therapist(therapist_id: int) -> str:
+    return f"therapist:{therapist_id}"
+
+
+def as_patient(patient_id: int) -> str:
+    return f"patient:{patient_id}"
+
+
 def is_operator(actor: str) -> bool:
     """An entry made by the clinic's operator, named or not (entries before names existed)."""
     return actor == OPERATOR or actor.startswith(f"{OPERATOR}:")

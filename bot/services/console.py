@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db import queries
 from bot.db.crypto import Cipher
 from bot.db.models import (
     AuditEntry,
@@ -32,12 +31,12 @@ from bot.db.types import UTCDateTime
 from bot.domain import schedule
 from bot.domain.content import ContentLibrary
 from bot.services import audit, participation
-from bot.services.errors import NotFound, UserError
+from bot.services.access import own_patient, own_patient_by_id
+from bot.services.errors import UserError
 from bot.services.replanning import replan_pending
 from bot.services.sessions import quiet_hours
 
 PAGE_SIZE = 8
-STALE_BUTTON = "This button is no longer valid."
 UPCOMING_STATES = (DeliveryState.SCHEDULED, DeliveryState.HELD, DeliveryState.SENDING)
 RECENT_STATES = (
     DeliveryState.SENT,
@@ -62,37 +61,6 @@ QUIET_PRESETS: tuple[schedule.QuietHours, ...] = (
     schedule.QuietHours(time(23, 0), time(9, 0)),
     schedule.QuietHours(time(0, 0), time(0, 0)),
 )
-
-
-def actor(therapist_id: int) -> str:
-    return f"therapist:{therapist_id}"
-
-
-def no_patient(pseudonym: str) -> NotFound:
-    shown = pseudonym if len(pseudonym) <= 40 else pseudonym[:39] + "…"
-    return NotFound(f"You have no patient called “{shown}”.")
-
-
-async def own_patient(session: AsyncSession, therapist_id: int, pseudonym: str) -> Patient:
-    """The therapist's patient by pseudonym; anything else reads as "no such patient"."""
-    patient = await queries.patient_of(session, therapist_id, pseudonym)
-    if patient is None:
-        raise no_patient(pseudonym)
-    return patient
-
-
-async def own_patient_by_id(session: AsyncSession, therapist_id: int, patient_id: int) -> Patient:
-    """The therapist's patient by the id a button carried (never trusted on its own)."""
-    patient = await session.scalar(
-        select(Patient).where(
-            Patient.id == patient_id,
-            Patient.therapist_id == therapist_id,
-            Patient.status != PatientStatus.ERASED,
-        )
-    )
-    if patient is None:
-        raise NotFound(STALE_BUTTON)
-    return patient
 
 
 def delivery_version(delivery: Delivery) -> int:
@@ -216,7 +184,7 @@ async def list_patients(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action="patients.list",
         page=page,
         count=len(rows),
@@ -232,7 +200,11 @@ async def patient_card(
         await session.execute(_summary_query(therapist_id).where(Patient.id == patient_id))
     ).one()
     audit.record(
-        session, at=now, actor=actor(therapist_id), action="patient.card", patient_id=patient_id
+        session,
+        at=now,
+        actor=audit.as_therapist(therapist_id),
+        action="patient.card",
+        patient_id=patient_id,
     )
     return _summary(row)
 
@@ -258,7 +230,7 @@ async def set_default_template(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action="patient.default_template",
         patient_id=patient.id,
         old=old,
@@ -292,7 +264,7 @@ async def set_quiet_hours(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action="patient.quiet_hours",
         patient_id=patient.id,
         old=str(old),
@@ -400,7 +372,7 @@ async def _schedule(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action=SCHEDULE_READ,
         patient_id=patient.id,
         numbers=[line.id for line in lines],
@@ -445,7 +417,7 @@ async def numbered_delivery(
     query = (
         select(AuditEntry)
         .where(
-            AuditEntry.actor == actor(therapist_id),
+            AuditEntry.actor == audit.as_therapist(therapist_id),
             AuditEntry.action == SCHEDULE_READ,
             AuditEntry.at >= now - NUMBERS_VALID,
         )
@@ -491,7 +463,7 @@ async def pause(
         # A repeat (or a stale Pause button) changes nothing, not even a self-chosen end.
         raise UserError(f"{patient.pseudonym} is already paused.")
     held = await participation.pause(
-        session, patient=patient, until=None, actor=actor(therapist_id), now=now
+        session, patient=patient, until=None, actor=audit.as_therapist(therapist_id), now=now
     )
     return PauseOutcome(patient.pseudonym, held)
 
@@ -505,6 +477,6 @@ async def resume(
     now: datetime,
 ) -> ResumeOutcome:
     result = await participation.resume(
-        session, patient=patient, actor=actor(therapist_id), now=now, grace=grace
+        session, patient=patient, actor=audit.as_therapist(therapist_id), now=now, grace=grace
     )
     return ResumeOutcome(patient.pseudonym, result.sent_soon, result.missed, result.rescheduled)

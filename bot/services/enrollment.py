@@ -96,7 +96,7 @@ async def invite_patient(
     audit.record(
         session,
         at=now,
-        actor=f"therapist:{therapist_id}",
+        actor=audit.as_therapist(therapist_id),
         action="patient.invite",
         patient_id=patient.id,
     )
@@ -189,7 +189,9 @@ async def open_invite(
         session.add(therapist)
         invite.used_at = now
         await session.flush()
-        audit.record(session, at=now, actor=f"therapist:{therapist.id}", action="therapist.join")
+        audit.record(
+            session, at=now, actor=audit.as_therapist(therapist.id), action="therapist.join"
+        )
         return OpenedInvite(InviteKind.THERAPIST, invite.id, therapist.name)
     if as_therapist is not None:
         raise UserError(THERAPIST_NOT_PATIENT)
@@ -235,7 +237,7 @@ async def accept_consent(
     audit.record(
         session,
         at=now,
-        actor=f"patient:{patient.id}",
+        actor=audit.as_patient(patient.id),
         action="consent.agree",
         patient_id=patient.id,
         version=consent_version,
@@ -276,7 +278,7 @@ async def set_timezone(
     audit.record(
         session,
         at=now,
-        actor=f"patient:{patient.id}",
+        actor=audit.as_patient(patient.id),
         action="patient.timezone",
         patient_id=patient.id,
     )

@@ -12,3 +12,8 @@ class UserError(Exception):
 
 class NotFound(UserError):
     pass
+
+
+# A button whose message is out of date, forged, or someone else's: one answer for all three,
+# so a press learns nothing about data it may not see.
+STALE_BUTTON = "This button is no longer valid."

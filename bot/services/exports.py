@@ -26,7 +26,7 @@ from bot.db.crypto import Cipher
 from bot.db.models import Delivery, Patient, Reply, ReplyKind
 from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
-from bot.services.console import actor, own_patient, own_patient_by_id
+from bot.services.access import own_patient, own_patient_by_id
 from bot.services.replies import choice_of, question_text
 
 COLUMNS = (
@@ -289,7 +289,7 @@ async def _export(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action="export.csv",
         patient_id=patient.id,
         rows=len(rows),

@@ -42,7 +42,7 @@ def _times(prefix: str, moment: datetime | None, tz: ZoneInfo) -> dict[str, str 
 
 
 def _by(actor: str, patient_id: int) -> str:
-    if actor == f"patient:{patient_id}":
+    if actor == audit.as_patient(patient_id):
         return "you"
     if actor.startswith("therapist:"):
         return "your therapist"
@@ -191,7 +191,7 @@ async def my_data(
     audit.record(
         session,
         at=now,
-        actor=f"patient:{patient.id}",
+        actor=audit.as_patient(patient.id),
         action="patient.mydata",
         patient_id=patient.id,
         replies=len(replies),

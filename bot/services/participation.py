@@ -29,7 +29,7 @@ from bot.db.models import (
 from bot.domain import schedule
 from bot.domain.timezones import resolve_zone
 from bot.services import audit, disclosures
-from bot.services.errors import UserError
+from bot.services.errors import STALE_BUTTON, UserError
 from bot.services.replanning import replan_pending
 from bot.services.sessions import quiet_hours
 
@@ -68,12 +68,8 @@ class ForgetResult:
     staff_messages: list[tuple[int, int]] = field(default_factory=list)
 
 
-def patient_actor(patient: Patient) -> str:
-    return f"patient:{patient.id}"
-
-
 def _is_self(patient: Patient, actor: str) -> bool:
-    return actor == patient_actor(patient)
+    return actor == audit.as_patient(patient.id)
 
 
 def _zone(name: str | None) -> ZoneInfo:
@@ -96,7 +92,7 @@ async def _pause_actor(session: AsyncSession, patient: Patient) -> str | None:
 
 
 async def _paused_by_patient(session: AsyncSession, patient: Patient) -> bool:
-    return await _pause_actor(session, patient) == patient_actor(patient)
+    return await _pause_actor(session, patient) == audit.as_patient(patient.id)
 
 
 async def held_by_operator(session: AsyncSession, patient: Patient) -> bool:
@@ -289,7 +285,7 @@ async def stop(session: AsyncSession, *, patient: Patient, now: datetime) -> Non
     audit.record(
         session,
         at=now,
-        actor=patient_actor(patient),
+        actor=audit.as_patient(patient.id),
         action="patient.stop",
         patient_id=patient.id,
         cancelled=cancelled,
@@ -304,12 +300,12 @@ async def rejoin(session: AsyncSession, *, patient: Patient, now: datetime) -> N
     if patient.status in (PatientStatus.ACTIVE, PatientStatus.UNREACHABLE):
         raise UserError("You're already receiving messages.")
     if patient.status is not PatientStatus.STOPPED:
-        raise UserError("This button is no longer valid.")
+        raise UserError(STALE_BUTTON)
     patient.status = PatientStatus.ACTIVE
     audit.record(
         session,
         at=now,
-        actor=patient_actor(patient),
+        actor=audit.as_patient(patient.id),
         action="patient.rejoin",
         patient_id=patient.id,
     )
@@ -352,7 +348,7 @@ async def change_zone(
     audit.record(
         session,
         at=now,
-        actor=patient_actor(patient),
+        actor=audit.as_patient(patient.id),
         action="patient.timezone",
         patient_id=patient.id,
         moved=moved,
@@ -406,7 +402,7 @@ async def change_quiet_hours(
     audit.record(
         session,
         at=now,
-        actor=patient_actor(patient),
+        actor=audit.as_patient(patient.id),
         action="patient.quiet_hours",
         patient_id=patient.id,
         moved=moved,
@@ -462,7 +458,7 @@ async def forget(session: AsyncSession, *, patient: Patient, now: datetime) -> F
     audit.record(
         session,
         at=now,
-        actor=patient_actor(patient),
+        actor=audit.as_patient(patient.id),
         action="patient.forget",
         patient_id=patient.id,
         replies=deleted_replies,

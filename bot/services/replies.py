@@ -17,7 +17,7 @@ from bot.db.models import Delivery, DeliveryState, Patient, PromptKind, Reply, R
 from bot.domain import linking
 from bot.domain.content import ContentLibrary
 from bot.services import audit
-from bot.services.errors import NotFound, UserError
+from bot.services.errors import STALE_BUTTON, NotFound, UserError
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ async def _own_sent_delivery(
 ) -> Delivery:
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None or delivery.patient_id != patient.id or delivery.kind is not kind:
-        raise NotFound("This button is no longer valid.")
+        raise NotFound(STALE_BUTTON)
     if delivery.state not in (DeliveryState.SENT, DeliveryState.ANSWERED):
         raise UserError("This question is closed.")
     return delivery
@@ -346,7 +346,7 @@ async def read_replies(
     audit.record(
         session,
         at=now,
-        actor=f"therapist:{therapist_id}",
+        actor=audit.as_therapist(therapist_id),
         action="replies.read",
         patient_id=patient.id,
         count=len(views),

@@ -21,14 +21,9 @@ from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, Promp
 from bot.domain import schedule
 from bot.domain.content import ContentLibrary, Prompt
 from bot.services import audit
-from bot.services.console import (
-    STALE_BUTTON,
-    actor,
-    delivery_version,
-    numbered_delivery,
-    own_patient,
-)
-from bot.services.errors import NotFound, UserError
+from bot.services.access import own_patient
+from bot.services.console import delivery_version, numbered_delivery
+from bot.services.errors import STALE_BUTTON, NotFound, UserError
 from bot.services.sessions import quiet_hours
 
 MAX_CUSTOM_TEXT = 1000
@@ -155,7 +150,7 @@ async def skip(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action="delivery.skip",
         patient_id=patient.id,
         delivery_id=delivery.id,
@@ -243,7 +238,7 @@ async def _send_soon(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action=action,
         patient_id=patient.id,
         delivery_id=delivery.id,
@@ -337,7 +332,7 @@ async def _move(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action="delivery.postpone",
         patient_id=patient.id,
         delivery_id=delivery.id,
@@ -441,7 +436,7 @@ async def add_prompt(
     audit.record(
         session,
         at=now,
-        actor=actor(therapist_id),
+        actor=audit.as_therapist(therapist_id),
         action="delivery.add",
         patient_id=patient.id,
         delivery_id=delivery.id,

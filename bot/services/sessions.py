@@ -26,7 +26,7 @@ from bot.domain import schedule
 from bot.domain.content import ContentLibrary
 from bot.domain.content import Template as ContentTemplate
 from bot.services import audit
-from bot.services.errors import NotFound, UserError
+from bot.services.errors import STALE_BUTTON, NotFound, UserError
 
 DEFAULT_TEMPLATE = "standard"
 HOW_FAR = timedelta(days=30)  # a session logged further back or ahead is almost surely a typo
@@ -117,7 +117,7 @@ async def log_session(
         ):
             patient = None
         if patient is None:
-            raise NotFound("This button is no longer valid.")
+            raise NotFound(STALE_BUTTON)
     else:
         patient = await queries.patient_of(session, therapist_id, pseudonym or "")
     if patient is None:
@@ -221,7 +221,7 @@ async def log_session(
     audit.record(
         session,
         at=now,
-        actor=f"therapist:{therapist_id}",
+        actor=audit.as_therapist(therapist_id),
         action="session.log",
         patient_id=patient.id,
         session_id=treatment.id,

@@ -70,7 +70,7 @@ async def confirm_chat(
     audit.record(
         session,
         at=now,
-        actor=f"therapist:{therapist.id}",
+        actor=audit.as_therapist(therapist.id),
         action="therapist.chat_confirmed",
     )
     return True
