@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,10 +29,9 @@ from bot.db.models import (
 from bot.db.types import UTCDateTime
 from bot.domain import schedule
 from bot.domain.content import ContentLibrary
-from bot.services import audit, participation
+from bot.services import audit, participation, replanning
 from bot.services.access import own_patient, own_patient_by_id
 from bot.services.errors import UserError
-from bot.services.replanning import replan_pending
 from bot.services.sessions import quiet_hours
 
 PAGE_SIZE = 8
@@ -255,12 +253,10 @@ async def set_quiet_hours(
     now: datetime,
 ) -> QuietChange:
     patient = await own_patient_by_id(session, therapist_id, patient_id)
+    # Locked like the patient's own /settings change: the two must not interleave.
+    await session.refresh(patient, with_for_update=True)
     old = quiet_hours(patient)
-    patient.quiet_start, patient.quiet_end = quiet.start, quiet.end
-    tz = ZoneInfo(patient.timezone or "UTC")
-    moved = await replan_pending(
-        session, patient, old_tz=tz, new_tz=tz, old_quiet=old, new_quiet=quiet, now=now
-    )
+    moved = await replanning.change_quiet_hours(session, patient, quiet, now=now)
     audit.record(
         session,
         at=now,

@@ -28,6 +28,7 @@ from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
 from bot.services.access import own_patient, own_patient_by_id
 from bot.services.replies import choice_of, question_text
+from bot.services.sessions import zone_of
 
 COLUMNS = (
     "type",
@@ -102,7 +103,7 @@ async def patient_rows(
     session: AsyncSession, patient: Patient, content: ContentLibrary, cipher: Cipher
 ) -> list[ExportRow]:
     """All of one patient's deliveries and replies, decrypted, oldest first (two queries)."""
-    tz = ZoneInfo(patient.timezone or "UTC")
+    tz = zone_of(patient)
     deliveries = list(
         await session.scalars(
             select(Delivery)

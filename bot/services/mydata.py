@@ -25,6 +25,7 @@ from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
 from bot.services.errors import UserError
 from bot.services.replies import choice_of
+from bot.services.sessions import zone_of
 
 FORMAT = "afterglow-mydata/1"
 FILENAME = "afterglow-mydata.json"
@@ -68,7 +69,7 @@ async def my_data(
     """Everything stored about `patient`, JSON-serialisable; the request is audit-logged."""
     if patient.status in (PatientStatus.ERASED, PatientStatus.INVITED, PatientStatus.DECLINED):
         raise UserError("There is nothing stored about you.")
-    tz = ZoneInfo(patient.timezone or "UTC")
+    tz = zone_of(patient)
     sessions = (
         await session.scalars(
             select(TreatmentSession)

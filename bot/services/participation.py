@@ -28,10 +28,10 @@ from bot.db.models import (
 )
 from bot.domain import schedule
 from bot.domain.timezones import resolve_zone
-from bot.services import audit, disclosures
+from bot.services import audit, disclosures, replanning
 from bot.services.errors import STALE_BUTTON, UserError
-from bot.services.replanning import replan_pending
-from bot.services.sessions import quiet_hours
+from bot.services.replanning import Released, hold_pending, release_held, replan_pending
+from bot.services.sessions import quiet_hours, zone_of
 
 # Joined and not erased: these may change their settings, stop, or ask for their data.
 JOINED = (
@@ -51,15 +51,6 @@ ALREADY_STOPPED = "You've already stopped all messages. Send /start to receive t
 
 
 @dataclass(frozen=True)
-class ResumeResult:
-    """Held deliveries after a resume: each one is counted in exactly one field."""
-
-    sent_soon: int  # due now: goes out at the next dispatcher tick
-    missed: int  # more than the grace window late: marked missed, never sent
-    rescheduled: int  # still in the future (or waiting for the end of quiet hours)
-
-
-@dataclass(frozen=True)
 class ForgetResult:
     therapist_chat_id: int | None
     pseudonym: str  # the name the therapist knew, for their notice
@@ -70,10 +61,6 @@ class ForgetResult:
 
 def _is_self(patient: Patient, actor: str) -> bool:
     return actor == audit.as_patient(patient.id)
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    return ZoneInfo(name or "UTC")
 
 
 async def _lock(session: AsyncSession, patient: Patient) -> None:
@@ -144,12 +131,7 @@ async def pause(
         raise UserError("A break has to end in the future.")
     patient.status = PatientStatus.PAUSED
     patient.paused_until = until
-    result = await session.execute(
-        update(Delivery)
-        .where(Delivery.patient_id == patient.id, Delivery.state == DeliveryState.SCHEDULED)
-        .values(state=DeliveryState.HELD, updated_at=now)
-    )
-    held = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    held = await hold_pending(session, patient, now=now)
     audit.record(
         session,
         at=now,
@@ -186,7 +168,7 @@ async def resume(
     actor: str,
     now: datetime,
     grace: timedelta,
-) -> ResumeResult:
+) -> Released:
     """Active again. Held deliveries follow the grace rule (`schedule.resume`): more than
     `grace` late is missed, the rest go out now (or after quiet hours) or keep their time."""
     await _lock(session, patient)
@@ -197,36 +179,9 @@ async def resume(
     if not by_self and actor != "system" and await _paused_by_patient(session, patient):
         # The patient is in control of their own break; a therapist cannot end it for them.
         raise UserError(f"{patient.pseudonym} paused messages themselves; only they can resume.")
-    held = (
-        await session.scalars(
-            select(Delivery)
-            .where(Delivery.patient_id == patient.id, Delivery.state == DeliveryState.HELD)
-            .order_by(Delivery.due_at, Delivery.id)
-        )
-    ).all()
-    plan = schedule.resume(
-        [schedule.Planned(d.id, None, d.due_at) for d in held],
-        now,
-        grace,
-        _zone(patient.timezone),
-        quiet_hours(patient),
-    )
-    missed = set(plan.missed)
-    sent_soon = rescheduled = 0
-    for delivery in held:
-        delivery.updated_at = now
-        if delivery.id in missed:
-            delivery.state = DeliveryState.MISSED
-            continue
-        delivery.due_at = plan.moved.get(delivery.id, delivery.due_at)
-        delivery.state = DeliveryState.SCHEDULED
-        if delivery.due_at <= now:
-            sent_soon += 1
-        else:
-            rescheduled += 1
+    result = await release_held(session, patient, now=now, grace=grace)
     patient.status = PatientStatus.ACTIVE
     patient.paused_until = None
-    result = ResumeResult(sent_soon=sent_soon, missed=len(missed), rescheduled=rescheduled)
     audit.record(
         session,
         at=now,
@@ -332,7 +287,7 @@ async def change_zone(
             "I couldn't find that time zone. Try a city (like Chicago) or a name like "
             "America/Chicago. Nothing was changed."
         )
-    old = _zone(patient.timezone)
+    old = zone_of(patient)
     patient.timezone = zone
     quiet = quiet_hours(patient)
     moved = await replan_pending(
@@ -393,12 +348,7 @@ async def change_quiet_hours(
     await _lock(session, patient)
     _check_settings(patient)
     quiet = parse_quiet_hours(text)
-    old_quiet = quiet_hours(patient)
-    patient.quiet_start, patient.quiet_end = quiet.start, quiet.end
-    tz = _zone(patient.timezone)
-    moved = await replan_pending(
-        session, patient, old_tz=tz, new_tz=tz, old_quiet=old_quiet, new_quiet=quiet, now=now
-    )
+    moved = await replanning.change_quiet_hours(session, patient, quiet, now=now)
     audit.record(
         session,
         at=now,

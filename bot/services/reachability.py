@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
 from bot.db.identity import TelegramUser
-from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, Therapist
-from bot.domain import schedule
+from bot.db.models import Patient, PatientStatus, Therapist
 from bot.services import audit
-from bot.services.sessions import quiet_hours
+from bot.services.replanning import hold_pending, release_held
 
 # A paused or stopped patient who blocks stays paused or stopped; only active ones change.
 REACHABLE_AGAIN = PatientStatus.ACTIVE
@@ -42,11 +39,7 @@ async def mark_unreachable(
     if patient is None or patient.status is not PatientStatus.ACTIVE:
         return None
     patient.status = PatientStatus.UNREACHABLE
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.patient_id == patient.id, Delivery.state == DeliveryState.SCHEDULED)
-        .values(state=DeliveryState.HELD, updated_at=now)
-    )
+    await hold_pending(session, patient, now=now)
     audit.record(
         session, at=now, actor="system", action="patient.unreachable", patient_id=patient.id
     )
@@ -60,24 +53,6 @@ async def mark_reachable(
     if patient is None or patient.status is not PatientStatus.UNREACHABLE:
         return None
     patient.status = REACHABLE_AGAIN
-    held = (
-        await session.scalars(
-            select(Delivery).where(
-                Delivery.patient_id == patient.id, Delivery.state == DeliveryState.HELD
-            )
-        )
-    ).all()
-    tz = ZoneInfo(patient.timezone or "UTC")
-    plan = schedule.resume(
-        [schedule.Planned(d.id, None, d.due_at) for d in held], now, grace, tz, quiet_hours(patient)
-    )
-    for delivery in held:
-        if delivery.id in plan.missed:
-            delivery.state = DeliveryState.MISSED
-        else:
-            delivery.state = DeliveryState.SCHEDULED
-            delivery.due_at = plan.moved.get(delivery.id, delivery.due_at)
-            delivery.retry_at = None
-        delivery.updated_at = now
+    await release_held(session, patient, now=now, grace=grace)
     audit.record(session, at=now, actor="system", action="patient.reachable", patient_id=patient.id)
     return Notice(await _therapist_chat(session, patient), patient.pseudonym)

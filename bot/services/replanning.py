@@ -1,16 +1,20 @@
-"""Moving a patient's pending deliveries when their time zone or quiet hours change."""
+"""The one place that moves a patient's pending deliveries: when their time zone or quiet
+hours change (`replan_pending`, `change_quiet_hours`), when their prompts are held (a pause, a
+blocked bot: `hold_pending`) and when held ones come back (`release_held`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
 from bot.db.models import Delivery, DeliveryState, Patient, TreatmentSession
 from bot.domain import schedule
+from bot.services.sessions import quiet_hours, zone_of
 
 
 def _untouched_offset(
@@ -75,3 +79,71 @@ async def replan_pending(
             by_id[delivery_id].updated_at = now
             moved += 1
     return moved
+
+
+async def change_quiet_hours(
+    session: AsyncSession, patient: Patient, quiet: schedule.QuietHours, *, now: datetime
+) -> int:
+    """New quiet hours for a patient row the caller holds locked; pending deliveries leave the
+    new window. Returns how many moved."""
+    old = quiet_hours(patient)
+    patient.quiet_start, patient.quiet_end = quiet.start, quiet.end
+    tz = zone_of(patient)
+    return await replan_pending(
+        session, patient, old_tz=tz, new_tz=tz, old_quiet=old, new_quiet=quiet, now=now
+    )
+
+
+async def hold_pending(session: AsyncSession, patient: Patient, *, now: datetime) -> int:
+    """Every scheduled delivery of the patient waits (a pause, a bot the patient blocked)."""
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.patient_id == patient.id, Delivery.state == DeliveryState.SCHEDULED)
+        .values(state=DeliveryState.HELD, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Released:
+    """Held deliveries after a release: each one is counted in exactly one field."""
+
+    sent_soon: int  # due now: goes out at the next dispatcher tick
+    missed: int  # more than the grace window late: marked missed, never sent
+    rescheduled: int  # still in the future (or waiting for the end of quiet hours)
+
+
+async def release_held(
+    session: AsyncSession, patient: Patient, *, now: datetime, grace: timedelta
+) -> Released:
+    """Held deliveries follow the grace rule (`schedule.resume`): more than `grace` late is
+    missed, the rest go out now (or after quiet hours) or keep their time."""
+    held = (
+        await session.scalars(
+            select(Delivery)
+            .where(Delivery.patient_id == patient.id, Delivery.state == DeliveryState.HELD)
+            .order_by(Delivery.due_at, Delivery.id)
+        )
+    ).all()
+    plan = schedule.resume(
+        [schedule.Planned(d.id, None, d.due_at) for d in held],
+        now,
+        grace,
+        zone_of(patient),
+        quiet_hours(patient),
+    )
+    missed = set(plan.missed)
+    sent_soon = rescheduled = 0
+    for delivery in held:
+        delivery.updated_at = now
+        if delivery.id in missed:
+            delivery.state = DeliveryState.MISSED
+            continue
+        delivery.due_at = plan.moved.get(delivery.id, delivery.due_at)
+        delivery.state = DeliveryState.SCHEDULED
+        delivery.retry_at = None  # a retry planned before the hold is not a reason to wait now
+        if delivery.due_at <= now:
+            sent_soon += 1
+        else:
+            rescheduled += 1
+    return Released(sent_soon=sent_soon, missed=len(missed), rescheduled=rescheduled)

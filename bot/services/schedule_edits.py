@@ -24,7 +24,7 @@ from bot.services import audit
 from bot.services.access import own_patient
 from bot.services.console import delivery_version, numbered_delivery
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
-from bot.services.sessions import quiet_hours
+from bot.services.sessions import quiet_hours, zone_of
 
 MAX_CUSTOM_TEXT = 1000
 MORNING = time(9, 0)
@@ -225,7 +225,7 @@ async def _send_soon(
         raise UserError(f"{name} has stopped all messages; nothing can be sent.")
     if patient.status is not PatientStatus.ACTIVE:
         raise UserError(f"{name} hasn't finished joining yet.")
-    tz = ZoneInfo(patient.timezone or "UTC")
+    tz = zone_of(patient)
     due = schedule.defer_quiet(now, tz, quiet_hours(patient))
     old = delivery.due_at
     # A prompt waiting out a retry backoff goes now too: the therapist asked for it.
@@ -277,7 +277,7 @@ async def postpone(
 ) -> Changed:
     delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
     _require_pending(delivery, version)
-    tz = ZoneInfo(patient.timezone or "UTC")
+    tz = zone_of(patient)
     due = postponed_time(how, delivery.due_at, now, tz, quiet_hours(patient))
     return await _move(session, therapist_id, delivery, patient, due, how.value, now)
 
@@ -306,7 +306,7 @@ async def postpone_to_offset(
         _require_pending(delivery, None)
     except UserError as exc:
         raise UserError(f"#{number}: {exc.message}") from None
-    tz = ZoneInfo(patient.timezone or "UTC")
+    tz = zone_of(patient)
     base = postpone_base(delivery.due_at, now)
     due = schedule.defer_quiet(schedule.step_time(offset, base, tz), tz, quiet_hours(patient))
     if due <= delivery.due_at:
@@ -415,7 +415,7 @@ async def add_prompt(
         raise UserError(
             f"Your text is {len(what)} characters; please keep it within {MAX_CUSTOM_TEXT}."
         )
-    tz = ZoneInfo(patient.timezone or "UTC")
+    tz = zone_of(patient)
     due = schedule.defer_quiet(schedule.step_time(offset, now, tz), tz, quiet_hours(patient))
     held = patient.status in (PatientStatus.PAUSED, PatientStatus.UNREACHABLE)
     delivery = Delivery(

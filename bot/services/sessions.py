@@ -66,6 +66,11 @@ def quiet_hours(patient: Patient) -> schedule.QuietHours:
     return schedule.QuietHours(patient.quiet_start, patient.quiet_end)
 
 
+def zone_of(patient: Patient) -> ZoneInfo:
+    """The patient's zone; UTC until onboarding has asked for it (or after erasure)."""
+    return ZoneInfo(patient.timezone or "UTC")
+
+
 def parse_local_time(text: str) -> datetime:
     """`YYYY-MM-DD HH:MM` as typed by a therapist (naive: the patient's wall clock)."""
     try:
@@ -131,7 +136,7 @@ async def log_session(
     if template is None:
         known = ", ".join(sorted(content.templates))
         raise UserError(f"There is no template “{name}”. Templates: {known}.")
-    tz = ZoneInfo(patient.timezone or "UTC")
+    tz = zone_of(patient)
     start = start_at or (schedule.resolve_local(local_start, tz) if local_start else now)
     if abs(start - now) > HOW_FAR:
         raise UserError("A session must be within 30 days of today.")
