@@ -9,18 +9,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.db import identity, queries
+from bot.db import identity, queries, seen_updates
 from bot.db.crypto import CryptoKeyError
 from bot.db.identity import TelegramUser
-from bot.db.models import Patient, ProcessedUpdate, Therapist
+from bot.db.models import Patient, Therapist
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
@@ -127,12 +125,6 @@ def interactive(bot: Any) -> dict[str, Any] | None:
 _unrecorded: ContextVar[int | None] = ContextVar("afterglow_unrecorded_update", default=None)
 
 
-# Prebuilt: these run for every update.
-_PROCESSED: Table = ProcessedUpdate.__table__  # type: ignore[assignment]
-_SEEN = select(_PROCESSED.c.update_id).where(_PROCESSED.c.update_id == bindparam("update_id"))
-_RECORD = insert(_PROCESSED)
-
-
 class DuplicateUpdate(Exception):
     """This update's effects were already committed (webhook redelivery, a re-read batch)."""
 
@@ -144,11 +136,11 @@ async def mark_processed(update: Update, context: Context) -> None:
     rt = runtime(context)
     try:
         async with rt.engine.connect() as conn:
-            seen = (await conn.execute(_SEEN, {"update_id": update.update_id})).first()
+            seen = await seen_updates.seen(conn, update.update_id)
     except Exception as exc:  # database down: still let "Need help now" and /crisis through
         log.error("could not check update %s: %s", update.update_id, type(exc).__name__)
         return
-    if seen is not None:
+    if seen:
         log.info("update %s already processed; skipped", update.update_id)
         raise ApplicationHandlerStop
 
@@ -162,7 +154,7 @@ async def finish_update(update: Update, context: Context) -> None:
     rt = runtime(context)
     try:
         async with rt.sessions() as session, session.begin():
-            session.add(ProcessedUpdate(update_id=update.update_id, processed_at=rt.clock.now()))
+            await seen_updates.record(session, update.update_id, rt.clock.now())
     except Exception as exc:  # a duplicate raced us, or the database is down: nothing to undo
         log.info("update %s not recorded: %s", update.update_id, type(exc).__name__)
 
@@ -178,10 +170,8 @@ async def effects(context: Context) -> AsyncIterator[AsyncSession]:
         if update_id is not None:
             _unrecorded.set(None)
             try:
-                await session.execute(
-                    _RECORD, {"update_id": update_id, "processed_at": rt.clock.now()}
-                )
-            except IntegrityError:
+                await seen_updates.record(session, update_id, rt.clock.now())
+            except seen_updates.AlreadyRecorded:
                 raise DuplicateUpdate(update_id) from None
         yield session
 
