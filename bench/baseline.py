@@ -43,7 +43,7 @@ async def child_jobqueue(jobs: int) -> dict[str, Any]:
     from telegram.ext import ApplicationBuilder, ContextTypes
 
     from bot.emulator import BotApiState
-    from tests.fakes.bot_api import FakeBotApi
+    from bot.emulator.request import FakeBotApi
 
     quiet_logs()
     state = BotApiState(token=TOKEN)

@@ -44,7 +44,7 @@ from bench.emuproc import EmulatorProcess
 from bot.app import build_application, build_runtime
 from bot.db.models import Delivery, DeliveryState
 from bot.emulator import BotApiState
-from tests.fakes.bot_api import FakeBotApi
+from bot.emulator.request import FakeBotApi
 
 WARMUP = 200
 GOAL = 1000.0  # deliveries/s

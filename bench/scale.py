@@ -82,7 +82,7 @@ async def child_tick(url: str) -> dict[str, Any]:
     """In a fresh interpreter: the running bot's dispatcher against a seeded database."""
     from bot.app import build_application, build_runtime
     from bot.emulator import BotApiState
-    from tests.fakes.bot_api import FakeBotApi
+    from bot.emulator.request import FakeBotApi
 
     quiet_logs()
     settings = bench_settings(url)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.db.engine import make_engine
 from bot.db.models import Base
 from tests.integration.world import World, close_world, make_world
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 
 @pytest.fixture(params=backends())

@@ -32,7 +32,7 @@ from bot.db.crypto import Cipher
 from bot.db.models import AuditEntry, Patient, Reply, ReplyKind
 from bot.emulator.people import EmuUser
 from tests.integration.world import World, close_world, make_world
-from tests.pg import PG_URL, SKIP_REASON, fresh_database
+from tests.support.pg import PG_URL, SKIP_REASON, fresh_database
 
 PROBE = "backup probe"
 # Enough pages that copying takes a while, so the bot's commits land while a copy runs.

@@ -21,9 +21,9 @@ from bot.app import PTBApp, build_application
 from bot.db.models import Patient, ProcessedUpdate, Reply
 from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.emulator import BotApiState
+from bot.emulator.request import FakeBotApi
 from bot.handlers import render
 from bot.handlers.updates import PerChatUpdateProcessor
-from tests.fakes.bot_api import FakeBotApi
 from tests.integration.world import World
 
 HELP_MARK = "you do not have to face this alone"  # from prompts/safety/resources.yaml

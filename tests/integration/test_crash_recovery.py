@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash_scenario import CrashResult, in_flight_bound, run_crash_scenario
-from tests.pg import PG_URL, SKIP_REASON, fresh_database
+from tests.support.pg import PG_URL, SKIP_REASON, fresh_database
 
 PROMPTS = 500
 KILL_AFTER = 100  # arrivals: the kill lands in the middle of the first claimed batch

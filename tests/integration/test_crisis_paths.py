@@ -17,7 +17,7 @@ from bot.emulator import EmuUser
 from bot.services import therapists
 from bot.services.errors import UserError
 from tests.integration.world import LINK, World, close_world, make_world
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 ONCALL = -100777
 HELP_MARK = "you do not have to face this alone"  # from prompts/safety/resources.yaml

@@ -19,7 +19,7 @@ from bot.config import ConfigError
 from bot.db.models import Base
 from bot.runtime import Runtime
 from tests.integration.world import test_settings as settings_for
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 
 @pytest.fixture(params=backends())

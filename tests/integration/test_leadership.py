@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bot.db.engine import make_engine
 from bot.dispatch.leader import LOCK_KEY, Leadership
-from tests.pg import PG_URL, SKIP_REASON, fresh_database
+from tests.support.pg import PG_URL, SKIP_REASON, fresh_database
 
 pg_only = pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
 

@@ -36,7 +36,7 @@ from bot.handlers.common import Context, runtime, who
 from bot.services import participation
 from bot.services.errors import UserError
 from tests.integration.world import LINK, World, close_world, make_world
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 NY = ZoneInfo("America/New_York")
 PRIVATE = filters.ChatType.PRIVATE

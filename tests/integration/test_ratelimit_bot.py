@@ -13,7 +13,7 @@ from telegram.ext import ExtBot
 
 from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.emulator import BotApiState
-from tests.fakes.bot_api import FakeBotApi
+from bot.emulator.request import FakeBotApi
 from tests.unit.test_ratelimit import now, run_virtual
 
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from bot.emulator import BotApiState, EmulatorServer
 from bot.polling import Poller
 from bot.services import therapists
 from tests.integration.world import World, close_world, make_world
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 ONCALL = -100123
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from bot.db.models import Alert, AuditEntry, StaffMessage
 from bot.emulator.people import EmuUser
 from tests.integration.world import World, close_world, make_world
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 ONCALL = -100555
 CRISIS = "i want to end my life"

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.db.models import AuditEntry
 from tests.integration.world import World, close_world, make_world
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 ONCALL = -100444
 CRISIS = "i want to end my life"

@@ -17,7 +17,7 @@ from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, Promp
 from bot.dispatch.leader import Leadership
 from bot.web import SECRET_HEADER, WEBHOOK_PATH, build_web
 from tests.integration.world import World, close_world, make_world
-from tests.pg import PG_URL, SKIP_REASON, backends, database_url, fresh_database
+from tests.support.pg import PG_URL, SKIP_REASON, backends, database_url, fresh_database
 
 SECRET = "s3cret-webhook-token"
 

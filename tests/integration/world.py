@@ -20,9 +20,9 @@ from bot.db.models import Base, Delivery, Patient, Therapist
 from bot.dispatch.dispatcher import Dispatcher, TickReport
 from bot.emulator import BotApiState
 from bot.emulator.people import EmuUser
+from bot.emulator.request import FakeBotApi
 from bot.runtime import Runtime
 from bot.services import therapists
-from tests.fakes.bot_api import FakeBotApi
 
 TOKEN = "123456:TEST-token_abc"
 START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)  # a Tuesday afternoon

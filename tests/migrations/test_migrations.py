@@ -16,7 +16,7 @@ from bot.db import migrate
 from bot.db.crypto import Cipher, CryptoKeyError
 from bot.db.engine import make_engine
 from bot.db.models import Base
-from tests.pg import backends, database_url
+from tests.support.pg import backends, database_url
 
 
 def _tables(connection: Connection) -> set[str]:

@@ -21,7 +21,7 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.emulator import BotApiState, EmuUser, render_transcript
-from tests.fakes.bot_api import FakeBotApi, fake_application_builder, feed_updates
+from bot.emulator.request import FakeBotApi, fake_application_builder, feed_updates
 
 START = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 

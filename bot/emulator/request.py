@@ -1,4 +1,4 @@
-"""The fake Telegram Bot API for tests: PTB's own request layer answered by the emulator core.
+"""The in-process fake Telegram Bot API: PTB's own request layer answered by the emulator core.
 
     state = BotApiState()
     app = fake_application_builder(state).build()   # real Application, no network
