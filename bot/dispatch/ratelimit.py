@@ -32,6 +32,14 @@ means the message was not sent, so a retry cannot duplicate it. After the last r
 RetryAfter is re-raised for the dispatcher to reschedule the delivery. Every other exception
 passes through untouched.
 
+`rate_limit_args={"before_send": hook}` (any lane): `await hook()` runs once the request has
+been admitted — its chat's turn and spacing, its overall slot — right before its first try
+leaves, and never again for its retries. The dispatcher commits the delivery's `sending` mark
+there, so a row waiting in the queue is still `scheduled` and a crash cannot make it `unknown`.
+If the hook returns False the request is dropped unsent and `Withdrawn` is raised (the slot is
+spent, the chat's spacing is not); an exception from it propagates, nothing sent. The per-chat
+spacing counts from when the request leaves, after the hook.
+
 Wiring (bot.app): `Application.builder().rate_limiter(PacedRateLimiter(overall_rate=send_rate))`.
 """
 
@@ -60,6 +68,7 @@ Result = bool | dict[str, Any] | list[dict[str, Any]]
 Callback = Callable[..., Coroutine[Any, Any, Result]]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+BeforeSend = Callable[[], Awaitable[bool]]
 
 # Telegram's retry_after is whole seconds, rounded on its side; retrying exactly on the boundary
 # tends to earn a second 429 (PTB's AIORateLimiter adds the same margin).
@@ -76,6 +85,10 @@ MIN_GAP = 0.9
 CHATS_BEFORE_PRUNE = 1024
 
 _FORWARDS = frozenset({"forwardMessage", "forwardMessages", "copyMessage", "copyMessages"})
+
+
+class Withdrawn(Exception):
+    """A request's `before_send` hook declined it: nothing was sent."""
 
 
 class Lane(Enum):
@@ -257,22 +270,23 @@ class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
     ) -> Result:
         chat = chat_key(data)
         options = rate_limit_args or {}
+        hook: BeforeSend | None = options.get("before_send")
         if options.get("priority"):
             self.priority_count += 1
             state = self._chat(chat) if chat is not None else None
-            return await self._run(Lane.PRIORITY, state, callback, args, kwargs)
+            return await self._run(Lane.PRIORITY, state, callback, args, kwargs, hook)
         if not is_message(endpoint):
-            return await self._run(Lane.DIRECT, None, callback, args, kwargs)
+            return await self._run(Lane.DIRECT, None, callback, args, kwargs, hook)
         lane = Lane.INTERACTIVE if options.get("interactive") else Lane.PACED
         if lane is Lane.INTERACTIVE:
             self.interactive_count += 1
         if chat is None:
-            return await self._run(lane, None, callback, args, kwargs)
+            return await self._run(lane, None, callback, args, kwargs, hook)
         state = self._chat(chat)
         state.users += 1
         try:
             async with state.lock:
-                return await self._run(lane, state, callback, args, kwargs)
+                return await self._run(lane, state, callback, args, kwargs, hook)
         finally:
             state.users -= 1
 
@@ -283,6 +297,7 @@ class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
         callback: Callback,
         args: Any,
         kwargs: dict[str, Any],
+        before_send: BeforeSend | None = None,
     ) -> Result:
         retries = 0
         while True:
@@ -295,6 +310,12 @@ class PacedRateLimiter(BaseRateLimiter[dict[str, Any]]):
                 self._pacer.borrow()
             now = self._clock()
             self.waited_total += now - started
+            if before_send is not None:
+                # Only the first try: a retry after a 429 is the same, already admitted send.
+                hook, before_send = before_send, None
+                if not await hook():
+                    raise Withdrawn
+                now = self._clock()  # the hook may have taken a while; the chat counts from here
             if chat is not None:
                 # Priority sends count too, so the next normal message to that chat keeps its
                 # distance from the crisis reply.

@@ -101,11 +101,16 @@ def send(
     priority: bool = False,
     interactive: bool = False,
     text: str = "hi",
+    before_send: Callable[[], Awaitable[bool]] | None = None,
 ) -> Awaitable[Any]:
     data: dict[str, Any] = {"text": text}
     if chat_id is not None:
         data["chat_id"] = chat_id
-    lane = {"priority": True} if priority else {"interactive": True} if interactive else None
+    lane: dict[str, Any] | None = (
+        {"priority": True} if priority else {"interactive": True} if interactive else None
+    )
+    if before_send is not None:
+        lane = {**(lane or {}), "before_send": before_send}
     return rl.process_request(
         callback=api.post,
         args=(endpoint, data),
@@ -593,3 +598,105 @@ def test_a_late_wake_up_never_releases_a_burst() -> None:
     assert min(gaps) >= ratelimit.MIN_GAP / 25.0 - EPS
     # Still catching up: the stalls cost less than their sum.
     assert released[-1] - released[0] < 59 / 25.0 + 0.3 * 19
+
+
+# ------------------------------------------------------------------ before_send
+
+
+def test_before_send_runs_when_the_slot_comes_right_before_the_request() -> None:
+    """The dispatcher commits `sending` here: a request still queued must not have run it."""
+
+    async def main() -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+        rl, api = limiter(overall_rate=10.0), Api()
+        hooked: list[tuple[float, int]] = []
+
+        def hook(chat: int) -> Callable[[], Awaitable[bool]]:
+            async def admitted() -> bool:
+                # Nothing of this chat has gone out yet when its hook runs.
+                assert all(data["chat_id"] != chat for _, data in api.starts)
+                hooked.append((now(), chat))
+                return True
+
+            return admitted
+
+        await asyncio.gather(*(send(rl, api, chat, before_send=hook(chat)) for chat in range(5)))
+        return hooked, [(t, data["chat_id"]) for t, data in api.starts]
+
+    hooked, starts = run_virtual(main)
+    assert hooked == starts  # same moments, same order: 0.0, 0.1, 0.2, ...
+    assert [t for t, _ in hooked] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_before_send_runs_once_across_429_retries() -> None:
+    def fail_first_two(n: int, _data: dict[str, Any]) -> None:
+        if n <= 2:
+            raise RetryAfter(1)
+
+    async def main() -> tuple[int, Api]:
+        rl, api = limiter(max_retries=3), Api(fail=fail_first_two)
+        calls = 0
+
+        async def admitted() -> bool:
+            nonlocal calls
+            calls += 1
+            return True
+
+        await send(rl, api, 1, before_send=admitted)
+        return calls, api
+
+    calls, api = run_virtual(main)
+    assert calls == 1  # a retry is the same send, already marked
+    assert len(api.starts) == 3
+
+
+def test_a_declined_request_is_withdrawn_unsent_and_costs_its_chat_nothing() -> None:
+    async def main() -> tuple[Api, list[float]]:
+        rl, api = limiter(), Api()
+
+        async def declined() -> bool:
+            return False
+
+        with pytest.raises(ratelimit.Withdrawn):
+            await send(rl, api, 4, before_send=declined)
+        await send(rl, api, 4)
+        return api, api.times(4)
+
+    api, times = run_virtual(main)
+    # Nothing went to chat 4 the first time, so the next message owes it no per-chat spacing,
+    # only the next overall slot (the withdrawn request spent its own).
+    assert times == pytest.approx([1 / 25.0])
+    assert len(api.starts) == 1
+
+
+def test_an_error_in_before_send_propagates_and_nothing_is_sent() -> None:
+    async def main() -> tuple[Api, int]:
+        rl, api = limiter(), Api()
+
+        async def broken() -> bool:
+            raise ConnectionError("database went away")
+
+        with pytest.raises(ConnectionError):
+            await send(rl, api, 4, before_send=broken)
+        return api, rl._pacer.queued
+
+    api, queued = run_virtual(main)
+    assert api.starts == [] and queued == 0
+
+
+def test_chat_spacing_counts_from_when_the_request_left() -> None:
+    """A slow hook (a commit under load) delays the request; the chat's next message keeps its
+    full distance from when the first one really left, not from its slot."""
+
+    async def main() -> list[float]:
+        rl, api = limiter(), Api()
+
+        async def slow() -> bool:
+            await asyncio.sleep(0.5)
+            return True
+
+        await asyncio.gather(send(rl, api, 8, before_send=slow), send(rl, api, 8))
+        return api.times(8)
+
+    first, second = run_virtual(main)
+    assert first == pytest.approx(0.5)
+    assert second - first >= ratelimit.PER_CHAT_INTERVAL - EPS
