@@ -5,6 +5,11 @@ profiles that was a quarter of the CPU of dispatching a prompt and a sixth of ha
 and nothing used it beyond `message_id`. `Bot.do_api_request` makes the same request through
 the same rate limiter and raises the same errors, but returns the raw answer. PTB warns that a
 dedicated method exists; for exactly this call that is the point, so the warning is filtered.
+
+`before_send` is awaited right before the request leaves: behind a `PacedRateLimiter` once the
+limiter has admitted it (see bot.dispatch.ratelimit), otherwise — no limiter, or one that would
+not know to call it — before the request is handed to the bot at all. Either way nothing is
+sent unless it returned True; if it returned False, `Withdrawn` is raised.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.warnings import PTBUserWarning
+
+from bot.dispatch.ratelimit import BeforeSend, PacedRateLimiter, Withdrawn
 
 warnings.filterwarnings(
     "ignore", message=r"Please use 'Bot\.send_message'", category=PTBUserWarning
@@ -29,6 +36,7 @@ async def send_html(
     reply_markup: object | None = None,
     protect_content: bool = False,
     rate_limit_args: dict[str, Any] | None = None,
+    before_send: BeforeSend | None = None,
 ) -> int:
     """Send `text` (HTML, escaped by the caller) and return Telegram's message id."""
     params: dict[str, Any] = {"chat_id": chat_id, "text": text, "parse_mode": ParseMode.HTML}
@@ -36,6 +44,11 @@ async def send_html(
         params["reply_markup"] = reply_markup
     if protect_content:
         params["protect_content"] = True
+    if before_send is not None:
+        if isinstance(getattr(bot, "rate_limiter", None), PacedRateLimiter):
+            rate_limit_args = {**(rate_limit_args or {}), "before_send": before_send}
+        elif not await before_send():
+            raise Withdrawn
     extra: dict[str, Any] = {}
     if rate_limit_args is not None:
         extra["rate_limit_args"] = rate_limit_args  # only ExtBot takes it

@@ -1,12 +1,14 @@
 """The only sender of scheduled messages: claim due deliveries, send them, record the outcome.
 
 A tick claims a batch of due rows with a short lease (they stay `scheduled`), then sends them
-at most `IN_FLIGHT` at a time. Each send is bracketed by two commits — `sending` right before
-the API call, `sent` with Telegram's message id after it — so a crash leaves at most the
-`IN_FLIGHT` rows on the wire `sending`, which `recover()` turns into `unknown` instead of
-sending them again (prompts are at-most-once); claimed rows not yet marked are simply claimed
-again once their lease runs out. The marks and outcomes of concurrent sends share
-transactions (`Ledger`).
+at most `IN_FLIGHT` at a time. Each send is bracketed by two commits — `sending` once the rate
+limiter has admitted the request, right before it leaves (its `before_send` hook, see
+bot.dispatch.ratelimit), and `sent` with Telegram's message id after it. A row waiting for its
+turn in the limiter is still `scheduled`, so a crash leaves `sending` only the rows whose
+request may really have left (at most `IN_FLIGHT`, at Telegram's pace rarely more than one);
+`recover()` turns those into `unknown` instead of sending them again (prompts are
+at-most-once), and claimed rows not yet marked are simply claimed again once their lease runs
+out. The marks and outcomes of concurrent sends share transactions (`Ledger`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, Promp
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
 from bot.dispatch.outcomes import Outcome, classify
+from bot.dispatch.ratelimit import Withdrawn
 from bot.domain import schedule
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
@@ -45,10 +48,11 @@ log = logging.getLogger(__name__)
 # Core statements: no per-row ORM bookkeeping on the hot path.
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 # A claimed row that nobody marked `sending` within CLAIM_LEASE is free to claim again (a crash,
-# a 429 pause): marking requires our own claim, so an expired claim never causes a resend.
+# a 429 pause, a long wait in the limiter): marking requires our own live claim, so an expired
+# claim never causes a resend.
 CLAIM_LEASE = timedelta(seconds=30)
-# A `sending` row outlives any API call (timeouts, limiter waits) by far before it counts as
-# interrupted.
+# A `sending` row outlives any API call (timeouts, the limiter's 429 retries) by far before it
+# counts as interrupted.
 LEASE = timedelta(minutes=2)
 HOLD_STATES = (PatientStatus.PAUSED, PatientStatus.UNREACHABLE)
 MAX_ATTEMPTS = 6
@@ -179,19 +183,18 @@ class Dispatcher:
 
         async def send(chat_jobs: list[_Job]) -> None:
             # One chat's prompts go in order, one at a time; chats run side by side so a busy
-            # chat's 1 msg/s pacing never holds the others back. A slot is held from the mark
-            # until the outcome is queued (see Ledger.record), so at most IN_FLIGHT rows are
-            # ever `sending`.
+            # chat's 1 msg/s pacing never holds the others back. A slot is held from before the
+            # mark until the outcome is queued (see Ledger.record), so at most IN_FLIGHT rows
+            # are ever `sending`.
             recorded: list[asyncio.Future[None]] = []
             try:
                 async with semaphore:
                     for job in chat_jobs:
                         if self.stopping:
                             break  # SIGTERM: finish what is on the wire, claim nothing more
-                        if not await ledger.mark_sending(job.delivery_id):
-                            continue  # skipped, postponed, paused or stopped since the claim
-                        marked.add(job.delivery_id)
-                        recorded.append(await self._send(job, report, ledger))
+                        done = await self._send(job, report, ledger, marked)
+                        if done is not None:
+                            recorded.append(done)
             finally:
                 outcomes = await asyncio.gather(*recorded, return_exceptions=True)
             for outcome in outcomes:
@@ -342,22 +345,45 @@ class Dispatcher:
             text += render.checkin_scale_legend(prompt)
         return text
 
-    async def _send(self, job: _Job, report: TickReport, ledger: Ledger) -> asyncio.Future[None]:
-        """One API call for a row already committed as `sending`; its outcome goes to the
-        ledger (a block also marks the patient unreachable, in its own transaction). Returns
-        what completes once the outcome is committed."""
+    async def _send(
+        self, job: _Job, report: TickReport, ledger: Ledger, marked: set[int]
+    ) -> asyncio.Future[None] | None:
+        """One API call, sent only once its row is committed as `sending`; its outcome goes to
+        the ledger (a block also marks the patient unreachable, in its own transaction).
+        Returns what completes once the outcome is committed, or None if the row was not ours
+        to send any more when its turn came (nothing was sent)."""
         prompt = self.rt.content.prompts.get(job.prompt_key or "")
         text, markup = render.prompt_message(
             prompt, job.text, job.kind, job.delivery_id, self.codec
         )
+
+        async def admitted() -> bool:
+            # The limiter's turn came: the request leaves as soon as this returns True, so the
+            # mark must be durable first, or a crash in between would send it again.
+            if self.stopping:
+                return False  # SIGTERM while it queued: leave it for the next leader
+            if not await ledger.mark_sending(job.delivery_id):
+                return False  # skipped, postponed, paused or its claim ran out meanwhile
+            marked.add(job.delivery_id)
+            return True
+
         message_id: int | None = None
         outcome: Outcome | None = None
         reason = ""
         try:
             message_id = await send_html(
-                self.bot, job.chat_id, text, reply_markup=markup, protect_content=True
+                self.bot,
+                job.chat_id,
+                text,
+                reply_markup=markup,
+                protect_content=True,
+                before_send=admitted,
             )
+        except Withdrawn:
+            return None
         except Exception as exc:  # every failure is recorded on the delivery, none escapes
+            if job.delivery_id not in marked:
+                raise  # the mark itself failed (a commit): nothing was sent, nothing to record
             outcome, reason = classify(exc)
             metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
         now = self.rt.clock.now()

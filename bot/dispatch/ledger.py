@@ -4,9 +4,11 @@ outcome after it.
 Every send still has its mark committed before the call and its outcome committed after it
 (prompts are at-most-once), but the marks and outcomes of all concurrent sends share
 transactions: at most one commit runs at a time, and whatever is asked for while it runs goes
-into the next one. At Telegram's pace that is about one small transaction per send; unthrottled
-it is one per many sends — the per-statement and per-transaction cost, not the database, is
-what bounded the dispatcher (docs/performance.md).
+into the next one. Unthrottled that is one transaction per many sends — the per-statement and
+per-transaction cost, not the database, is what bounded the dispatcher (docs/performance.md).
+At Telegram's pace it is about two small ones per send: the mark is asked for only once the
+rate limiter admits the request (so `sending` means it may really have left), and the answer
+is back and committed before the next request is admitted, so marks and outcomes seldom meet.
 """
 
 from __future__ import annotations
