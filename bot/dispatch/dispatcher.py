@@ -9,6 +9,9 @@ request may really have left (at most `IN_FLIGHT`, at Telegram's pace rarely mor
 `recover()` turns those into `unknown` instead of sending them again (prompts are
 at-most-once), and claimed rows not yet marked are simply claimed again once their lease runs
 out. The marks and outcomes of concurrent sends share transactions (`Ledger`).
+
+A transient failure is retried after an exponential backoff, and never before Telegram's own
+`retry_after` on a 429; after `MAX_ATTEMPTS` tries the delivery fails visibly.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, or_, select, update
 from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
+from telegram.error import RetryAfter
 
 from bot import metrics
 from bot.db import identity
@@ -33,7 +37,7 @@ from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, Promp
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
 from bot.dispatch.outcomes import Outcome, classify
-from bot.dispatch.ratelimit import Withdrawn
+from bot.dispatch.ratelimit import Withdrawn, retry_after_seconds
 from bot.domain import schedule
 from bot.handlers import render
 from bot.handlers.callbacks import CallbackCodec
@@ -370,6 +374,7 @@ class Dispatcher:
         message_id: int | None = None
         outcome: Outcome | None = None
         reason = ""
+        not_before = timedelta(0)
         try:
             message_id = await send_html(
                 self.bot,
@@ -386,8 +391,10 @@ class Dispatcher:
                 raise  # the mark itself failed (a commit): nothing was sent, nothing to record
             outcome, reason = classify(exc)
             metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
+            if isinstance(exc, RetryAfter):
+                not_before = timedelta(seconds=retry_after_seconds(exc))
         now = self.rt.clock.now()
-        result = self._result(job, outcome, reason, message_id, now, report)
+        result = self._result(job, outcome, reason, message_id, now, report, not_before)
         metrics.DELIVERY_OUTCOMES.labels(outcome=str(result.state)).inc()
         if outcome is not Outcome.BLOCKED:
             return ledger.record(result)
@@ -410,6 +417,7 @@ class Dispatcher:
         message_id: int | None,
         now: datetime,
         report: TickReport,
+        not_before: timedelta = timedelta(0),
     ) -> SendResult:
         if outcome is None:
             report.sent += 1
@@ -418,14 +426,15 @@ class Dispatcher:
                 job.delivery_id, DeliveryState.SENT, now, sent_at=now, message_id=message_id
             )
         if outcome is Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
-            # Telegram did not take the message: safe to try again after a pause.
+            # Telegram did not take the message: safe to try again after a pause — never
+            # shorter than the one a 429 asked for, or the retry only earns another 429.
             report.retry += 1
             return SendResult(
                 job.delivery_id,
                 DeliveryState.SCHEDULED,
                 now,
                 error=reason,
-                retry_at=now + backoff(job.attempts, self._rng),
+                retry_at=now + max(backoff(job.attempts, self._rng), not_before),
             )
         if outcome is Outcome.BLOCKED:
             report.held += 1
