@@ -28,12 +28,12 @@ from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.domain.content import ContentError, builtin_dir, load_content
 from bot.domain.safety import SafetyContentError, load_crisis_texts, load_screener
 from bot.handlers import router
-from bot.handlers.callbacks import CallbackCodec
 from bot.handlers.updates import MAX_CONCURRENT, PerChatUpdateProcessor
 from bot.http_server import EmbeddedServer
 from bot.polling import ALLOWED_UPDATES, Poller
 from bot.runtime import Runtime
 from bot.services import keycheck
+from bot.views.callbacks import CallbackCodec
 from bot.web import WEBHOOK_PATH, build_web
 
 log = logging.getLogger(__name__)

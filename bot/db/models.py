@@ -29,6 +29,27 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.db.types import UTCDateTime
+from bot.domain.states import (
+    PENDING_STATES as PENDING_STATES,
+)
+from bot.domain.states import (
+    AlertKind as AlertKind,
+)
+from bot.domain.states import (
+    DeliveryState as DeliveryState,
+)
+from bot.domain.states import (
+    InviteKind as InviteKind,
+)
+from bot.domain.states import (
+    PatientStatus as PatientStatus,
+)
+from bot.domain.states import (
+    PromptKind as PromptKind,
+)
+from bot.domain.states import (
+    ReplyKind as ReplyKind,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -54,56 +75,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )
-
-
-class PatientStatus(enum.StrEnum):
-    INVITED = "invited"  # pseudonym reserved by the therapist, nobody has joined yet
-    ONBOARDING = "onboarding"  # consented, time zone not chosen yet
-    ACTIVE = "active"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    UNREACHABLE = "unreachable"  # blocked the bot
-    DECLINED = "declined"
-    ERASED = "erased"
-
-
-class InviteKind(enum.StrEnum):
-    PATIENT = "patient"
-    THERAPIST = "therapist"
-
-
-class DeliveryState(enum.StrEnum):
-    SCHEDULED = "scheduled"
-    HELD = "held"
-    SENDING = "sending"
-    SENT = "sent"
-    ANSWERED = "answered"
-    SKIPPED = "skipped"
-    MISSED = "missed"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-
-
-PENDING_STATES = (DeliveryState.SCHEDULED, DeliveryState.HELD)
-
-
-class PromptKind(enum.StrEnum):
-    EDUCATION = "education"
-    REFLECTION = "reflection"
-    CHECKIN = "checkin"
-
-
-class ReplyKind(enum.StrEnum):
-    TEXT = "text"  # free-text answer to a reflection
-    CHOICE = "choice"  # check-in tap
-    NOTE = "note"  # free text with no open question: kept as a journal note
-    ACK = "ack"  # "Got it" on an education snippet
-
-
-class AlertKind(enum.StrEnum):
-    CRISIS = "crisis"
-    CHECKIN_RISK = "checkin_risk"
 
 
 class Therapist(Base):

@@ -16,18 +16,13 @@ from telegram.ext import ExtBot
 
 from bot import metrics
 from bot.db.models import AlertKind
-from bot.handlers import render
-from bot.handlers.callbacks import CallbackCodec
-from bot.handlers.common import PRIORITY
+from bot.dispatch.ratelimit import priority
 from bot.runtime import Runtime
 from bot.services import alerts
+from bot.views import render
+from bot.views.callbacks import CallbackCodec
 
 log = logging.getLogger(__name__)
-
-
-def priority(bot: ExtBot[Any]) -> Any:
-    """Rate-limit arguments for the priority lane (PTB refuses them without a limiter)."""
-    return PRIORITY if bot.rate_limiter is not None else None
 
 
 RESEND_AFTER = timedelta(seconds=30)

@@ -39,12 +39,12 @@ from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
 from bot.dispatch.outcomes import Outcome, classify
 from bot.dispatch.ratelimit import Withdrawn, retry_after_seconds
 from bot.domain import schedule
-from bot.handlers import render
-from bot.handlers.callbacks import CallbackCodec
 from bot.runtime import Runtime
 from bot.sending import send_html
 from bot.services import participation, reachability, replies
 from bot.services.sessions import quiet_hours
+from bot.views import render
+from bot.views.callbacks import CallbackCodec
 
 log = logging.getLogger(__name__)
 

@@ -98,6 +98,24 @@ class Lane(Enum):
     DIRECT = "direct"
 
 
+# The lanes as callers name them in `rate_limit_args`. PRIORITY skips every queue and the
+# per-chat spacing: crisis resources and safety alerts only. INTERACTIVE keeps the per-chat
+# spacing and the overall rate but goes before queued prompts: answers to the person writing.
+PRIORITY_ARGS = {"priority": True}
+INTERACTIVE_ARGS = {"interactive": True}
+
+
+def priority(bot: Any) -> Any:
+    """`rate_limit_args` for the priority lane (PTB refuses them without a limiter, as in
+    tests that switch it off). Any: PTB types them by the bot's limiter, which varies."""
+    return PRIORITY_ARGS if getattr(bot, "rate_limiter", None) is not None else None
+
+
+def interactive(bot: Any) -> Any:
+    """`rate_limit_args` for a send that answers the person writing."""
+    return INTERACTIVE_ARGS if getattr(bot, "rate_limiter", None) is not None else None
+
+
 def is_message(endpoint: str) -> bool:
     """Does this Bot API method put a new message in a chat (what the per-chat limit counts)?"""
     return (endpoint.startswith("send") and endpoint != "sendChatAction") or endpoint in _FORWARDS

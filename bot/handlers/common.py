@@ -19,19 +19,14 @@ from bot.db import identity, queries, seen_updates
 from bot.db.crypto import CryptoKeyError
 from bot.db.identity import TelegramUser
 from bot.db.models import Patient, Therapist
-from bot.handlers import render
-from bot.handlers.callbacks import CallbackCodec
+from bot.dispatch.ratelimit import interactive
 from bot.runtime import Runtime
 from bot.sending import send_html
 from bot.services import disclosures
+from bot.views import render
+from bot.views.callbacks import CallbackCodec
 
 log = logging.getLogger(__name__)
-
-# Lanes of PacedRateLimiter (bot/dispatch/ratelimit.py). PRIORITY skips every queue and the
-# per-chat spacing: crisis resources and safety alerts only. INTERACTIVE keeps the per-chat
-# spacing and the overall rate but goes before queued prompts: answers to the person writing.
-PRIORITY = {"priority": True}
-INTERACTIVE = {"interactive": True}
 
 Context = ContextTypes.DEFAULT_TYPE
 
@@ -112,12 +107,6 @@ async def remember_shown(
             kind=kind,
             now=rt.clock.now(),
         )
-
-
-def interactive(bot: Any) -> dict[str, Any] | None:
-    """`rate_limit_args` for a send that answers the person writing (None without our
-    rate limiter, e.g. in tests that switch it off)."""
-    return INTERACTIVE if getattr(bot, "rate_limiter", None) is not None else None
 
 
 # The update being handled whose id is not yet recorded. Handlers of one update run in one

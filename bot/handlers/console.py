@@ -21,15 +21,12 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.db.models import Therapist
-from bot.handlers import console_render as view
-from bot.handlers import render
-from bot.handlers.callbacks import Callback
+from bot.dispatch.ratelimit import interactive
 from bot.handlers.common import (
     Context,
     answer,
     codec,
     effects,
-    interactive,
     kick_dispatcher,
     remember_shown,
     runtime,
@@ -38,6 +35,9 @@ from bot.handlers.common import (
 from bot.handlers.therapist import therapist_only
 from bot.services import access, console, exports, replies, schedule_edits, sessions
 from bot.services.errors import STALE_BUTTON, UserError
+from bot.views import console as view
+from bot.views import render
+from bot.views.callbacks import Callback
 
 log = logging.getLogger(__name__)
 

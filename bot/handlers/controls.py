@@ -23,15 +23,13 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.db.models import Patient, PatientStatus
-from bot.handlers import controls_render as cr
-from bot.handlers import render, strangers
-from bot.handlers.callbacks import Callback
+from bot.dispatch.ratelimit import interactive
+from bot.handlers import strangers
 from bot.handlers.common import (
     Context,
     answer,
     codec,
     effects,
-    interactive,
     kick_dispatcher,
     runtime,
     tell,
@@ -40,6 +38,9 @@ from bot.handlers.common import (
 from bot.services import audit, mydata, participation
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
+from bot.views import controls as cr
+from bot.views import render
+from bot.views.callbacks import Callback
 
 log = logging.getLogger(__name__)
 

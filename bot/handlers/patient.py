@@ -12,8 +12,7 @@ from telegram.error import TelegramError
 from bot import metrics
 from bot.db import queries
 from bot.db.models import AlertKind, InviteKind, PatientStatus, Therapist
-from bot.handlers import controls, render, safety, strangers
-from bot.handlers.callbacks import Callback
+from bot.handlers import controls, safety, strangers
 from bot.handlers.common import (
     Context,
     answer,
@@ -26,6 +25,8 @@ from bot.handlers.common import (
 )
 from bot.services import alerts, enrollment, participation, reachability, replies, therapists
 from bot.services.errors import STALE_BUTTON, UserError
+from bot.views import render
+from bot.views.callbacks import Callback
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
                     invite_id=data.int_arg(0),
                     user=telegram_user(context, user.id),
                     chat_id=chat.id,
-                    consent_version=render.CONSENT_VERSION,
+                    consent_version=enrollment.CONSENT_VERSION,
                     cipher=rt.cipher,
                     now=rt.clock.now(),
                 )

@@ -17,8 +17,7 @@ from telegram.ext import (
 )
 
 from bot.db.models import Patient, Therapist
-from bot.handlers import console, controls, patient, render, safety, strangers, therapist
-from bot.handlers.callbacks import HELP, Callback
+from bot.handlers import console, controls, patient, safety, strangers, therapist
 from bot.handlers.common import (
     Context,
     answer,
@@ -30,6 +29,8 @@ from bot.handlers.common import (
     who,
 )
 from bot.services.errors import STALE_BUTTON
+from bot.views import render
+from bot.views.callbacks import HELP, Callback
 
 PRIVATE = filters.ChatType.PRIVATE
 ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]

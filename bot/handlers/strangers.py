@@ -10,8 +10,8 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.db import queries
-from bot.handlers import render
 from bot.handlers.common import Context, answer, codec, runtime, telegram_user
+from bot.views import render
 
 DECLINE_COMMANDS = ("/stop", "/delete", "/erase")
 

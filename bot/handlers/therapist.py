@@ -11,7 +11,7 @@ from typing import Any
 from telegram import Update
 
 from bot.db.models import Therapist
-from bot.handlers import render, strangers
+from bot.handlers import strangers
 from bot.handlers.common import (
     Context,
     answer,
@@ -24,6 +24,7 @@ from bot.handlers.common import (
 )
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
+from bot.views import render
 
 TherapistHandler = Callable[[Update, Context, Therapist], Awaitable[None]]
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

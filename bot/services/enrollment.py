@@ -19,6 +19,9 @@ from bot.domain.timezones import resolve_zone
 from bot.services import audit
 from bot.services.errors import UserError
 
+# The version of the consent text (bot/views/render.py consent_text) stored with each
+# agreement: change it whenever the text's meaning changes.
+CONSENT_VERSION = "2026-11"
 INVITE_LIFETIME = timedelta(days=7)
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 

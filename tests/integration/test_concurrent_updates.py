@@ -22,8 +22,8 @@ from bot.db.models import Patient, ProcessedUpdate, Reply
 from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.emulator import BotApiState
 from bot.emulator.request import FakeBotApi
-from bot.handlers import render
 from bot.handlers.updates import PerChatUpdateProcessor
+from bot.views import render
 from tests.integration.world import World
 
 HELP_MARK = "you do not have to face this alone"  # from prompts/safety/resources.yaml

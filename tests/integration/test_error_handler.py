@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from bot.db.crypto import Cipher
 from bot.db.models import Patient, Reply, ReplyKind
-from bot.handlers import render
 from bot.services import replies
+from bot.views import render
 from tests.integration.world import World
 
 

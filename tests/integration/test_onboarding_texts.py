@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from bot.emulator.people import EmuUser
-from bot.handlers import render
 from bot.services import enrollment, therapists
+from bot.views import render
 from tests.integration.world import LINK, World
 
 ALARM = "If that wasn't you"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.handlers.callbacks import MAX_BYTES, Callback, CallbackCodec
+from bot.views.callbacks import MAX_BYTES, Callback, CallbackCodec
 
 SECRET = b"123456789:AAH-bot-token"
 BIG_ID = 10**12

@@ -8,11 +8,11 @@ import pytest
 
 from bot.domain.schedule import QuietHours
 from bot.domain.timezones import COMMON_ZONES
-from bot.handlers import controls_render as cr
-from bot.handlers.callbacks import MAX_BYTES, CallbackCodec
 from bot.handlers.controls import parse_days, quiet_from_code
 from bot.services.errors import UserError
 from bot.services.participation import parse_quiet_hours
+from bot.views import controls as cr
+from bot.views.callbacks import MAX_BYTES, CallbackCodec
 
 CODEC = CallbackCodec(b"123456:TEST-token")
 

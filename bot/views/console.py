@@ -7,11 +7,9 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.db.models import DeliveryState, PatientStatus
 from bot.domain.content import ContentLibrary
 from bot.domain.schedule import QuietHours
-from bot.handlers.callbacks import CallbackCodec
-from bot.handlers.render import clip, esc, local, shorten
+from bot.domain.states import DeliveryState, PatientStatus
 from bot.services.console import (
     QUIET_PRESETS,
     DeliveryLine,
@@ -24,6 +22,8 @@ from bot.services.console import (
 from bot.services.exports import PatientExport
 from bot.services.schedule_edits import Added, Changed
 from bot.services.sessions import DEFAULT_TEMPLATE
+from bot.views.callbacks import CallbackCodec
+from bot.views.render import clip, esc, local, shorten
 
 # Lines the lead adds to render.THERAPIST_HELP when wiring the console.
 HELP_LINES = (

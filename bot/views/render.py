@@ -12,11 +12,10 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.content import Prompt, plain_text
 from bot.domain.timezones import COMMON_ZONES
-from bot.handlers.callbacks import HELP, CallbackCodec
 from bot.services.replies import ReplyView
 from bot.services.sessions import SessionPlan
+from bot.views.callbacks import HELP, CallbackCodec
 
-CONSENT_VERSION = "2026-11"
 LIMIT = 4096
 
 
@@ -66,6 +65,8 @@ NOT_ENROLLED = (
 
 
 def consent_text(clinic: str) -> str:
+    """The consent a patient agrees to; a change of its meaning needs a new
+    `enrollment.CONSENT_VERSION`, which is stored with each agreement."""
     return (
         f"<b>Welcome to Afterglow</b>, the integration companion of {esc(clinic)}.\n\n"
         "<b>What you'll get:</b> after each treatment session, short notes about what may be "

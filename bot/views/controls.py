@@ -10,9 +10,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.schedule import QuietHours
 from bot.domain.timezones import COMMON_ZONES
-from bot.handlers.callbacks import CallbackCodec
-from bot.handlers.render import esc, local
 from bot.services.errors import STALE_BUTTON
+from bot.views.callbacks import CallbackCodec
+from bot.views.render import esc, local
 
 STALE = STALE_BUTTON
 YES, NO = "y", "n"
