@@ -24,15 +24,15 @@ from bot.db.engine import make_engine, make_session_factory
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.dispatcher import Dispatcher
 from bot.dispatch.leader import Leadership
-from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.domain.content import ContentError, builtin_dir, load_content
 from bot.domain.safety import SafetyContentError, load_crisis_texts, load_screener
 from bot.handlers import router
-from bot.handlers.updates import MAX_CONCURRENT, PerChatUpdateProcessor
-from bot.http_server import EmbeddedServer
-from bot.polling import ALLOWED_UPDATES, Poller
 from bot.runtime import Runtime
 from bot.services import keycheck
+from bot.telegram.http_server import EmbeddedServer
+from bot.telegram.polling import ALLOWED_UPDATES, Poller
+from bot.telegram.ratelimit import PacedRateLimiter
+from bot.telegram.updates import MAX_CONCURRENT, PerChatUpdateProcessor
 from bot.views.callbacks import CallbackCodec
 from bot.web import WEBHOOK_PATH, build_web
 
@@ -95,7 +95,7 @@ def build_application(
         Application.builder()
         .token(settings.require_token())
         .base_url(settings.bot_base_url)
-        # Chats concurrently, each chat's updates in order (bot/handlers/updates.py).
+        # Chats concurrently, each chat's updates in order (bot/telegram/updates.py).
         .concurrent_updates(PerChatUpdateProcessor(max_concurrent_updates))
     )
     if request is not None:

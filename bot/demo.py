@@ -23,9 +23,9 @@ from bot.db import migrate, queries
 from bot.dispatch.dispatcher import Dispatcher
 from bot.emulator import BotApiState, EmulatorServer, TranscriptEntry, render_transcript
 from bot.emulator.updates import EmuUser
-from bot.polling import Poller
 from bot.runtime import Runtime
 from bot.services import enrollment
+from bot.telegram.polling import Poller
 from bot.views import render
 
 TOKEN = "424242:DEMO-afterglow-local-emulator"  # noqa: S105 - the emulator's, not a secret

@@ -16,9 +16,9 @@ from telegram.ext import ExtBot
 
 from bot import metrics
 from bot.db.models import AlertKind
-from bot.dispatch.ratelimit import priority
 from bot.runtime import Runtime
 from bot.services import alerts
+from bot.telegram.ratelimit import priority
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
 

@@ -3,7 +3,7 @@
 A tick claims a batch of due rows with a short lease (they stay `scheduled`), then sends them
 at most `IN_FLIGHT` at a time. Each send is bracketed by two commits — `sending` once the rate
 limiter has admitted the request, right before it leaves (its `before_send` hook, see
-bot.dispatch.ratelimit), and `sent` with Telegram's message id after it. A row waiting for its
+bot.telegram.ratelimit), and `sent` with Telegram's message id after it. A row waiting for its
 turn in the limiter is still `scheduled`, so a crash leaves `sending` only the rows whose
 request may really have left (at most `IN_FLIGHT`, at Telegram's pace rarely more than one);
 `recover()` turns those into `unknown` instead of sending them again (prompts are
@@ -36,13 +36,13 @@ from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
-from bot.dispatch.outcomes import Outcome, classify
-from bot.dispatch.ratelimit import Withdrawn, retry_after_seconds
 from bot.domain import schedule
 from bot.runtime import Runtime
-from bot.sending import send_html
 from bot.services import participation, reachability, replies
 from bot.services.sessions import quiet_hours
+from bot.telegram.outcomes import Outcome, classify
+from bot.telegram.ratelimit import Withdrawn, retry_after_seconds
+from bot.telegram.sending import send_html
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
 

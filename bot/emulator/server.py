@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.emulator.state import BotApiState
-from bot.http_server import EmbeddedServer
+from bot.telegram.http_server import EmbeddedServer
 
 logger = logging.getLogger(__name__)
 

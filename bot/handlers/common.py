@@ -19,10 +19,10 @@ from bot.db import identity, queries, seen_updates
 from bot.db.crypto import CryptoKeyError
 from bot.db.identity import TelegramUser
 from bot.db.models import Patient, Therapist
-from bot.dispatch.ratelimit import interactive
 from bot.runtime import Runtime
-from bot.sending import send_html
 from bot.services import disclosures
+from bot.telegram.ratelimit import interactive
+from bot.telegram.sending import send_html
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
 
@@ -74,7 +74,7 @@ async def answer(
     Answers take the interactive lane: they keep Telegram's per-chat and overall limits but go
     before scheduled prompts still waiting, so an acknowledgement during a burst of prompts
     waits for a slot, not behind the burst. Only this chat's later updates wait for it (see
-    bot/handlers/updates.py); a crisis message from someone else is handled meanwhile."""
+    bot/telegram/updates.py); a crisis message from someone else is handled meanwhile."""
     chat = update.effective_chat
     if chat is None:
         return None

@@ -21,7 +21,6 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.db.models import Therapist
-from bot.dispatch.ratelimit import interactive
 from bot.handlers.common import (
     Context,
     answer,
@@ -35,6 +34,7 @@ from bot.handlers.common import (
 from bot.handlers.therapist import therapist_only
 from bot.services import access, console, exports, replies, schedule_edits, sessions
 from bot.services.errors import STALE_BUTTON, UserError
+from bot.telegram.ratelimit import interactive
 from bot.views import console as view
 from bot.views import render
 from bot.views.callbacks import Callback

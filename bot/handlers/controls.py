@@ -23,7 +23,6 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot.db.models import Patient, PatientStatus
-from bot.dispatch.ratelimit import interactive
 from bot.handlers import strangers
 from bot.handlers.common import (
     Context,
@@ -38,6 +37,7 @@ from bot.handlers.common import (
 from bot.services import audit, mydata, participation
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
+from bot.telegram.ratelimit import interactive
 from bot.views import controls as cr
 from bot.views import render
 from bot.views.callbacks import Callback

@@ -14,11 +14,11 @@ from telegram.error import TelegramError
 from bot import metrics
 from bot.db.models import AlertKind
 from bot.dispatch.alerting import Alerter
-from bot.dispatch.ratelimit import priority
 from bot.domain.safety import Match
 from bot.handlers.common import Context, effects, runtime, telegram_user
 from bot.services import alerts
 from bot.services.errors import UserError
+from bot.telegram.ratelimit import priority
 from bot.views import render
 from bot.views.callbacks import Callback
 

@@ -19,10 +19,10 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.app import PTBApp, build_application
 from bot.db.models import Patient, ProcessedUpdate, Reply
-from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.emulator import BotApiState
 from bot.emulator.request import FakeBotApi
-from bot.handlers.updates import PerChatUpdateProcessor
+from bot.telegram.ratelimit import PacedRateLimiter
+from bot.telegram.updates import PerChatUpdateProcessor
 from bot.views import render
 from tests.integration.world import World
 

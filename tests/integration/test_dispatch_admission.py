@@ -20,8 +20,8 @@ from telegram.ext import ExtBot
 from bot.db.models import Delivery, DeliveryState
 from bot.dispatch import dispatcher as dispatcher_module
 from bot.dispatch.dispatcher import Dispatcher
-from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.emulator.request import FakeBotApi
+from bot.telegram.ratelimit import PacedRateLimiter
 from tests.integration.test_dispatch_claims import FIRST_CHAT, count, seed
 from tests.integration.world import World
 

@@ -12,7 +12,7 @@ from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter, T
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
 from bot.emulator import BotApiState, EmulatorServer
-from bot.polling import Poller
+from bot.telegram.polling import Poller
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Polling confirms an update to Telegram only once it is handled (bot/polling.py): a crash
+"""Polling confirms an update to Telegram only once it is handled (bot/telegram/polling.py): a crash
 while a message is being handled does not lose it, and getUpdates failures are retried."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from telegram import Update
 from telegram.error import NetworkError
 
 from bot.db.models import Reply
-from bot.polling import Poller
 from bot.services import replies
+from bot.telegram.polling import Poller
 from tests.integration.world import World
 
 WAIT = 10.0  # seconds; generous for a busy CI host, never reached when things work

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from telegram.ext import ExtBot
 
-from bot.dispatch.ratelimit import PacedRateLimiter
 from bot.emulator import BotApiState
 from bot.emulator.request import FakeBotApi
+from bot.telegram.ratelimit import PacedRateLimiter
 from tests.unit.test_ratelimit import now, run_virtual
 
 EPOCH = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)

@@ -18,8 +18,8 @@ from bot.db.models import Base
 from bot.demo import run_demo
 from bot.dispatch.dispatcher import Dispatcher, TickReport
 from bot.emulator import BotApiState, EmulatorServer
-from bot.polling import Poller
 from bot.services import enrollment, therapists
+from bot.telegram.polling import Poller
 
 TOKEN = "555000:RUNNING-bot"
 

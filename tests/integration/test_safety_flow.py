@@ -18,8 +18,8 @@ from bot.config import Settings
 from bot.db import identity
 from bot.db.models import Alert, Base, Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.emulator import BotApiState, EmulatorServer
-from bot.polling import Poller
 from bot.services import therapists
+from bot.telegram.polling import Poller
 from tests.integration.world import World, close_world, make_world
 from tests.support.pg import backends, database_url
 

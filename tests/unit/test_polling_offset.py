@@ -8,8 +8,8 @@ from typing import Any
 
 from telegram import Update
 
-from bot import polling
-from bot.polling import Poller
+from bot.telegram import polling
+from bot.telegram.polling import Poller
 
 
 class _App:

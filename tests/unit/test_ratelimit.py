@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import pytest
 from telegram.error import BadRequest, Forbidden, RetryAfter, TimedOut
 
-from bot.dispatch import ratelimit
-from bot.dispatch.ratelimit import PacedRateLimiter, chat_key, is_message, retry_after_seconds
+from bot.telegram import ratelimit
+from bot.telegram.ratelimit import PacedRateLimiter, chat_key, is_message, retry_after_seconds
 
 T = TypeVar("T")
 EPS = 1e-9

@@ -21,7 +21,7 @@ from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 from bot.emulator import BotApiState
 from bot.emulator.request import fake_application_builder
-from bot.handlers.updates import SHARED, PerChatUpdateProcessor, update_key
+from bot.telegram.updates import SHARED, PerChatUpdateProcessor, update_key
 from tests.unit.test_ratelimit import now, run_virtual
 
 WHEN = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)

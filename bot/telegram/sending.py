@@ -7,7 +7,7 @@ the same rate limiter and raises the same errors, but returns the raw answer. PT
 dedicated method exists; for exactly this call that is the point, so the warning is filtered.
 
 `before_send` is awaited right before the request leaves: behind a `PacedRateLimiter` once the
-limiter has admitted it (see bot.dispatch.ratelimit), otherwise — no limiter, or one that would
+limiter has admitted it (see bot.telegram.ratelimit), otherwise — no limiter, or one that would
 not know to call it — before the request is handed to the bot at all. Either way nothing is
 sent unless it returned True; if it returned False, `Withdrawn` is raised.
 """
@@ -21,7 +21,7 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.warnings import PTBUserWarning
 
-from bot.dispatch.ratelimit import BeforeSend, PacedRateLimiter, Withdrawn
+from bot.telegram.ratelimit import BeforeSend, PacedRateLimiter, Withdrawn
 
 warnings.filterwarnings(
     "ignore", message=r"Please use 'Bot\.send_message'", category=PTBUserWarning
