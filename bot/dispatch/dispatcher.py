@@ -23,34 +23,30 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, or_, select, update
-from telegram import Bot, ReplyParameters
-from telegram.constants import ParseMode
+from telegram import Bot
 from telegram.error import RetryAfter
 
 from bot import metrics
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
+from bot.dispatch import claims, reminders
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
 from bot.domain import schedule
 from bot.runtime import Runtime
-from bot.services import participation, reachability, replies
-from bot.services.sessions import quiet_hours
+from bot.services import participation, reachability
+from bot.services.sessions import quiet_hours, zone_of
 from bot.telegram.outcomes import Outcome, classify
 from bot.telegram.ratelimit import Withdrawn, retry_after_seconds
-from bot.telegram.sending import send_html
+from bot.telegram.sending import notify, send_html
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
 
 log = logging.getLogger(__name__)
 
 
-# Core statements: no per-row ORM bookkeeping on the hot path.
-DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
 # A claimed row that nobody marked `sending` within CLAIM_LEASE is free to claim again (a crash,
 # a 429 pause, a long wait in the limiter): marking requires our own live claim, so an expired
 # claim never causes a resend.
@@ -125,33 +121,9 @@ class Dispatcher:
 
         At start-up on SQLite — one replica by definition — every `sending` row and every
         claim is from a previous life of this process, so nobody waits for leases to run out."""
-        now = self.rt.clock.now()
-        stale = or_(Delivery.lease_until.is_(None), Delivery.lease_until <= now)
         single = startup and self.rt.engine.dialect.name == "sqlite"
-        if single:
-            stale = Delivery.id.is_not(None)
         async with self.rt.sessions() as session, session.begin():
-            result = await session.execute(
-                update(Delivery)
-                .where(Delivery.state == DeliveryState.SENDING, stale)
-                .values(
-                    state=DeliveryState.UNKNOWN,
-                    last_error="outcome unknown: interrupted while sending",
-                    claimed_by=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-            )
-            if single:
-                await session.execute(
-                    update(DELIVERIES)
-                    .where(
-                        DELIVERIES.c.state == DeliveryState.SCHEDULED,
-                        DELIVERIES.c.claimed_by.is_not(None),
-                    )
-                    .values(claimed_by=None, lease_until=None)
-                )
-        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            count = await claims.recover(session, now=self.rt.clock.now(), single=single)
         if count:
             log.warning("marked %d interrupted deliveries as unknown", count)
         return count
@@ -175,8 +147,8 @@ class Dispatcher:
             finally:
                 await ledger.close()
             report.commits = ledger.commits
-            await self._nudge(report)
-            await self._close_reflections()
+            report.nudged += await reminders.nudge(self.rt, self.bot, batch=self.batch)
+            await reminders.close_reflections(self.rt)
             self.last_tick = time.monotonic()
             metrics.DISPATCH_TICKS.inc()
             return report
@@ -221,16 +193,7 @@ class Dispatcher:
         if not delivery_ids:
             return
         try:
-            async with self.rt.engine.begin() as conn:
-                await conn.execute(
-                    update(DELIVERIES)
-                    .where(
-                        DELIVERIES.c.id.in_(delivery_ids),
-                        DELIVERIES.c.state == DeliveryState.SCHEDULED,
-                        DELIVERIES.c.claimed_by == self.rt.instance,
-                    )
-                    .values(claimed_by=None, lease_until=None)
-                )
+            await claims.release(self.rt.engine, delivery_ids, instance=self.rt.instance)
         except Exception as exc:  # the claims run out by themselves
             log.warning("could not release %d claims: %s", len(delivery_ids), type(exc).__name__)
 
@@ -240,51 +203,21 @@ class Dispatcher:
         grace = rt.settings.misfire_grace
         jobs: list[_Job] = []
         async with rt.sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(Delivery, Patient)
-                    .join(Patient, Patient.id == Delivery.patient_id)
-                    .where(
-                        Delivery.state == DeliveryState.SCHEDULED,
-                        Delivery.due_at <= now,
-                        or_(Delivery.retry_at.is_(None), Delivery.retry_at <= now),
-                        or_(Delivery.claimed_by.is_(None), Delivery.lease_until <= now),
-                    )
-                    .order_by(Delivery.due_at, Delivery.id)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True, of=Delivery)
-                )
-            ).all()
             wanted: list[_Job] = []
-            for delivery, patient in rows:
+            for delivery, patient in await claims.due(session, now=now, batch=self.batch):
                 values, job = self._decide(delivery, patient, now, grace, report)
                 if job is not None:
                     wanted.append(job)
                 elif values:
-                    # Conditional on the state we read: a skip, /stop or /forgetme committed
-                    # in between wins (SQLite has no FOR UPDATE to hold the row for us).
-                    await session.execute(
-                        update(DELIVERIES)
-                        .where(
-                            DELIVERIES.c.id == delivery.id,
-                            DELIVERIES.c.state == DeliveryState.SCHEDULED,
-                        )
-                        .values(updated_at=now, **values)
-                    )
+                    await claims.settle(session, delivery.id, now=now, values=values)
             if wanted:
-                # One statement claims the batch; only rows still free come back. The rows stay
-                # `scheduled`: each is marked `sending` just before its own API call.
-                claimed = await session.execute(
-                    update(DELIVERIES)
-                    .where(
-                        DELIVERIES.c.id.in_([job.delivery_id for job in wanted]),
-                        DELIVERIES.c.state == DeliveryState.SCHEDULED,
-                        or_(DELIVERIES.c.claimed_by.is_(None), DELIVERIES.c.lease_until <= now),
-                    )
-                    .values(claimed_by=rt.instance, lease_until=now + CLAIM_LEASE)
-                    .returning(DELIVERIES.c.id)
+                ids = await claims.claim(
+                    session,
+                    [job.delivery_id for job in wanted],
+                    instance=rt.instance,
+                    now=now,
+                    lease=CLAIM_LEASE,
                 )
-                ids = set(claimed.scalars())
                 jobs = [job for job in wanted if job.delivery_id in ids]
         report.claimed.extend(job.delivery_id for job in jobs)
         return jobs
@@ -304,7 +237,7 @@ class Dispatcher:
         if patient.status is not PatientStatus.ACTIVE or patient.telegram_enc is None:
             report.cancelled += 1
             return {"state": DeliveryState.CANCELLED}, None
-        tz = ZoneInfo(patient.timezone or "UTC")
+        tz = zone_of(patient)
         decision = schedule.decide(delivery.due_at, now, grace, tz, quiet_hours(patient))
         if decision.action is schedule.Action.MISS:
             report.missed += 1
@@ -404,7 +337,7 @@ class Dispatcher:
                 session, patient_id=job.patient_id, now=now
             )
         if notice is not None:
-            await self._tell(notice.therapist_chat_id, render.unreachable(notice.pseudonym))
+            await notify(self.bot, notice.therapist_chat_id, render.unreachable(notice.pseudonym))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -447,99 +380,9 @@ class Dispatcher:
         report.failed += 1
         return SendResult(job.delivery_id, DeliveryState.FAILED, now, error=reason[:300])
 
-    async def _tell(self, chat_id: int | None, text: str) -> None:
-        if chat_id is None:
-            return
-        try:
-            await self.bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
-        except Exception as exc:  # a notice must never break dispatching
-            outcome, _ = classify(exc)
-            metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
-            log.warning("therapist notice failed: %s", type(exc).__name__)
-
     async def _end_breaks(self) -> None:
         """`/pause 3` ends by itself: held prompts come back under the grace rule."""
         async with self.rt.sessions() as session, session.begin():
             await participation.resume_expired(
                 session, now=self.rt.clock.now(), grace=self.rt.settings.misfire_grace
-            )
-
-    async def _nudge(self, report: TickReport) -> None:
-        """One gentle reminder per unanswered reflection, never in quiet hours, never twice.
-        `nudged_at` is committed before the send: a crash loses a reminder, never doubles it."""
-        rt = self.rt
-        now = rt.clock.now()
-        async with rt.sessions() as session, session.begin():
-            rows = (
-                await session.execute(
-                    select(Delivery, Patient)
-                    .join(Patient, Patient.id == Delivery.patient_id)
-                    .where(
-                        Delivery.kind == PromptKind.REFLECTION,
-                        Delivery.state == DeliveryState.SENT,
-                        Delivery.nudged_at.is_(None),
-                        Delivery.closed_at.is_(None),
-                        Delivery.sent_at <= now - rt.settings.nudge_after,
-                        Delivery.sent_at > now - rt.settings.answer_window,
-                        Patient.status == PatientStatus.ACTIVE,
-                    )
-                    .order_by(Delivery.sent_at)
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True, of=Delivery)
-                )
-            ).all()
-            due: list[tuple[int, int, int | None, str | None]] = []
-            for delivery, patient in rows:
-                tz = ZoneInfo(patient.timezone or "UTC")
-                if quiet_hours(patient).contains(now.astimezone(tz).time()):
-                    continue  # the next tick after quiet hours picks it up
-                try:
-                    chat_id = identity.chat_of(patient, rt.cipher)
-                except CryptoKeyError:
-                    chat_id = None
-                if chat_id is None:
-                    continue
-                delivery.nudged_at = now
-                try:
-                    question: str | None = replies.question_text(delivery, rt.content, rt.cipher)
-                except CryptoKeyError:  # a lost key must not cost the other reminders
-                    question = None
-                due.append((delivery.id, chat_id, delivery.telegram_message_id, question))
-        for delivery_id, chat_id, original, question in due:
-            try:
-                message = await self.bot.send_message(
-                    chat_id,
-                    render.nudge(question),
-                    parse_mode=ParseMode.HTML,
-                    reply_parameters=ReplyParameters(original, allow_sending_without_reply=True)
-                    if original
-                    else None,
-                    reply_markup=render.nudge_markup(),
-                    protect_content=True,
-                )
-            except Exception as exc:  # a missed reminder is acceptable; a crash is not
-                outcome, _ = classify(exc)
-                metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
-                continue
-            report.nudged += 1
-            async with rt.sessions() as session, session.begin():
-                await session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id)
-                    .values(nudge_message_id=message.message_id)
-                )
-
-    async def _close_reflections(self) -> None:
-        """Reflections stop taking answers after AFTERGLOW_ANSWER_WINDOW."""
-        now = self.rt.clock.now()
-        async with self.rt.sessions() as session, session.begin():
-            await session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.kind == PromptKind.REFLECTION,
-                    Delivery.state.in_([DeliveryState.SENT, DeliveryState.ANSWERED]),
-                    Delivery.closed_at.is_(None),
-                    Delivery.sent_at < now - self.rt.settings.answer_window,
-                )
-                .values(closed_at=now)
             )

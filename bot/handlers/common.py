@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
@@ -22,7 +21,7 @@ from bot.db.models import Patient, Therapist
 from bot.runtime import Runtime
 from bot.services import disclosures
 from bot.telegram.ratelimit import interactive
-from bot.telegram.sending import send_html
+from bot.telegram.sending import notify, send_html
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
 
@@ -215,14 +214,7 @@ async def tell(context: Context, chat_id: int | None, text: str) -> bool:
 
     Never raises: a notice that cannot be delivered must not undo what the patient just did.
     """
-    if chat_id is None:
-        return False
-    try:
-        await context.bot.send_message(chat_id, render.clip(text), parse_mode=ParseMode.HTML)
-    except TelegramError as exc:
-        log.warning("notice to chat failed: %s", type(exc).__name__)
-        return False
-    return True
+    return await notify(context.bot, chat_id, render.clip(text))
 
 
 def kick_dispatcher(context: Context, why: str) -> None:

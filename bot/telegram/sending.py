@@ -14,6 +14,7 @@ sent unless it returned True; if it returned False, `Withdrawn` is raised.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -21,7 +22,11 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.warnings import PTBUserWarning
 
+from bot import metrics
+from bot.telegram.outcomes import classify
 from bot.telegram.ratelimit import BeforeSend, PacedRateLimiter, Withdrawn
+
+log = logging.getLogger(__name__)
 
 warnings.filterwarnings(
     "ignore", message=r"Please use 'Bot\.send_message'", category=PTBUserWarning
@@ -54,3 +59,19 @@ async def send_html(
         extra["rate_limit_args"] = rate_limit_args  # only ExtBot takes it
     sent = await bot.do_api_request("send_message", api_kwargs=params, **extra)
     return int(sent["message_id"])
+
+
+async def notify(bot: Bot, chat_id: int | None, text: str) -> bool:
+    """An unprompted notice to someone's chat (a therapist hears a patient blocked the bot or
+    asked to be forgotten); False if it could not be sent. Never raises: a notice that
+    cannot be delivered must not undo what was just done, nor stop the dispatcher."""
+    if chat_id is None:
+        return False
+    try:
+        await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
+    except Exception as exc:  # any failure: the notice is best effort
+        outcome, _ = classify(exc)
+        metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
+        log.warning("notice to a chat failed: %s", type(exc).__name__)
+        return False
+    return True
