@@ -10,13 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, or_, select, update
+from sqlalchemy import Row, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db.models import Delivery, DeliveryState, Patient
 
-# Core statements: no per-row ORM bookkeeping on the hot path.
-DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+# Core statements on the table: no per-row ORM bookkeeping on the hot path.
+from bot.db.queries import DELIVERIES
 
 INTERRUPTED = "outcome unknown: interrupted while sending"
 

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.db.models import Delivery, DeliveryState
-
-DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+from bot.db.models import DeliveryState
+from bot.db.queries import DELIVERIES
 
 # Built once: compiling a statement per send was a third of the dispatcher's CPU.
 _MARK_SENDING = (
