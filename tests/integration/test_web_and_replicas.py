@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
 
+from bot.db import identity
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind, Therapist
 from bot.dispatch.leader import Leadership
 from bot.web import SECRET_HEADER, WEBHOOK_PATH, build_web
@@ -100,8 +102,9 @@ pg_only = pytest.mark.skipif(not PG_URL, reason=SKIP_REASON)
 @pg_only
 async def test_two_replicas_send_each_of_1000_prompts_exactly_once() -> None:
     async with fresh_database() as url:
-        first = await make_world(url)
-        second = await make_world(url)
+        key = Fernet.generate_key().decode()  # replicas of one clinic share its keys
+        first = await make_world(url, encryption_keys=key)
+        second = await make_world(url, encryption_keys=key)
         second.state = first.state  # one Telegram for both replicas
         second.app.bot._request = first.app.bot._request  # type: ignore[attr-defined]
         try:
@@ -121,8 +124,7 @@ async def test_two_replicas_send_each_of_1000_prompts_exactly_once() -> None:
                     {
                         "therapist_id": therapist_id,
                         "pseudonym": f"p{i}",
-                        "telegram_user_id": person.id,
-                        "chat_id": person.id,
+                        **identity.columns(first.rt.cipher, person.id),
                         "status": PatientStatus.ACTIVE,
                         "timezone": "UTC",
                         "quiet_start": now.time().replace(hour=3),
