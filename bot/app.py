@@ -27,6 +27,7 @@ from bot.dispatch.leader import Leadership
 from bot.domain.content import ContentError, builtin_dir, load_content
 from bot.domain.safety import SafetyContentError, load_crisis_texts, load_screener
 from bot.handlers import router
+from bot.handlers.context import Context
 from bot.runtime import Runtime
 from bot.services import keycheck
 from bot.telegram.http_server import EmbeddedServer
@@ -97,6 +98,7 @@ def build_application(
         .base_url(settings.bot_base_url)
         # Chats concurrently, each chat's updates in order (bot/telegram/updates.py).
         .concurrent_updates(PerChatUpdateProcessor(max_concurrent_updates))
+        .context_types(ContextTypes(context=Context))
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(updates_request or request)
@@ -118,7 +120,7 @@ def build_application(
     return app
 
 
-async def _dispatch_tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _dispatch_tick(context: Context) -> None:
     dispatcher = context.bot_data["dispatcher"]
     assert isinstance(dispatcher, Dispatcher)
     try:

@@ -12,34 +12,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
 from telegram.error import TelegramError
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ApplicationHandlerStop
 
 from bot.db import identity, queries, seen_updates
 from bot.db.crypto import CryptoKeyError
 from bot.db.identity import TelegramUser
 from bot.db.models import Patient, Therapist
-from bot.runtime import Runtime
+from bot.handlers.context import Context as Context
 from bot.services import disclosures
 from bot.telegram.ratelimit import interactive
 from bot.telegram.sending import notify, send_html
 from bot.views import render
-from bot.views.callbacks import CallbackCodec
 
 log = logging.getLogger(__name__)
-
-Context = ContextTypes.DEFAULT_TYPE
-
-
-def runtime(context: Context) -> Runtime:
-    rt = context.bot_data["runtime"]
-    assert isinstance(rt, Runtime)
-    return rt
-
-
-def codec(context: Context) -> CallbackCodec:
-    value = context.bot_data["codec"]
-    assert isinstance(value, CallbackCodec)
-    return value
 
 
 @dataclass(frozen=True)
@@ -50,7 +35,7 @@ class Who:
 
 def telegram_user(context: Context, user_id: int) -> TelegramUser:
     """The user as the database may see them (their id's HMACs; bot/db/identity.py)."""
-    return identity.telegram_user(runtime(context).cipher, user_id)
+    return identity.telegram_user(context.runtime.cipher, user_id)
 
 
 async def who(session: AsyncSession, update: Update, context: Context) -> Who:
@@ -96,7 +81,7 @@ async def remember_shown(
     chat = update.effective_chat
     if chat is None or message_id is None:
         return
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session, session.begin():
         disclosures.shown(
             session,
@@ -121,7 +106,7 @@ async def mark_processed(update: Update, context: Context) -> None:
     """Runs first for every update: one seen before is dropped; a new one is recorded later,
     in the same transaction as its effects, so a crash in between loses nothing."""
     _unrecorded.set(update.update_id)
-    rt = runtime(context)
+    rt = context.runtime
     try:
         async with rt.engine.connect() as conn:
             seen = await seen_updates.seen(conn, update.update_id)
@@ -139,7 +124,7 @@ async def finish_update(update: Update, context: Context) -> None:
     if _unrecorded.get() is None:
         return
     _unrecorded.set(None)
-    rt = runtime(context)
+    rt = context.runtime
     try:
         async with rt.sessions() as session, session.begin():
             await seen_updates.record(session, update.update_id, rt.clock.now())
@@ -152,7 +137,7 @@ async def effects(context: Context) -> AsyncIterator[AsyncSession]:
     """A write transaction of a handler. The first one of each update also records the
     update id, so the update's effects commit exactly once; a concurrent duplicate fails
     on the unique key and changes nothing."""
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session, session.begin():
         update_id = _unrecorded.get()
         if update_id is not None:

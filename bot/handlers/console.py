@@ -21,16 +21,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.db.models import Therapist
-from bot.handlers.common import (
-    Context,
-    answer,
-    codec,
-    effects,
-    kick_dispatcher,
-    remember_shown,
-    runtime,
-    who,
-)
+from bot.handlers.common import Context, answer, effects, kick_dispatcher, remember_shown, who
 from bot.handlers.therapist import therapist_only
 from bot.services import access, console, exports, replies, schedule_edits, sessions
 from bot.services.errors import STALE_BUTTON, UserError
@@ -58,7 +49,7 @@ def therapist_button(handler: TherapistButton) -> ButtonHandler:
         query = update.callback_query
         if query is None:
             return
-        async with runtime(context).sessions() as session:
+        async with context.runtime.sessions() as session:
             role = await who(session, update, context)
         if role.therapist is None:
             await query.answer(STALE_BUTTON, show_alert=True)
@@ -96,7 +87,7 @@ async def patients_command(update: Update, context: Context, therapist: Therapis
     if len(args) > 1 or (args and not args[0].isdigit()):
         await answer(update, render.usage("/patients [page]"))
         return
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         page = await console.list_patients(
             session,
@@ -105,17 +96,17 @@ async def patients_command(update: Update, context: Context, therapist: Therapis
             now=rt.clock.now(),
             exact=bool(args),
         )
-    await answer(update, view.patients_text(page), view.patients_keyboard(codec(context), page))
+    await answer(update, view.patients_text(page), view.patients_keyboard(context.codec, page))
 
 
 @therapist_button
 async def list_page(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         page = await console.list_patients(
             session, therapist_id=therapist.id, page=data.int_arg(0), now=rt.clock.now()
         )
-    await _edit(update, view.patients_text(page), view.patients_keyboard(codec(context), page))
+    await _edit(update, view.patients_text(page), view.patients_keyboard(context.codec, page))
     await _answer(update)
 
 
@@ -125,7 +116,7 @@ async def _answer(update: Update, text: str | None = None) -> None:
 
 
 async def _card(context: Context, therapist: Therapist, patient_id: int) -> console.PatientSummary:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         return await console.patient_card(
             session, therapist_id=therapist.id, patient_id=patient_id, now=rt.clock.now()
@@ -136,7 +127,7 @@ async def _card(context: Context, therapist: Therapist, patient_id: int) -> cons
 async def open_card(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
     page = data.int_arg(1) if len(data.args) > 1 else 0
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, page))
+    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, page))
     await _answer(update)
 
 
@@ -145,9 +136,9 @@ async def template_menu(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     card = await _card(context, therapist, data.int_arg(0))
-    rt = runtime(context)
+    rt = context.runtime
     await _edit(
-        update, view.template_menu_text(card), view.template_menu(codec(context), card, rt.content)
+        update, view.template_menu_text(card), view.template_menu(context.codec, card, rt.content)
     )
     await _answer(update)
 
@@ -156,7 +147,7 @@ async def template_menu(
 async def set_template(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     name = data.args[1] if data.args[1] != view.NO_TEMPLATE else None
     async with effects(context) as session:
         card = await console.set_default_template(
@@ -168,7 +159,7 @@ async def set_template(
             now=rt.clock.now(),
         )
     note = view.default_template_set(card)
-    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
     await _answer(update, note)
 
 
@@ -177,13 +168,13 @@ async def quiet_menu(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.quiet_menu_text(card), view.quiet_menu(codec(context), card))
+    await _edit(update, view.quiet_menu_text(card), view.quiet_menu(context.codec, card))
     await _answer(update)
 
 
 @therapist_button
 async def set_quiet(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     preset = console.QUIET_PRESETS[data.int_arg(1)]
     async with effects(context) as session:
         change = await console.set_quiet_hours(
@@ -194,7 +185,7 @@ async def set_quiet(update: Update, context: Context, data: Callback, therapist:
             now=rt.clock.now(),
         )
     card = change.card
-    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
     await _answer(update, view.quiet_set(card, change.moved))
 
 
@@ -202,7 +193,7 @@ async def set_quiet(update: Update, context: Context, data: Callback, therapist:
 async def replies_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         patient = await access.own_patient_by_id(session, therapist.id, data.int_arg(0))
         patient, views = await replies.read_replies(
@@ -225,7 +216,7 @@ async def replies_button(
 async def export_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         export = await exports.export_csv_by_id(
             session,
@@ -243,14 +234,14 @@ async def export_button(
 async def pause_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         patient = await access.own_patient_by_id(session, therapist.id, data.int_arg(0))
         outcome = await console.pause(
             session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
         )
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
     await _answer(update, view.paused_note(outcome))
 
 
@@ -258,7 +249,7 @@ async def pause_button(
 async def resume_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         patient = await access.own_patient_by_id(session, therapist.id, data.int_arg(0))
         outcome = await console.resume(
@@ -269,7 +260,7 @@ async def resume_button(
             now=rt.clock.now(),
         )
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.card_text(card), view.card_keyboard(codec(context), card, 0))
+    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
     await _answer(update, view.resumed_note(outcome))
     if outcome.sent_soon:
         kick_dispatcher(context, "console")
@@ -284,7 +275,7 @@ async def schedule_command(update: Update, context: Context, therapist: Therapis
     if len(args) != 1:
         await answer(update, render.usage("/schedule <pseudonym>"))
         return
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         shown = await console.schedule_for(
             session,
@@ -293,13 +284,13 @@ async def schedule_command(update: Update, context: Context, therapist: Therapis
             cipher=rt.cipher,
             now=rt.clock.now(),
         )
-    await answer(update, view.schedule_text(shown), view.schedule_keyboard(codec(context), shown))
+    await answer(update, view.schedule_text(shown), view.schedule_keyboard(context.codec, shown))
 
 
 async def _schedule_view(
     context: Context, therapist: Therapist, patient_id: int
 ) -> console.ScheduleView:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         return await console.schedule_by_id(
             session,
@@ -315,7 +306,7 @@ async def schedule_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     shown = await _schedule_view(context, therapist, data.int_arg(0))
-    await _edit(update, view.schedule_text(shown), view.schedule_keyboard(codec(context), shown))
+    await _edit(update, view.schedule_text(shown), view.schedule_keyboard(context.codec, shown))
     await _answer(update)
 
 
@@ -323,7 +314,7 @@ async def schedule_button(
 async def postpone_menu(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         patient_id = await schedule_edits.pending_delivery(
             session,
@@ -338,7 +329,7 @@ async def postpone_menu(
     await _edit(
         update,
         view.schedule_text(shown, footer=view.postpone_footer(line, shown.timezone)),
-        view.postpone_keyboard(codec(context), line, shown.patient_id),
+        view.postpone_keyboard(context.codec, line, shown.patient_id),
     )
     await _answer(update)
 
@@ -355,7 +346,7 @@ def _change(verb: str) -> TherapistButton:
     async def change(
         update: Update, context: Context, data: Callback, therapist: Therapist
     ) -> None:
-        rt = runtime(context)
+        rt = context.runtime
         now = rt.clock.now()
         delivery_id, version = data.int_arg(0), data.int_arg(1)
         async with effects(context) as session:
@@ -381,7 +372,7 @@ def _change(verb: str) -> TherapistButton:
         await _edit(
             update,
             view.schedule_text(shown, note=f"<i>{render.esc(note)}</i>"),
-            view.schedule_keyboard(codec(context), shown),
+            view.schedule_keyboard(context.codec, shown),
         )
         await _answer(update, note)
         if verb in ("send", "again") and not changed.deferred:
@@ -414,7 +405,7 @@ def parse_postpone_args(args: list[str]) -> tuple[str | None, int, str]:
 @therapist_only
 async def postpone_command(update: Update, context: Context, therapist: Therapist) -> None:
     pseudonym, number, offset = parse_postpone_args(_args(context))
-    rt = runtime(context)
+    rt = context.runtime
     now = rt.clock.now()
     async with effects(context) as session:
         changed = await schedule_edits.postpone_to_offset(
@@ -430,7 +421,7 @@ async def postpone_command(update: Update, context: Context, therapist: Therapis
     await answer(
         update,
         view.schedule_text(shown, note=f"<b>{render.esc(note)}</b>"),
-        view.schedule_keyboard(codec(context), shown),
+        view.schedule_keyboard(context.codec, shown),
     )
     if changed.due_at <= now:
         kick_dispatcher(context, "console")
@@ -458,7 +449,7 @@ async def add_command(update: Update, context: Context, therapist: Therapist) ->
     if message is None or message.text is None:
         return
     pseudonym, offset, what = parse_add(message.text)
-    rt = runtime(context)
+    rt = context.runtime
     now = rt.clock.now()
     async with effects(context) as session:
         result = await schedule_edits.add_prompt(
@@ -478,7 +469,7 @@ async def add_command(update: Update, context: Context, therapist: Therapist) ->
 
 @therapist_only
 async def templates_command(update: Update, context: Context, therapist: Therapist) -> None:
-    await answer(update, view.templates_text(runtime(context).content))
+    await answer(update, view.templates_text(context.runtime.content))
 
 
 async def _send_export(update: Update, context: Context, export: exports.PatientExport) -> None:
@@ -504,7 +495,7 @@ async def export_command(update: Update, context: Context, therapist: Therapist)
     if len(args) != 1:
         await answer(update, render.usage("/export <pseudonym>"))
         return
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         export = await exports.export_csv(
             session,
@@ -526,7 +517,7 @@ async def pause_patient(update: Update, context: Context, therapist: Therapist) 
     if len(args) != 1:
         await answer(update, render.usage("/pause <pseudonym>"))
         return
-    rt = runtime(context)
+    rt = context.runtime
     try:
         async with effects(context) as session:
             patient = await access.own_patient(session, therapist.id, args[0])
@@ -545,7 +536,7 @@ async def resume_patient(update: Update, context: Context, therapist: Therapist)
     if len(args) != 1:
         await answer(update, render.usage("/resume <pseudonym>"))
         return
-    rt = runtime(context)
+    rt = context.runtime
     try:
         async with effects(context) as session:
             patient = await access.own_patient(session, therapist.id, args[0])
@@ -571,7 +562,7 @@ async def resume_patient(update: Update, context: Context, therapist: Therapist)
 async def confirm_session(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     start = datetime.fromtimestamp(data.int_arg(1) * 60, UTC)
     async with effects(context) as session:
         plan = await sessions.log_session(

@@ -24,16 +24,7 @@ from telegram.error import BadRequest, TelegramError
 
 from bot.db.models import Patient, PatientStatus
 from bot.handlers import strangers
-from bot.handlers.common import (
-    Context,
-    answer,
-    codec,
-    effects,
-    kick_dispatcher,
-    runtime,
-    tell,
-    who,
-)
+from bot.handlers.common import Context, answer, effects, kick_dispatcher, tell, who
 from bot.services import audit, mydata, participation
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
@@ -94,7 +85,7 @@ def patient_only(handler: PatientHandler) -> CommandCallback:
 
     @wraps(handler)
     async def checked(update: Update, context: Context) -> None:
-        async with runtime(context).sessions() as session:
+        async with context.runtime.sessions() as session:
             role = await who(session, update, context)
         patient = role.patient
         if patient is None or patient.status in GONE:
@@ -145,7 +136,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
     except ValueError:
         await answer(update, cr.PAUSE_USAGE)
         return
-    rt = runtime(context)
+    rt = context.runtime
     now = rt.clock.now()
     until = now + timedelta(days=days) if days is not None else None
     async with effects(context) as session:
@@ -160,7 +151,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
 
 @_user_errors
 async def resume_self(update: Update, context: Context, patient: Patient) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
         result = await participation.resume(
@@ -185,7 +176,7 @@ async def stop_command(update: Update, context: Context, patient: Patient) -> No
     elif patient.status not in participation.RECEIVING:
         await answer(update, render.esc(participation.FINISH_SETUP))
     else:
-        await answer(update, cr.STOP_CONFIRM, cr.stop_keyboard(codec(context), patient.id))
+        await answer(update, cr.STOP_CONFIRM, cr.stop_keyboard(context.codec, patient.id))
 
 
 async def _confirm(query: CallbackQuery, text: str) -> None:
@@ -201,7 +192,7 @@ async def stop_button(update: Update, context: Context, data: Callback) -> None:
     if query is None:
         return
     patient_id, confirmed = data.int_arg(0), data.args[1] == cr.YES
-    rt = runtime(context)
+    rt = context.runtime
     notice_to: int | None = None
     pseudonym = ""
     try:
@@ -223,7 +214,7 @@ async def stop_button(update: Update, context: Context, data: Callback) -> None:
 
 async def rejoin_prompt(update: Update, context: Context, patient: Patient) -> None:
     """`/start` from a patient who stopped: ask whether to start again."""
-    await answer(update, cr.REJOIN_QUESTION, cr.rejoin_keyboard(codec(context), patient.id))
+    await answer(update, cr.REJOIN_QUESTION, cr.rejoin_keyboard(context.codec, patient.id))
 
 
 async def rejoin_button(update: Update, context: Context, data: Callback) -> None:
@@ -231,7 +222,7 @@ async def rejoin_button(update: Update, context: Context, data: Callback) -> Non
     if query is None:
         return
     patient_id, confirmed = data.int_arg(0), data.args[1] == cr.YES
-    rt = runtime(context)
+    rt = context.runtime
     notice_to: int | None = None
     pseudonym = ""
     try:
@@ -256,7 +247,7 @@ async def rejoin_button(update: Update, context: Context, data: Callback) -> Non
 
 @patient_only
 async def mydata_command(update: Update, context: Context, patient: Patient) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     chat = update.effective_chat
     if chat is None:
         return
@@ -278,7 +269,7 @@ async def mydata_command(update: Update, context: Context, patient: Patient) -> 
 
 @patient_only
 async def forgetme_command(update: Update, context: Context, patient: Patient) -> None:
-    await answer(update, cr.FORGET_CONFIRM, cr.forget_keyboard(codec(context), patient.id))
+    await answer(update, cr.FORGET_CONFIRM, cr.forget_keyboard(context.codec, patient.id))
 
 
 async def forget_button(update: Update, context: Context, data: Callback) -> None:
@@ -286,7 +277,7 @@ async def forget_button(update: Update, context: Context, data: Callback) -> Non
     if query is None:
         return
     patient_id, confirmed = data.int_arg(0), data.args[1] == cr.YES
-    rt = runtime(context)
+    rt = context.runtime
     result: participation.ForgetResult | None = None
     try:
         async with effects(context) as session:
@@ -322,19 +313,19 @@ async def _delete_staff_copies(context: Context, messages: list[tuple[int, int]]
 
 
 def _card(context: Context, patient: Patient) -> tuple[str, InlineKeyboardMarkup]:
-    rt = runtime(context)
+    rt = context.runtime
     quiet = quiet_hours(patient)
     return (
         cr.settings_card(patient.timezone, quiet, rt.clock.now()),
         cr.settings_keyboard(
-            codec(context), patient.id, rt.settings.clinic_timezone, patient.timezone, quiet
+            context.codec, patient.id, rt.settings.clinic_timezone, patient.timezone, quiet
         ),
     )
 
 
 @patient_only
 async def settings_command(update: Update, context: Context, patient: Patient) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     args = list(context.args or [])
     what = args[0].lower() if args else ""
     if not args:
@@ -367,7 +358,7 @@ async def _settings_button(
     query = update.callback_query
     if query is None:
         return
-    rt = runtime(context)
+    rt = context.runtime
     try:
         async with effects(context) as session:
             me = await _me(session, update, context, data.int_arg(0))

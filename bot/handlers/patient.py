@@ -13,16 +13,7 @@ from bot import metrics
 from bot.db import queries
 from bot.db.models import AlertKind, InviteKind, PatientStatus, Therapist
 from bot.handlers import controls, safety, strangers
-from bot.handlers.common import (
-    Context,
-    answer,
-    codec,
-    effects,
-    runtime,
-    telegram_user,
-    tell,
-    who,
-)
+from bot.handlers.common import Context, answer, effects, telegram_user, tell, who
 from bot.services import alerts, enrollment, participation, reachability, replies, therapists
 from bot.services.errors import STALE_BUTTON, UserError
 from bot.views import render
@@ -41,7 +32,7 @@ RECORDING = (
 
 async def start(update: Update, context: Context) -> None:
     """`/start` with an invite token (deep link) or on its own."""
-    rt = runtime(context)
+    rt = context.runtime
     message, user = update.effective_message, update.effective_user
     if message is None or user is None or update.effective_chat is None:
         return
@@ -68,12 +59,12 @@ async def start(update: Update, context: Context) -> None:
     await answer(
         update,
         render.consent_text(rt.settings.clinic_name),
-        render.consent_keyboard(codec(context), opened.invite_id),
+        render.consent_keyboard(context.codec, opened.invite_id),
     )
 
 
 async def _start_without_token(update: Update, context: Context) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session:
         role = await who(session, update, context)
     if role.therapist is not None:
@@ -98,14 +89,14 @@ async def _start_without_token(update: Update, context: Context) -> None:
 
 
 async def _ask_timezone(update: Update, context: Context) -> None:
-    zone = runtime(context).settings.clinic_timezone
+    zone = context.runtime.settings.clinic_timezone
     await answer(
-        update, render.timezone_question(zone), render.timezone_keyboard(codec(context), zone)
+        update, render.timezone_question(zone), render.timezone_keyboard(context.codec, zone)
     )
 
 
 async def consent(update: Update, context: Context, data: Callback) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     query, user, chat = update.callback_query, update.effective_user, update.effective_chat
     if query is None or user is None or chat is None:
         return
@@ -156,7 +147,7 @@ async def timezone_button(update: Update, context: Context, data: Callback) -> N
 
 
 async def _set_timezone(update: Update, context: Context, text: str) -> bool:
-    rt = runtime(context)
+    rt = context.runtime
     try:
         async with effects(context) as session:
             patient = (await who(session, update, context)).patient
@@ -182,7 +173,7 @@ async def _set_timezone(update: Update, context: Context, text: str) -> bool:
 
 async def text_message(update: Update, context: Context) -> None:
     """Free text from a patient: a time zone during onboarding, otherwise an answer or a note."""
-    rt = runtime(context)
+    rt = context.runtime
     message = update.effective_message
     if message is None or message.text is None:
         return
@@ -291,7 +282,7 @@ def carried_text(message: Message) -> str:
 async def non_text(update: Update, context: Context) -> None:
     """Voice, photo, sticker…: its content is not kept; ask kindly for words instead. Any
     words it carries (a caption) are screened first, like a message."""
-    rt = runtime(context)
+    rt = context.runtime
     message = update.effective_message
     carried = carried_text(message) if message is not None else ""
     match = rt.screener.screen(carried) if carried else None
@@ -307,7 +298,7 @@ async def non_text(update: Update, context: Context) -> None:
 
 
 async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     query = update.callback_query
     if query is None or len(data.args) != 2:
         return
@@ -361,7 +352,7 @@ async def _checkin_risk(update: Update, context: Context, alert_id: int) -> None
 
 
 async def got_it(update: Update, context: Context, data: Callback) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     query = update.callback_query
     if query is None:
         return
@@ -391,7 +382,7 @@ async def chat_member(update: Update, context: Context) -> None:
     change = update.my_chat_member
     if change is None or change.chat.type != "private":
         return
-    rt = runtime(context)
+    rt = context.runtime
     now = rt.clock.now()
     blocked = change.new_chat_member.status in ("kicked", "left")
     async with effects(context) as session:

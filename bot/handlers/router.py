@@ -18,16 +18,7 @@ from telegram.ext import (
 
 from bot.db.models import Patient, Therapist
 from bot.handlers import console, controls, patient, safety, strangers, therapist
-from bot.handlers.common import (
-    Context,
-    answer,
-    codec,
-    finish_update,
-    mark_processed,
-    on_error,
-    runtime,
-    who,
-)
+from bot.handlers.common import Context, answer, finish_update, mark_processed, on_error, who
 from bot.services.errors import STALE_BUTTON
 from bot.views import render
 from bot.views.callbacks import HELP, Callback
@@ -37,7 +28,7 @@ ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
 
 
 async def help_command(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         role = await who(session, update, context)
     if role.therapist is not None:
         await answer(update, render.THERAPIST_HELP)
@@ -55,7 +46,7 @@ def shared(
     on a patient, a patient on themselves."""
 
     async def by_role(update: Update, context: Context) -> None:
-        async with runtime(context).sessions() as session:
+        async with context.runtime.sessions() as session:
             role = await who(session, update, context)
         if role.therapist is not None:
             await for_therapist(update, context, role.therapist)
@@ -68,7 +59,7 @@ def shared(
 
 
 async def unknown_command(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         role = await who(session, update, context)
     if role.therapist is not None or role.patient is not None:
         await answer(update, render.NOT_AVAILABLE)
@@ -98,7 +89,7 @@ async def on_callback(update: Update, context: Context) -> None:
         # Static and database-free on purpose: it must work when everything else is down.
         await safety.help_button(update, context)
         return
-    data = codec(context).decode(query.data)
+    data = context.codec.decode(query.data)
     handler = BUTTONS.get(data.action) if data is not None else None
     if data is None or handler is None:
         await query.answer(STALE_BUTTON, show_alert=True)

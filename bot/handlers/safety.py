@@ -15,7 +15,7 @@ from bot import metrics
 from bot.db.models import AlertKind
 from bot.dispatch.alerting import Alerter
 from bot.domain.safety import Match
-from bot.handlers.common import Context, effects, runtime, telegram_user
+from bot.handlers.common import Context, effects, telegram_user
 from bot.services import alerts
 from bot.services.errors import UserError
 from bot.telegram.ratelimit import priority
@@ -36,7 +36,7 @@ async def send_resources(update: Update, context: Context) -> None:
     chat = update.effective_chat
     if chat is None:
         return
-    rt = runtime(context)
+    rt = context.runtime
     text = rt.crisis.resources(rt.settings.clinic_phone)
     for attempt in (1, 2):
         try:
@@ -62,7 +62,7 @@ async def on_crisis_words(update: Update, context: Context, text: str, match: Ma
     user = update.effective_user
     if user is None:
         return None
-    rt = runtime(context)
+    rt = context.runtime
     async with rt.sessions() as session, session.begin():
         alert_id = await alerts.crisis_alert_for_user(
             session,
@@ -100,7 +100,7 @@ async def raise_and_notify(context: Context, alert_id: int) -> None:
 
 
 async def acknowledge_button(update: Update, context: Context, data: Callback) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     query, user, chat = update.callback_query, update.effective_user, update.effective_chat
     if query is None or user is None or chat is None:
         return

@@ -10,14 +10,14 @@ from __future__ import annotations
 from telegram import Update
 
 from bot.db import queries
-from bot.handlers.common import Context, answer, codec, runtime, telegram_user
+from bot.handlers.common import Context, answer, telegram_user
 from bot.views import render
 
 DECLINE_COMMANDS = ("/stop", "/delete", "/erase")
 
 
 async def not_enrolled(update: Update, context: Context) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     user, message = update.effective_user, update.effective_message
     if user is None:
         return
@@ -35,7 +35,7 @@ async def not_enrolled(update: Update, context: Context) -> None:
         await answer(
             update,
             f"{hint}\n\n{render.consent_text(rt.settings.clinic_name)}",
-            render.consent_keyboard(codec(context), invite.id),
+            render.consent_keyboard(context.codec, invite.id),
         )
     elif former is not None:
         await answer(update, render.therapist_deactivated(rt.settings.clinic_name))

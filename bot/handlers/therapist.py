@@ -12,16 +12,7 @@ from telegram import Update
 
 from bot.db.models import Therapist
 from bot.handlers import strangers
-from bot.handlers.common import (
-    Context,
-    answer,
-    codec,
-    effects,
-    kick_dispatcher,
-    remember_shown,
-    runtime,
-    who,
-)
+from bot.handlers.common import Context, answer, effects, kick_dispatcher, remember_shown, who
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
 from bot.views import render
@@ -39,7 +30,7 @@ def therapist_only(
 
     @wraps(handler)
     async def checked(update: Update, context: Context) -> None:
-        async with runtime(context).sessions() as session:
+        async with context.runtime.sessions() as session:
             role = await who(session, update, context)
         if role.therapist is None:
             if role.patient is not None:
@@ -66,7 +57,7 @@ async def invite(update: Update, context: Context, therapist: Therapist) -> None
             f"A pseudonym is one word, without spaces: for example /invite {joined}. "
             "Use a code or nickname, never the patient's real name."
         )
-    rt = runtime(context)
+    rt = context.runtime
     pseudonym = context.args[0]
     async with effects(context) as session:
         token = await enrollment.invite_patient(
@@ -99,7 +90,7 @@ def parse_session_args(args: list[str]) -> tuple[str, datetime | None, str | Non
 
 @therapist_only
 async def session_command(update: Update, context: Context, therapist: Therapist) -> None:
-    rt = runtime(context)
+    rt = context.runtime
     pseudonym, when, template = parse_session_args(list(context.args or []))
     try:
         async with effects(context) as session:
@@ -117,7 +108,7 @@ async def session_command(update: Update, context: Context, therapist: Therapist
         await answer(
             update,
             render.session_confirm(ask.preview),
-            render.session_confirm_keyboard(codec(context), ask.preview),
+            render.session_confirm_keyboard(context.codec, ask.preview),
         )
         return
     await answer(update, render.session_planned(plan))
@@ -137,7 +128,7 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
             f"Show between 1 and {MAX_REPLIES} replies, e.g. /replies {args[0]} 10. "
             "For everything, use /export."
         )
-    rt = runtime(context)
+    rt = context.runtime
     async with effects(context) as session:
         patient, views = await replies.read_replies(
             session,

@@ -28,7 +28,7 @@ from bot.db.models import (
 )
 from bot.emulator.people import EmuUser
 from bot.handlers import console, router
-from bot.handlers.common import Context, runtime, who
+from bot.handlers.common import Context, who
 from tests.integration.world import World
 
 NY = ZoneInfo("America/New_York")
@@ -36,14 +36,14 @@ INVALID = "This button is no longer valid."
 
 
 async def _pause(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         role = await who(session, update)
     if role.therapist is not None:
         await console.pause_patient(update, context, role.therapist)
 
 
 async def _resume(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         role = await who(session, update)
     if role.therapist is not None:
         await console.resume_patient(update, context, role.therapist)

@@ -32,7 +32,7 @@ from bot.db.models import (
 from bot.emulator.updates import EmuUser
 from bot.handlers import controls, router
 from bot.handlers import patient as patient_handlers
-from bot.handlers.common import Context, runtime, who
+from bot.handlers.common import Context, who
 from bot.services import participation
 from bot.services.errors import UserError
 from tests.integration.world import LINK, World, close_world, make_world
@@ -47,7 +47,7 @@ FERNET_TOKEN = re.compile(rb"gAAAAA[0-9A-Za-z_\-]{40,}={0,2}")
 
 
 async def _pause(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         role = await who(session, update)
     if role.patient is not None:
         await controls.pause_self(update, context, role.patient)
@@ -56,7 +56,7 @@ async def _pause(update: Update, context: Context) -> None:
 
 
 async def _resume(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         role = await who(session, update)
     if role.patient is not None:
         await controls.resume_self(update, context, role.patient)
@@ -65,7 +65,7 @@ async def _resume(update: Update, context: Context) -> None:
 
 
 async def _start(update: Update, context: Context) -> None:
-    async with runtime(context).sessions() as session:
+    async with context.runtime.sessions() as session:
         role = await who(session, update)
     stopped = role.patient is not None and role.patient.status is PatientStatus.STOPPED
     if stopped and not context.args:
