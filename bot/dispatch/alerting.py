@@ -66,7 +66,7 @@ class Alerter:
             return crisis.checkin_risk_alert.format(
                 pseudonym=render.esc(view.pseudonym),
                 local_time=when,
-                question=render.esc(render.plain(view.question or "")),
+                question=render.esc(view.question or ""),
                 answer=render.esc(view.answer or ""),
             )
         return crisis.therapist_alert.format(

@@ -17,7 +17,6 @@ A transient failure is retried after an exponential backoff, and never before Te
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import random
 import time
@@ -30,7 +29,7 @@ from telegram.error import RetryAfter
 from bot import metrics
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
-from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
+from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus
 from bot.dispatch import claims, reminders
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
@@ -275,12 +274,8 @@ class Dispatcher:
 
     def _text(self, delivery: Delivery) -> str:
         if delivery.custom_text_enc is not None:
-            return html.escape(self.rt.cipher.decrypt(delivery.custom_text_enc), quote=False)
-        prompt = self.rt.content.prompt(delivery.prompt_key or "")
-        text = prompt.text.strip()
-        if delivery.kind is PromptKind.CHECKIN:
-            text += render.checkin_scale_legend(prompt)
-        return text
+            return render.prompt_html(None, self.rt.cipher.decrypt(delivery.custom_text_enc))
+        return render.prompt_html(self.rt.content.prompt(delivery.prompt_key or ""), None)
 
     async def _send(
         self, job: _Job, report: TickReport, ledger: Ledger, marked: set[int]

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.crypto import Cipher
 from bot.db.models import Delivery, Patient, Reply, ReplyKind
-from bot.domain.content import ContentLibrary, plain_text
+from bot.domain.content import ContentLibrary
 from bot.services import audit
 from bot.services.access import own_patient, own_patient_by_id
 from bot.services.replies import choice_of, question_text
@@ -139,7 +139,7 @@ async def patient_rows(
             offset=d.offset,
             prompt_key=d.prompt_key,
             kind=d.kind.value,
-            question=plain_text(question_text(d, content, cipher)),
+            question=question_text(d, content, cipher),
             state=d.state.value,
             due_utc=_utc(d.due_at),
             due_local=_local(d.due_at, tz),

@@ -21,10 +21,10 @@ from bot.db.models import (
     ReplyKind,
     TreatmentSession,
 )
-from bot.domain.content import ContentLibrary, plain_text
+from bot.domain.content import ContentLibrary
 from bot.services import audit
 from bot.services.errors import UserError
-from bot.services.replies import choice_of
+from bot.services.replies import choice_of, question_text
 from bot.services.sessions import zone_of
 
 FORMAT = "afterglow-mydata/1"
@@ -50,12 +50,7 @@ def _by(actor: str, patient_id: int) -> str:
     return "the clinic"
 
 
-def _question(delivery: Delivery, content: ContentLibrary, cipher: Cipher) -> str:
-    """What the patient was sent, as plain text: the words, not the key."""
-    if delivery.custom_text_enc is not None:
-        return cipher.decrypt(delivery.custom_text_enc)
-    prompt = content.prompts.get(delivery.prompt_key or "")
-    return plain_text(prompt.text) if prompt is not None else f"[{delivery.prompt_key}]"
+_question = question_text  # what the patient was sent, as plain text: the words, not the key
 
 
 async def my_data(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import html
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +14,7 @@ from bot.db import queries
 from bot.db.crypto import Cipher, CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PromptKind, Reply, ReplyKind
 from bot.domain import linking
-from bot.domain.content import ContentLibrary
+from bot.domain.content import ContentLibrary, plain_text
 from bot.services import audit
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
 
@@ -34,7 +33,7 @@ class TextOutcome:
     recorded: Recorded
     reply_id: int
     delivery_id: int | None
-    question: str | None = None  # what it was filed under, as Telegram HTML; None for a note
+    question: str | None = None  # what it was filed under, as plain text; None for a note
     choice: ChoiceOutcome | None = None  # for Recorded.CHOICE
     checkin_message_id: int | None = None  # the check-in's message, to edit as a tap would
 
@@ -75,11 +74,12 @@ def _previous(
 def _prompt_text(
     key: str | None, custom_enc: bytes | None, content: ContentLibrary, cipher: Cipher
 ) -> str:
-    """The question as Telegram HTML: content is HTML already, a therapist's words are not."""
+    """The question as plain text: the words the patient read (a therapist's own, or the
+    content's without its markup); views escape and format it."""
     if custom_enc is not None:
-        return html.escape(cipher.decrypt(custom_enc), quote=False)
+        return cipher.decrypt(custom_enc)
     prompt = content.prompts.get(key or "")
-    return prompt.text if prompt is not None else f"[{key}]"
+    return plain_text(prompt.text) if prompt is not None else f"[{key}]"
 
 
 # Built once, run with parameters (Core: nothing on this path needs the identity map).
@@ -307,12 +307,12 @@ async def record_ack(
 @dataclass(frozen=True)
 class ReplyView:
     received_at: datetime
-    question: str | None  # the question as Telegram HTML, or None for a note
+    question: str | None  # the question as plain text, or None for a note
     answer: str
 
 
 def question_text(delivery: Delivery, content: ContentLibrary, cipher: Cipher) -> str:
-    """The question as Telegram HTML: content is HTML already, a therapist's words are not."""
+    """The question as plain text (see `_prompt_text`)."""
     return _prompt_text(delivery.prompt_key, delivery.custom_text_enc, content, cipher)
 
 

@@ -170,23 +170,36 @@ ACK_JOINED_NOTE = "Added to your note."
 QUOTE_WORDS = 60  # characters of a question quoted back: enough to know which one
 
 
-def quoted(question_html: str) -> str:
-    """A question's first words, in quotes, to say which question something belongs to."""
-    return f"“{esc(shorten(plain_text(question_html), QUOTE_WORDS))}”"
+def prompt_html(prompt: Prompt | None, custom_text: str | None) -> str:
+    """A scheduled prompt as sent: the therapist's own words escaped, or the content's text
+    (already Telegram HTML, checked by `afterglow content check`) with a check-in's scale."""
+    if custom_text is not None:
+        return esc(custom_text)
+    assert prompt is not None
+    text = prompt.text.strip()
+    if prompt.kind == "checkin":
+        text += checkin_scale_legend(prompt)
+    return text
 
 
-def ack_answer(question_html: str) -> str:
-    return f"Thank you, saved as your answer to {quoted(question_html)}"
+def quoted(question: str) -> str:
+    """A question's first words (plain text), in quotes, to say which question something
+    belongs to."""
+    return f"“{esc(shorten(question, QUOTE_WORDS))}”"
 
 
-def ack_joined(question_html: str | None) -> str:
-    if question_html is None:
+def ack_answer(question: str) -> str:
+    return f"Thank you, saved as your answer to {quoted(question)}"
+
+
+def ack_joined(question: str | None) -> str:
+    if question is None:
         return ACK_JOINED_NOTE
-    return f"Added to your answer to {quoted(question_html)}"
+    return f"Added to your answer to {quoted(question)}"
 
 
-def ack_choice(question_html: str, label: str) -> str:
-    return f"Thank you, saved <b>{esc(label)}</b> as your answer to {quoted(question_html)}"
+def ack_choice(question: str, label: str) -> str:
+    return f"Thank you, saved <b>{esc(label)}</b> as your answer to {quoted(question)}"
 
 
 ACK_GOT_IT = "Got it ✓"
@@ -252,10 +265,10 @@ def checkin_recorded(text: str, label: str) -> str:
 NUDGE_START = "A gentle reminder about"
 
 
-def nudge(question_html: str | None) -> str:
+def nudge(question: str | None) -> str:
     """A reminder names its question (it is also sent as a reply to it): by the time it
     arrives, other prompts may sit between the two."""
-    which = quoted(question_html) if question_html is not None else "the question above"
+    which = quoted(question) if question is not None else "the question above"
     return (
         f"{NUDGE_START} {which}: it's still open, if you'd like to answer it. "
         "A few words are plenty, and it's fine to let it go."
@@ -383,7 +396,7 @@ def replies_listing(pseudonym: str, zone: str | None, views: Sequence[ReplyView]
     out = [f"<b>Replies from {esc(pseudonym)}</b> (newest first, patient's local time)"]
     for view in views:
         received, answer = view.received_at, view.answer
-        question = plain(view.question) if view.question else None
+        question = view.question or None
         q = (
             f"<i>{esc(shorten(question, 160))}</i>\n"
             if question
