@@ -1,4 +1,4 @@
-"""Crash-loss check: the kill -9 scenario (tests/crash_scenario.py) run many times, the kill
+"""Crash-loss check: the kill -9 scenario (bench/crash_scenario.py) run many times, the kill
 landing at a different point of the burst each time.
 
     python -m bench.crashloss [--quick] [--postgres URL] [--runs 20] [--prompts 250]
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import base_parser, database, print_table, quiet_logs, write_results
-from tests.crash_scenario import in_flight_bound, run_crash_scenario
+from bench.crash_scenario import in_flight_bound, run_crash_scenario
 
 UNKNOWN_GOAL = 2.0  # mean `unknown` per kill
 

@@ -3,7 +3,7 @@ first acceptance bullet): every delivery ends `sent` or `unknown`, no prompt arr
 `unknown` covers only what may have been on the wire — not the burst queued in the rate limiter.
 
 The bot runs as a real process (`python -m bot run`) against the emulator over HTTP; see
-tests/crash_scenario.py for the scenario and how each delivery is accounted for.
+bench/crash_scenario.py for the scenario and how each delivery is accounted for.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.crash_scenario import CrashResult, in_flight_bound, run_crash_scenario
+from bench.crash_scenario import CrashResult, in_flight_bound, run_crash_scenario
 from tests.support.pg import PG_URL, SKIP_REASON, fresh_database
 
 PROMPTS = 500
