@@ -78,6 +78,15 @@ def _args(context: Context) -> list[str]:
     return list(context.args or [])
 
 
+async def _pseudonym_arg(update: Update, context: Context, usage: str) -> str | None:
+    """The one pseudonym a command takes; otherwise the usage line is the answer."""
+    args = _args(context)
+    if len(args) != 1:
+        await answer(update, render.usage(usage))
+        return None
+    return args[0]
+
+
 # --- /patients and the patient card ---------------------------------------------------------
 
 
@@ -271,16 +280,15 @@ async def resume_button(
 
 @therapist_only
 async def schedule_command(update: Update, context: Context, therapist: Therapist) -> None:
-    args = _args(context)
-    if len(args) != 1:
-        await answer(update, render.usage("/schedule <pseudonym>"))
+    pseudonym = await _pseudonym_arg(update, context, "/schedule <pseudonym>")
+    if pseudonym is None:
         return
     rt = context.runtime
     async with effects(context) as session:
         shown = await console.schedule_for(
             session,
             therapist_id=therapist.id,
-            pseudonym=args[0],
+            pseudonym=pseudonym,
             cipher=rt.cipher,
             now=rt.clock.now(),
         )
@@ -491,16 +499,15 @@ async def _send_export(update: Update, context: Context, export: exports.Patient
 
 @therapist_only
 async def export_command(update: Update, context: Context, therapist: Therapist) -> None:
-    args = _args(context)
-    if len(args) != 1:
-        await answer(update, render.usage("/export <pseudonym>"))
+    pseudonym = await _pseudonym_arg(update, context, "/export <pseudonym>")
+    if pseudonym is None:
         return
     rt = context.runtime
     async with effects(context) as session:
         export = await exports.export_csv(
             session,
             therapist_id=therapist.id,
-            pseudonym=args[0],
+            pseudonym=pseudonym,
             content=rt.content,
             cipher=rt.cipher,
             now=rt.clock.now(),
@@ -513,14 +520,13 @@ async def export_command(update: Update, context: Context, therapist: Therapist)
 
 async def pause_patient(update: Update, context: Context, therapist: Therapist) -> None:
     """`/pause <pseudonym>` from a therapist (patients pause themselves with /pause [days])."""
-    args = _args(context)
-    if len(args) != 1:
-        await answer(update, render.usage("/pause <pseudonym>"))
+    pseudonym = await _pseudonym_arg(update, context, "/pause <pseudonym>")
+    if pseudonym is None:
         return
     rt = context.runtime
     try:
         async with effects(context) as session:
-            patient = await access.own_patient(session, therapist.id, args[0])
+            patient = await access.own_patient(session, therapist.id, pseudonym)
             outcome = await console.pause(
                 session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
             )
@@ -532,14 +538,13 @@ async def pause_patient(update: Update, context: Context, therapist: Therapist) 
 
 async def resume_patient(update: Update, context: Context, therapist: Therapist) -> None:
     """`/resume <pseudonym>` from a therapist: the SPEC's grace rule decides what still goes."""
-    args = _args(context)
-    if len(args) != 1:
-        await answer(update, render.usage("/resume <pseudonym>"))
+    pseudonym = await _pseudonym_arg(update, context, "/resume <pseudonym>")
+    if pseudonym is None:
         return
     rt = context.runtime
     try:
         async with effects(context) as session:
-            patient = await access.own_patient(session, therapist.id, args[0])
+            patient = await access.own_patient(session, therapist.id, pseudonym)
             outcome = await console.resume(
                 session,
                 therapist_id=therapist.id,
