@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from bot.domain.content_schema import node_line
+
 __all__ = [
     "RESOURCES_FILE",
     "SAFETY_SUBDIR",
@@ -33,8 +35,7 @@ class SafetyContentError(Exception):
         super().__init__(f"{self.path}:{self.line}: {message}")
 
 
-def line_of(node: Node) -> int:
-    return int(node.start_mark.line) + 1
+line_of = node_line  # one YAML line-number helper for all content (content_schema)
 
 
 def compose(path: Path) -> Node | None:

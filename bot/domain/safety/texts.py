@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from bot.domain.content_schema import check_telegram_html
 from bot.domain.safety.files import (
     RESOURCES_FILE,
     SAFETY_SUBDIR,
@@ -59,8 +60,6 @@ _REQUIRED_TEXTS = (
     "oncall_unassigned",
 )
 _TELEGRAM_LIMIT = 4096
-_HTML_TOKEN_RE = re.compile(r"<[^<>]*>|&[^&;\s<>]*;?|[<>]")
-_ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6});")
 _PHONE_LINE_RE = re.compile(r"^[ \t]*\{clinic_phone_line\}[ \t]*(?:\n|\Z)", re.MULTILINE)
 
 
@@ -96,25 +95,19 @@ class CrisisTexts:
         return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+# Crisis texts must show even when nothing else works: the smallest markup, bold and italic.
+_CRISIS_TAGS = re.compile(r"</?([a-zA-Z0-9-]+)")
+
+
 def _check_html(text: str) -> str | None:
-    stack: list[str] = []
-    for m in _HTML_TOKEN_RE.finditer(text):
-        token = m.group(0)
-        if token.startswith("&"):
-            if not _ENTITY_RE.fullmatch(token):
-                return "bare '&': write &amp; (or &lt; &gt; &quot;)"
-        elif token in ("<", ">"):
-            return f"bare {token!r}: write &lt; or &gt;"
-        elif token in ("<b>", "<i>"):
-            stack.append(token[1])
-        elif token in ("</b>", "</i>"):
-            if not stack or stack[-1] != token[2]:
-                return f"{token} does not close the most recent open tag"
-            stack.pop()
-        else:
-            return f"tag {token} is not allowed: crisis texts use only <b> and <i>"
-    if stack:
-        return f"<{stack[-1]}> is never closed"
+    """The content's Telegram-HTML check (one checker for all content), then the narrower
+    rule for crisis texts: only <b> and <i>."""
+    checked = check_telegram_html(text)
+    if checked.issues:
+        return checked.issues[0].message
+    for m in _CRISIS_TAGS.finditer(text):
+        if m.group(1).lower() not in ("b", "i"):
+            return f"tag <{m.group(1)}> is not allowed: crisis texts use only <b> and <i>"
     return None
 
 
