@@ -10,15 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.constants import ParseMode
-from telegram.error import TelegramError
 from telegram.ext import ExtBot
 
-from bot import metrics
 from bot.db.models import AlertKind
 from bot.runtime import Runtime
 from bot.services import alerts
 from bot.telegram.ratelimit import priority
+from bot.telegram.sending import notify
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
 
@@ -83,26 +81,27 @@ class Alerter:
             # No active therapist to tell (deactivated, never opened the bot): on-call now.
             await self._escalate(alert_id)
             return False
-        try:
-            message = await self.bot.send_message(
-                view.therapist_chat_id,
-                render.clip(self._text(view, escalation=False)),
-                parse_mode=ParseMode.HTML,
-                reply_markup=self._keyboard(alert_id),
-                # Patient words in a staff chat: no forwarding, no saving.
-                protect_content=True,
-                rate_limit_args=priority(self.bot),
+        message_id = await notify(
+            self.bot,
+            view.therapist_chat_id,
+            render.clip(self._text(view, escalation=False)),
+            reply_markup=self._keyboard(alert_id),
+            # Patient words in a staff chat: no forwarding, no saving.
+            protect_content=True,
+            rate_limit_args=priority(self.bot),
+            metric="alert",
+        )
+        if message_id is None:
+            log.error(
+                "alert %d not delivered to the therapist; the next tick tries again", alert_id
             )
-        except TelegramError as exc:
-            metrics.TELEGRAM_ERRORS.labels(kind="alert").inc()
-            log.error("alert %d not delivered to the therapist: %s", alert_id, type(exc).__name__)
             return False
         async with self.rt.sessions() as session, session.begin():
             await alerts.mark_notified(
                 session,
                 alert_id=alert_id,
                 chat_id=view.therapist_chat_id,
-                message_id=message.message_id,
+                message_id=message_id,
                 now=self.rt.clock.now(),
             )
         return True
@@ -143,20 +142,18 @@ class Alerter:
                 view = await alerts.view(
                     session, alert_id, content=self.rt.content, cipher=self.rt.cipher
                 )
-            try:
-                sent = await self.bot.send_message(
-                    chat,
-                    render.clip(self._text(view, escalation=True)),
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=self._keyboard(alert_id),
-                    protect_content=True,
-                    rate_limit_args=priority(self.bot),
-                )
-                message_id = sent.message_id
-            except TelegramError as exc:
-                metrics.TELEGRAM_ERRORS.labels(kind="alert").inc()
-                log.error("escalation of alert %d failed: %s", alert_id, type(exc).__name__)
-                return  # at-least-once: the next tick tries again
+            message_id = await notify(
+                self.bot,
+                chat,
+                render.clip(self._text(view, escalation=True)),
+                reply_markup=self._keyboard(alert_id),
+                protect_content=True,
+                rate_limit_args=priority(self.bot),
+                metric="alert",
+            )
+            if message_id is None:
+                log.error("escalation of alert %d failed; the next tick tries again", alert_id)
+                return  # at-least-once
         async with self.rt.sessions() as session, session.begin():
             await alerts.mark_escalated(
                 session,

@@ -6,17 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
-from telegram import ReplyParameters
-from telegram.constants import ParseMode
 
-from bot import metrics
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.runtime import Runtime
 from bot.services import replies
 from bot.services.sessions import quiet_hours, zone_of
-from bot.telegram.outcomes import classify
+from bot.telegram.sending import notify
 from bot.views import render
 
 
@@ -61,27 +58,22 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
             due.append((delivery.id, chat_id, delivery.telegram_message_id, question))
     sent = 0
     for delivery_id, chat_id, original, question in due:
-        try:
-            message = await bot.send_message(
-                chat_id,
-                render.nudge(question),
-                parse_mode=ParseMode.HTML,
-                reply_parameters=ReplyParameters(original, allow_sending_without_reply=True)
-                if original
-                else None,
-                reply_markup=render.nudge_markup(),
-                protect_content=True,
-            )
-        except Exception as exc:  # a missed reminder is acceptable; a crash is not
-            outcome, _ = classify(exc)
-            metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
-            continue
+        message_id = await notify(
+            bot,
+            chat_id,
+            render.nudge(question),
+            reply_to=original,
+            reply_markup=render.nudge_markup(),
+            protect_content=True,
+        )
+        if message_id is None:
+            continue  # a missed reminder is acceptable (nudged_at is set: never twice)
         sent += 1
         async with rt.sessions() as session, session.begin():
             await session.execute(
                 update(Delivery)
                 .where(Delivery.id == delivery_id)
-                .values(nudge_message_id=message.message_id)
+                .values(nudge_message_id=message_id)
             )
     return sent
 

@@ -199,7 +199,7 @@ async def tell(context: Context, chat_id: int | None, text: str) -> bool:
 
     Never raises: a notice that cannot be delivered must not undo what the patient just did.
     """
-    return await notify(context.bot, chat_id, render.clip(text))
+    return await notify(context.bot, chat_id, render.clip(text)) is not None
 
 
 def kick_dispatcher(context: Context, why: str) -> None:

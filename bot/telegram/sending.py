@@ -18,7 +18,7 @@ import logging
 import warnings
 from typing import Any
 
-from telegram import Bot
+from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.warnings import PTBUserWarning
 
@@ -39,6 +39,7 @@ async def send_html(
     text: str,
     *,
     reply_markup: object | None = None,
+    reply_to: int | None = None,
     protect_content: bool = False,
     rate_limit_args: dict[str, Any] | None = None,
     before_send: BeforeSend | None = None,
@@ -47,6 +48,9 @@ async def send_html(
     params: dict[str, Any] = {"chat_id": chat_id, "text": text, "parse_mode": ParseMode.HTML}
     if reply_markup is not None:
         params["reply_markup"] = reply_markup
+    if reply_to is not None:
+        # A reply to a message the person may have deleted still goes out, unthreaded.
+        params["reply_parameters"] = ReplyParameters(reply_to, allow_sending_without_reply=True)
     if protect_content:
         params["protect_content"] = True
     if before_send is not None:
@@ -61,17 +65,35 @@ async def send_html(
     return int(sent["message_id"])
 
 
-async def notify(bot: Bot, chat_id: int | None, text: str) -> bool:
-    """An unprompted notice to someone's chat (a therapist hears a patient blocked the bot or
-    asked to be forgotten); False if it could not be sent. Never raises: a notice that
-    cannot be delivered must not undo what was just done, nor stop the dispatcher."""
+async def notify(
+    bot: Bot,
+    chat_id: int | None,
+    text: str,
+    *,
+    reply_markup: object | None = None,
+    reply_to: int | None = None,
+    protect_content: bool = False,
+    rate_limit_args: dict[str, Any] | None = None,
+    metric: str | None = None,
+) -> int | None:
+    """Every unprompted message — a reminder, an alert, a notice to a therapist — goes out here.
+    Returns the message id, or None if it could not be sent. Never raises: a message that
+    cannot be delivered must not undo what was just done, nor stop the dispatcher; the caller
+    decides whether to try again. `metric` labels the failure (default: what it means)."""
     if chat_id is None:
-        return False
+        return None
     try:
-        await bot.send_message(chat_id, text, parse_mode=ParseMode.HTML)
-    except Exception as exc:  # any failure: the notice is best effort
+        return await send_html(
+            bot,
+            chat_id,
+            text,
+            reply_markup=reply_markup,
+            reply_to=reply_to,
+            protect_content=protect_content,
+            rate_limit_args=rate_limit_args,
+        )
+    except Exception as exc:  # any failure: the caller hears None
         outcome, _ = classify(exc)
-        metrics.TELEGRAM_ERRORS.labels(kind=outcome.value).inc()
-        log.warning("notice to a chat failed: %s", type(exc).__name__)
-        return False
-    return True
+        metrics.TELEGRAM_ERRORS.labels(kind=metric or outcome.value).inc()
+        log.warning("a message to a chat failed: %s", type(exc).__name__)
+        return None
