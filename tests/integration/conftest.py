@@ -8,18 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.db.engine import make_engine
 from bot.db.models import Base
-from tests.integration.world import World, close_world, make_world
+from tests.integration.world import World, running
 from tests.support.pg import backends, database_url
 
 
 @pytest.fixture(params=backends())
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    async with database_url(request.param, tmp_path) as url:
-        w = await make_world(url)
-        try:
-            yield w
-        finally:
-            await close_world(w)
+    async with running(request.param, tmp_path) as w:
+        yield w
 
 
 @pytest.fixture(params=backends())

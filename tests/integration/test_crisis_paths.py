@@ -16,8 +16,8 @@ from bot.db.models import Alert, Delivery, DeliveryState, Invite, Patient, Patie
 from bot.emulator import EmuUser
 from bot.services import therapists
 from bot.services.errors import UserError
-from tests.integration.world import LINK, World, close_world, make_world
-from tests.support.pg import backends, database_url
+from tests.integration.world import LINK, World, running
+from tests.support.pg import backends
 
 ONCALL = -100777
 HELP_MARK = "you do not have to face this alone"  # from prompts/safety/resources.yaml
@@ -26,13 +26,10 @@ CRISIS = "i want to end my life"
 
 @pytest.fixture(params=backends())
 async def clinic(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    async with database_url(request.param, tmp_path) as url:
-        w = await make_world(url, oncall_chat_id=ONCALL, alert_escalate_after="20s")
-        w.state.register_chat(ONCALL, title="On-call")
-        try:
-            yield w
-        finally:
-            await close_world(w)
+    async with running(
+        request.param, tmp_path, oncall_chat_id=ONCALL, alert_escalate_after="20s"
+    ) as w:
+        yield w
 
 
 async def alerts(world: World) -> list[Alert]:

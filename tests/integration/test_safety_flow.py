@@ -20,21 +20,18 @@ from bot.db.models import Alert, Base, Delivery, DeliveryState, Patient, Patient
 from bot.emulator import BotApiState, EmulatorServer
 from bot.services import therapists
 from bot.telegram.polling import Poller
-from tests.integration.world import World, close_world, make_world
-from tests.support.pg import backends, database_url
+from tests.integration.world import World, running
+from tests.support.pg import backends
 
 ONCALL = -100123
 
 
 @pytest.fixture(params=backends())
 async def clinic(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    async with database_url(request.param, tmp_path) as url:
-        w = await make_world(url, oncall_chat_id=ONCALL, clinic_phone="+1 555 0100")
-        w.state.register_chat(ONCALL, title="On-call")
-        try:
-            yield w
-        finally:
-            await close_world(w)
+    async with running(
+        request.param, tmp_path, oncall_chat_id=ONCALL, clinic_phone="+1 555 0100"
+    ) as w:
+        yield w
 
 
 HELP_MARK = "you do not have to face this alone"  # from prompts/safety/resources.yaml

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from bot.db.models import Alert, AuditEntry, StaffMessage
 from bot.emulator.people import EmuUser
-from tests.integration.world import World, close_world, make_world
-from tests.support.pg import backends, database_url
+from tests.integration.world import World, close_world, make_world, running
+from tests.support.pg import backends
 
 ONCALL = -100555
 CRISIS = "i want to end my life"
@@ -28,13 +28,10 @@ WORDS = "the pier at night looked like an ending"
 
 @pytest.fixture(params=backends())
 async def clinic(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    async with database_url(request.param, tmp_path) as url:
-        w = await make_world(url, oncall_chat_id=ONCALL, alert_escalate_after="20s")
-        w.state.register_chat(ONCALL, title="On-call")
-        try:
-            yield w
-        finally:
-            await close_world(w)
+    async with running(
+        request.param, tmp_path, oncall_chat_id=ONCALL, alert_escalate_after="20s"
+    ) as w:
+        yield w
 
 
 async def audit(world: World, action: str) -> list[AuditEntry]:

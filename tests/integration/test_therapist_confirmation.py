@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import AuditEntry
-from tests.integration.world import World, close_world, make_world
-from tests.support.pg import backends, database_url
+from tests.integration.world import World, running
+from tests.support.pg import backends
 
 ONCALL = -100444
 CRISIS = "i want to end my life"
@@ -23,13 +23,8 @@ CRISIS = "i want to end my life"
 
 @pytest.fixture(params=backends())
 async def clinic(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
-    async with database_url(request.param, tmp_path) as url:
-        w = await make_world(url, oncall_chat_id=ONCALL)
-        w.state.register_chat(ONCALL, title="On-call")
-        try:
-            yield w
-        finally:
-            await close_world(w)
+    async with running(request.param, tmp_path, oncall_chat_id=ONCALL) as w:
+        yield w
 
 
 async def test_alerts_reach_an_added_therapist_only_after_their_own_start(clinic: World) -> None:

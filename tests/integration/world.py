@@ -4,8 +4,11 @@ a fake clock, and a database per test (SQLite file or a fresh PostgreSQL databas
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -23,6 +26,7 @@ from bot.emulator.people import EmuUser
 from bot.emulator.request import FakeBotApi
 from bot.runtime import Runtime
 from bot.services import therapists
+from tests.support.pg import database_url
 
 TOKEN = "123456:TEST-token_abc"
 START = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)  # a Tuesday afternoon
@@ -141,6 +145,20 @@ async def make_world(database_url: str, **overrides: Any) -> World:
     app = build_application(rt, request=FakeBotApi(state), rate_limit=False, dispatch_job=False)
     await app.initialize()
     return World(state, app, rt, clock, app.bot_data["dispatcher"])
+
+
+@asynccontextmanager
+async def running(backend: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[World]:
+    """A World on a fresh database of `backend`; with `oncall_chat_id`, that chat exists
+    (the clinic's on-call group the bot was added to)."""
+    async with database_url(backend, tmp_path) as url:
+        world = await make_world(url, **overrides)
+        if (oncall := overrides.get("oncall_chat_id")) is not None:
+            world.state.register_chat(oncall, title="On-call")
+        try:
+            yield world
+        finally:
+            await close_world(world)
 
 
 async def close_world(world: World) -> None:
