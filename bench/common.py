@@ -387,12 +387,31 @@ def chunks(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str,
         yield batch
 
 
+def patient_row(
+    cipher: Cipher, therapist_id: int, pseudonym: str, user_id: int, now: datetime
+) -> dict[str, Any]:
+    """An active, consented patient in UTC with no quiet hours, for bulk inserts."""
+    midnight = dtime(0, 0)
+    return {
+        "therapist_id": therapist_id,
+        "pseudonym": pseudonym,
+        **identity.columns(cipher, user_id),
+        "status": PatientStatus.ACTIVE,
+        "timezone": "UTC",
+        "quiet_start": midnight,
+        "quiet_end": midnight,
+        "language": "en",
+        "consent_version": "1",
+        "consent_at": now,
+        "created_at": now,
+    }
+
+
 async def seed_patients(
     engine: AsyncEngine, count: int, *, now: datetime, first_user_id: int = FIRST_USER_ID
 ) -> None:
     """One therapist (id 1, chat THERAPIST_USER_ID) and `count` active patients with ids
     1..count, chat ids first_user_id + i, time zone UTC and no quiet hours."""
-    midnight = dtime(0, 0)
     async with engine.begin() as conn:
         await conn.execute(
             insert(Therapist).values(
@@ -405,20 +424,7 @@ async def seed_patients(
             )
         )
         rows = (
-            {
-                "id": i + 1,
-                "therapist_id": 1,
-                "pseudonym": f"p{i}",
-                **identity.columns(BENCH_CIPHER, first_user_id + i),
-                "status": PatientStatus.ACTIVE,
-                "timezone": "UTC",
-                "quiet_start": midnight,
-                "quiet_end": midnight,
-                "language": "en",
-                "consent_version": "1",
-                "consent_at": now,
-                "created_at": now,
-            }
+            {"id": i + 1, **patient_row(BENCH_CIPHER, 1, f"p{i}", first_user_id + i, now)}
             for i in range(count)
         )
         for batch in chunks(rows, 5000):

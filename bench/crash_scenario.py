@@ -33,17 +33,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select, update
 
+from bench.common import patient_row
 from bot.db import identity, migrate
 from bot.db.crypto import Cipher
 from bot.db.engine import make_engine
-from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind, Therapist
+from bot.db.models import Delivery, DeliveryState, Patient, PromptKind, Therapist
 from bot.dispatch.dispatcher import IN_FLIGHT
 from bot.emulator import BotApiState, EmulatorServer
 
@@ -184,7 +184,6 @@ async def seed(database_url: str, prompts: int) -> None:
     await asyncio.to_thread(migrate.upgrade, database_url)
     engine = make_engine(database_url)
     now = datetime.now(UTC)
-    midnight = dtime(0, 0)
     try:
         async with engine.begin() as conn:
             inserted = await conn.execute(
@@ -201,19 +200,7 @@ async def seed(database_url: str, prompts: int) -> None:
             await conn.execute(
                 insert(Patient),
                 [
-                    {
-                        "therapist_id": therapist_id,
-                        "pseudonym": f"p{i}",
-                        **identity.columns(CIPHER, FIRST_CHAT + i),
-                        "status": PatientStatus.ACTIVE,
-                        "timezone": "UTC",
-                        "quiet_start": midnight,
-                        "quiet_end": midnight,
-                        "language": "en",
-                        "consent_version": "1",
-                        "consent_at": now,
-                        "created_at": now,
-                    }
+                    patient_row(CIPHER, therapist_id, f"p{i}", FIRST_CHAT + i, now)
                     for i in range(prompts)
                 ],
             )

@@ -50,9 +50,6 @@ def _by(actor: str, patient_id: int) -> str:
     return "the clinic"
 
 
-_question = question_text  # what the patient was sent, as plain text: the words, not the key
-
-
 async def my_data(
     session: AsyncSession,
     *,
@@ -99,7 +96,8 @@ async def my_data(
         )
     ).all()
     prompt_keys = {d.id: d.prompt_key for d in deliveries}
-    questions = {d.id: _question(d, content, cipher) for d in deliveries}
+    # What the patient was sent, as plain text: the words, not the key.
+    questions = {d.id: question_text(d, content, cipher) for d in deliveries}
 
     def reply_entry(reply: Reply) -> dict[str, Any]:
         entry: dict[str, Any] = {
