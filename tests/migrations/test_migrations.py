@@ -244,6 +244,22 @@ async def test_0005_without_keys_refuses_instead_of_inventing_one(
     assert await _run(url, "SELECT choice_value FROM replies") == [("2",)]  # rolled back
 
 
+async def test_0006_without_keys_refuses_and_keeps_the_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/k.db"
+    monkeypatch.delenv("AFTERGLOW_ENCRYPTION_KEYS", raising=False)
+    monkeypatch.setenv("AFTERGLOW_KEY_FILE", str(tmp_path / "absent.key"))
+    await asyncio.to_thread(migrate.upgrade, url, "0005")
+    await _run(url, *LAKE, "UPDATE patients SET telegram_user_id = 7345001, chat_id = 7345001")
+    with pytest.raises(CryptoKeyError, match="no encryption key"):
+        await asyncio.to_thread(migrate.upgrade, url)
+    assert not (tmp_path / "absent.key").exists()
+    assert await _run(url, "SELECT telegram_user_id, chat_id FROM patients") == [
+        (7345001, 7345001)
+    ]  # rolled back: the ids are neither lost nor half-converted
+
+
 @pytest.mark.parametrize("backend", backends())
 async def test_0006_replaces_patients_telegram_ids_with_an_index_and_back(
     backend: str, tmp_path: Path
