@@ -11,7 +11,7 @@ from telegram.error import TelegramError
 
 from bot import metrics
 from bot.db import queries
-from bot.db.models import AlertKind, InviteKind, PatientStatus, Therapist
+from bot.db.models import AlertKind, InviteKind, PatientStatus
 from bot.handlers import controls, safety, strangers
 from bot.handlers.common import Context, answer, effects, telegram_user, tell, who
 from bot.services import alerts, enrollment, participation, reachability, replies, therapists
@@ -72,11 +72,9 @@ async def _start_without_token(update: Update, context: Context) -> None:
         confirmed = False
         if chat is not None and chat.type == "private":
             async with effects(context) as session:
-                me = await session.get(Therapist, role.therapist.id)
-                if me is not None:
-                    confirmed = await therapists.confirm_chat(
-                        session, therapist=me, chat_id=chat.id, now=rt.clock.now()
-                    )
+                confirmed = await therapists.confirm_chat(
+                    session, therapist_id=role.therapist.id, chat_id=chat.id, now=rt.clock.now()
+                )
         await answer(update, render.therapist_welcome_back(role.therapist.name, confirmed))
     elif role.patient is not None and role.patient.status is PatientStatus.ONBOARDING:
         await _ask_timezone(update, context)
@@ -109,7 +107,6 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
                     invite_id=data.int_arg(0),
                     user=telegram_user(context, user.id),
                     chat_id=chat.id,
-                    consent_version=enrollment.CONSENT_VERSION,
                     cipher=rt.cipher,
                     now=rt.clock.now(),
                 )

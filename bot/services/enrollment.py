@@ -219,7 +219,6 @@ async def accept_consent(
     invite_id: int,
     user: TelegramUser,
     chat_id: int,
-    consent_version: str,
     cipher: Cipher,
     now: datetime,
 ) -> Patient:
@@ -234,7 +233,7 @@ async def accept_consent(
         raise UserError("This invitation is no longer valid.")
     invite.used_at = now
     identity.link(patient, cipher, user, chat_id)
-    patient.consent_version = consent_version
+    patient.consent_version = CONSENT_VERSION
     patient.consent_at = now
     patient.status = PatientStatus.ONBOARDING
     audit.record(
@@ -243,7 +242,7 @@ async def accept_consent(
         actor=audit.as_patient(patient.id),
         action="consent.agree",
         patient_id=patient.id,
-        version=consent_version,
+        version=CONSENT_VERSION,
     )
     return patient
 

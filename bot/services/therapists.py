@@ -60,11 +60,12 @@ async def add(session: AsyncSession, *, user: TelegramUser, name: str, now: date
 
 
 async def confirm_chat(
-    session: AsyncSession, *, therapist: Therapist, chat_id: int, now: datetime
+    session: AsyncSession, *, therapist_id: int, chat_id: int, now: datetime
 ) -> bool:
     """The therapist's own /start: their private chat now receives alerts. True the first
     time (a therapist added by id until now reached nobody; their alerts went to on-call)."""
-    if therapist.chat_id == chat_id:
+    therapist = await session.get(Therapist, therapist_id)
+    if therapist is None or therapist.chat_id == chat_id:
         return False
     therapist.chat_id = chat_id
     audit.record(

@@ -73,12 +73,12 @@ class World:
         chat), so alerts reach them; `unconfirmed_therapist` stops before that."""
         person = await self.unconfirmed_therapist(name)
         async with self.rt.sessions() as session, session.begin():
-            therapist = await session.scalar(
-                select(Therapist).where(Therapist.telegram_user_id == person.id)
+            therapist_id = await session.scalar(
+                select(Therapist.id).where(Therapist.telegram_user_id == person.id)
             )
-            assert therapist is not None
+            assert therapist_id is not None
             await therapists.confirm_chat(
-                session, therapist=therapist, chat_id=person.id, now=self.clock.now()
+                session, therapist_id=therapist_id, chat_id=person.id, now=self.clock.now()
             )
         return person
 
