@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.fernet import Fernet
-from sqlalchemy import inspect
+from sqlalchemy import Integer, column, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
+from bot.config import ConfigError
 from bot.db import migrate
 from bot.db.crypto import Cipher, CryptoKeyError
 from bot.db.engine import make_engine
 from bot.db.models import Base
+from bot.db.types import UTCDateTime
 from tests.support.pg import backends, database_url
 
 
@@ -303,3 +307,224 @@ async def test_0006_replaces_patients_telegram_ids_with_an_index_and_back(
         ) == [(1, 7345001, 7345001), (2, None, None)]
         assert await _run(url, "SELECT id FROM alerts") == [(7,)]
         assert await _run(url, "SELECT opened_by FROM invites") == [(None,)]
+
+
+# 0006 rows for 0007: lake's two sessions (the second cancelled), a template step, and the
+# deliveries whose reminders and answer windows the upgrade stores.
+COURSE = (
+    "INSERT INTO templates (id, name, digest, created_at) "
+    "VALUES (1, 'standard', 'abc', '2026-11-01 10:00:00+00')",
+    'INSERT INTO template_steps (id, template_id, position, "offset", prompt_key) '
+    "VALUES (1, 1, 0, '+1d', 'reflect.day1')",
+    "INSERT INTO treatment_sessions (id, patient_id, template_id, template_name, started_at, "
+    "logged_by, created_at, cancelled_at) VALUES "
+    "(1, 1, 1, 'standard', '2026-11-02 09:00:00+00', 1, '2026-11-01 12:00:00+00', NULL), "
+    "(2, 1, 1, 'standard', '2026-11-20 09:00:00+00', 1, '2026-11-03 12:00:00+00', "
+    "'2026-11-04 08:00:00+00')",
+    # 10 sent, not yet reminded; 11 sent and reminded; 12 answered; 13 a check-in (never got
+    # reminders or windows); 14 a reflection whose window already closed; 15 not sent yet.
+    "INSERT INTO deliveries (id, patient_id, session_id, step_index, prompt_key, kind, state, "
+    "due_at, planned_at, sent_at, answered_at, nudged_at, closed_at, attempts, updated_at) "
+    "VALUES "
+    "(10, 1, 1, 0, 'reflect.day1', 'reflection', 'sent', '2026-11-03 18:00:00+00', "
+    "'2026-11-03 18:00:00+00', '2026-11-03 18:00:00+00', NULL, NULL, NULL, 1, "
+    "'2026-11-03 18:00:00+00'), "
+    "(11, 1, 1, 1, 'reflect.day2', 'reflection', 'sent', '2026-11-04 18:00:00+00', "
+    "'2026-11-04 18:00:00+00', '2026-11-04 18:05:00+00', NULL, '2026-11-05 18:05:00+00', "
+    "NULL, 1, '2026-11-05 18:05:00+00'), "
+    "(12, 1, 1, 2, 'reflect.day3', 'reflection', 'answered', '2026-11-05 18:00:00+00', "
+    "'2026-11-05 18:00:00+00', '2026-11-05 18:00:00+00', '2026-11-05 20:00:00+00', NULL, "
+    "NULL, 1, '2026-11-05 20:00:00+00'), "
+    "(13, 1, 1, 3, 'checkin.mood', 'checkin', 'sent', '2026-11-05 19:00:00+00', "
+    "'2026-11-05 19:00:00+00', '2026-11-05 19:00:00+00', NULL, NULL, NULL, 1, "
+    "'2026-11-05 19:00:00+00'), "
+    "(14, 1, 1, 4, 'reflect.day0', 'reflection', 'sent', '2026-11-02 18:00:00+00', "
+    "'2026-11-02 18:00:00+00', '2026-11-02 18:00:00+00', NULL, '2026-11-03 18:00:00+00', "
+    "'2026-11-05 18:00:00+00', 1, '2026-11-05 18:00:00+00'), "
+    "(15, 1, 1, 5, 'learn.week1', 'education', 'scheduled', '2026-11-09 10:00:00+00', "
+    "'2026-11-09 10:00:00+00', NULL, NULL, NULL, NULL, 0, '2026-11-01 12:00:00+00')",
+)
+# What 0006 has, at every revision after it.
+KEPT_0006 = (
+    "SELECT id, patient_id, template_id, template_name, logged_by FROM treatment_sessions "
+    "ORDER BY id",
+    'SELECT id, template_id, position, "offset", prompt_key FROM template_steps ORDER BY id',
+    "SELECT id, session_id, step_index, prompt_key, kind, state, attempts FROM deliveries "
+    "ORDER BY id",
+)
+SESSION_TIMES = ("started_at", "created_at", "cancelled_at")
+DELIVERY_TIMES = ("due_at", "planned_at", "sent_at", "answered_at", "nudged_at", "closed_at")
+
+
+def _at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+
+async def _timed(url: str, table: str, *columns: str) -> list[tuple[object, ...]]:
+    """`id` and these datetime columns of every row, read as aware UTC on both databases."""
+    from sqlalchemy import text
+
+    query = text(f"SELECT id, {', '.join(columns)} FROM {table} ORDER BY id").columns(
+        column("id", Integer()), *(column(name, UTCDateTime()) for name in columns)
+    )
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(row) for row in (await conn.execute(query)).all()]
+    finally:
+        await engine.dispose()
+
+
+async def _kept_0006(url: str) -> tuple[object, ...]:
+    rows = [await _run(url, query) for query in KEPT_0006]
+    return (
+        *rows,
+        await _timed(url, "treatment_sessions", *SESSION_TIMES),
+        await _timed(url, "deliveries", *DELIVERY_TIMES),
+    )
+
+
+def _columns_and_indexes(connection: Connection) -> dict[str, set[str]]:
+    found = inspect(connection)
+    return {
+        table: {c["name"] for c in found.get_columns(table)}
+        | {str(i["name"]) for i in found.get_indexes(table)}
+        for table in ("treatment_sessions", "template_steps", "deliveries")
+    }
+
+
+NEW_IN_0007 = {
+    "treatment_sessions": {"state", "anchored_at", "ix_treatment_sessions_state_start"},
+    "template_steps": {"every", "count", "remind", "expires"},
+    "deliveries": {
+        "every",
+        "occurrence",
+        "remind",
+        "expires",
+        "reminders_sent",
+        "remind_at",
+        "closes_at",
+        "ix_deliveries_state_remind",
+    },
+}
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0007_fills_in_session_states_and_reminders_and_comes_back_down(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions get their state, open reflections the reminder and window end the dispatcher
+    used to compute (from the configured delays); the downgrade takes only the new columns."""
+    monkeypatch.setenv("AFTERGLOW_NUDGE_AFTER", "12h")
+    monkeypatch.setenv("AFTERGLOW_ANSWER_WINDOW", "2d")
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0006")
+        await _run(url, *LAKE, *COURSE)
+        before = await _kept_0006(url)
+
+        await asyncio.to_thread(migrate.upgrade, url, "0007")
+        assert await _kept_0006(url) == before
+        assert await _run(url, "SELECT id, state FROM treatment_sessions ORDER BY id") == [
+            (1, "started"),
+            (2, "cancelled"),
+        ]
+        assert await _timed(url, "treatment_sessions", "anchored_at") == [
+            (1, _at(2, 9)),
+            (2, None),
+        ]
+        assert await _run(url, "SELECT id, every, count, remind, expires FROM template_steps") == [
+            (1, None, 1, None, None)
+        ]
+        assert await _run(
+            url,
+            "SELECT id, every, occurrence, remind, expires, reminders_sent FROM deliveries "
+            "ORDER BY id",
+        ) == [
+            (10, None, None, None, None, 0),
+            (11, None, None, None, None, 1),
+            (12, None, None, None, None, 0),
+            (13, None, None, None, None, 0),
+            (14, None, None, None, None, 1),
+            (15, None, None, None, None, 0),
+        ]
+        assert await _timed(url, "deliveries", "remind_at", "closes_at") == [
+            (10, _at(4, 6), _at(5, 18)),  # sent 3 Nov 18:00: +12h, +2d
+            (11, None, _at(6, 18, 5)),  # reminded already
+            (12, None, _at(7, 18)),  # answered: the window still ends
+            (13, None, None),
+            (14, None, None),
+            (15, None, None),
+        ]
+        assert await _inspect(url, _diff) == []
+
+        # The new columns' defaults and checks hold on rows written after the upgrade.
+        await _run(
+            url,
+            "INSERT INTO treatment_sessions (id, patient_id, template_name, started_at, "
+            "created_at) VALUES (3, 1, 'standard', '2026-12-01 09:00:00+00', "
+            "'2026-11-30 12:00:00+00')",
+        )
+        assert await _run(url, "SELECT state FROM treatment_sessions WHERE id = 3") == [
+            ("started",)
+        ]
+        for broken in (
+            "UPDATE treatment_sessions SET state = 'paused' WHERE id = 3",
+            "UPDATE deliveries SET reminders_sent = -1 WHERE id = 10",
+        ):
+            with pytest.raises(IntegrityError):
+                await _run(url, broken)
+        await _run(url, "DELETE FROM treatment_sessions WHERE id = 3")
+
+        await asyncio.to_thread(migrate.downgrade, url, "0006")
+        assert "0006" in await asyncio.to_thread(migrate.current, url)
+        assert await _kept_0006(url) == before
+        left = await _inspect(url, _columns_and_indexes)
+        for table, new in NEW_IN_0007.items():
+            assert not new & left[table], table  # type: ignore[index]
+
+        await asyncio.to_thread(migrate.upgrade, url)  # and up again: the downgrade left no debris
+        assert await _kept_0006(url) == before
+        assert await _timed(url, "deliveries", "remind_at", "closes_at") == [
+            (10, _at(4, 6), _at(5, 18)),
+            (11, None, _at(6, 18, 5)),
+            (12, None, _at(7, 18)),
+            (13, None, None),
+            (14, None, None),
+            (15, None, None),
+        ]
+        assert await _inspect(url, _diff) == []
+
+
+async def test_0007_uses_the_default_delays_when_other_settings_are_invalid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset delays are the defaults (24h, 72h); a wrong unrelated setting does not matter."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/d.db"
+    monkeypatch.delenv("AFTERGLOW_NUDGE_AFTER", raising=False)
+    monkeypatch.delenv("AFTERGLOW_ANSWER_WINDOW", raising=False)
+    monkeypatch.setenv("AFTERGLOW_BOT_TOKEN", "not a token")
+    monkeypatch.setenv("AFTERGLOW_MODE", "webhook")  # without its URL and secret
+    await asyncio.to_thread(migrate.upgrade, url, "0006")
+    await _run(url, *LAKE, *COURSE)
+    await asyncio.to_thread(migrate.upgrade, url)
+    assert (await _timed(url, "deliveries", "remind_at", "closes_at"))[:3] == [
+        (10, _at(4, 18), _at(6, 18)),
+        (11, None, _at(7, 18, 5)),
+        (12, None, _at(8, 18)),
+    ]
+
+
+async def test_0007_with_an_invalid_delay_refuses_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/w.db"
+    monkeypatch.setenv("AFTERGLOW_ANSWER_WINDOW", "three days")
+    await asyncio.to_thread(migrate.upgrade, url, "0006")
+    await _run(url, *LAKE, *COURSE)
+    before = await _kept_0006(url)
+    with pytest.raises(ConfigError, match="AFTERGLOW_ANSWER_WINDOW"):
+        await asyncio.to_thread(migrate.upgrade, url)
+    assert "0006" in await asyncio.to_thread(migrate.current, url)
+    assert await _kept_0006(url) == before  # rolled back: no column added, nothing filled in
+    left = await _inspect(url, _columns_and_indexes)
+    assert "closes_at" not in left["deliveries"]  # type: ignore[index]
