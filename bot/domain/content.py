@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, get_args
@@ -31,7 +32,16 @@ from bot.domain.content_schema import (
     scalar_int,
     scalar_str,
 )
-from bot.domain.schedule import Offset, OffsetError, parse_offset
+from bot.domain.schedule import (
+    MAX_OCCURRENCES,
+    DurationError,
+    Every,
+    Offset,
+    OffsetError,
+    StepTiming,
+    parse_duration,
+    parse_offset,
+)
 
 __all__ = [
     "BUILTIN_DIR",
@@ -84,7 +94,8 @@ _PROMPT_FIELDS = (*_COMMON_FIELDS, "ack", "scale", "choices")
 _SCALE_FIELDS = ("min", "max", "min_label", "max_label", "risk_at_or_below")
 _CHOICE_FIELDS = ("value", "label", "risk")
 _TEMPLATE_FIELDS = ("name", "description", "steps")
-_STEP_FIELDS = ("offset", "prompt")
+_STEP_FIELDS = ("offset", "prompt", "every", "count", "remind", "expires")
+MAX_REMINDERS = 2  # SPEC: a step has at most two reminders
 
 
 # --- public model ------------------------------------------------------------------------
@@ -229,6 +240,14 @@ class Prompt:
 class TemplateStep:
     offset: Offset
     prompt_key: str
+    every: Every | None = None  # a recurring step: how it repeats (count > 1)
+    count: int = 1
+    remind: tuple[timedelta, ...] | None = None  # after sending; None: the kind's default
+    expires: timedelta | None = None  # answer window; None: AFTERGLOW_ANSWER_WINDOW
+
+    @property
+    def timing(self) -> StepTiming:
+        return StepTiming(self.offset, self.every, self.count)
 
 
 @dataclass(frozen=True)
@@ -726,13 +745,21 @@ def _parse_choices(f: _File, key_node: Node, node: Node) -> tuple[Choice, ...]:
 
 
 @dataclass
+class _StepDraft:
+    """A template step as read from its file; `step` is None where it was unusable."""
+
+    step: TemplateStep | None
+    key: str | None
+    key_line: int
+
+
+@dataclass
 class _ParsedTemplate:
     file: _File
     name: str | None
     name_line: int
     description: str
-    # (offset, prompt key, line of the prompt value); None where the step was unusable.
-    steps: list[tuple[Offset | None, str | None, int]]
+    steps: list[_StepDraft]
     clean: bool
 
 
@@ -754,7 +781,7 @@ def _parse_template(f: _File, root: MappingNode) -> _ParsedTemplate:
         name = None
     description = _get_str(f, fields, "description", 1) or ""
 
-    steps: list[tuple[Offset | None, str | None, int]] = []
+    steps: list[_StepDraft] = []
     steps_node = _missing(f, fields, "steps", 1, True)
     if steps_node is not None:
         steps_line = node_line(fields["steps"][0])
@@ -768,37 +795,109 @@ def _parse_template(f: _File, root: MappingNode) -> _ParsedTemplate:
     return _ParsedTemplate(f, name, name_line, description, steps, clean)
 
 
-def _parse_step(f: _File, item: Node) -> tuple[Offset | None, str | None, int]:
+def _parse_step(f: _File, item: Node) -> _StepDraft:
     line = node_line(item)
     if not isinstance(item, MappingNode):
         f.add(line, "each step must be a mapping with offset and prompt")
-        return None, None, line
+        return _StepDraft(None, None, line)
+    before = len(f.problems)
     fields = _fields(f, item, _STEP_FIELDS, "step")
     offset_text = _get_str(f, fields, "offset", line, required=True)
     offset: Offset | None = None
     if offset_text is not None:
         try:
-            offset = parse_offset(offset_text)
+            offset = parse_offset(offset_text, allow_before=True)
         except OffsetError as exc:
             f.add(node_line(fields["offset"][1]), str(exc))
     key = _get_str(f, fields, "prompt", line, required=True)
     key_line = node_line(fields["prompt"][1]) if "prompt" in fields else line
-    return offset, key, key_line
+    every, count = _parse_repeat(f, fields, line, offset)
+    remind = _parse_remind(f, fields)
+    expires = _duration_field(f, fields, "expires")
+    if offset is None or key is None or len(f.problems) > before:
+        return _StepDraft(None, key, key_line)
+    return _StepDraft(TemplateStep(offset, key, every, count, remind, expires), key, key_line)
+
+
+def _duration_field(f: _File, fields: _Fields, name: str) -> timedelta | None:
+    text = _get_str(f, fields, name, 1)
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except DurationError as exc:
+        f.add(node_line(fields[name][1]), f"{name}: {exc}")
+        return None
+
+
+def _parse_repeat(
+    f: _File, fields: _Fields, line: int, offset: Offset | None
+) -> tuple[Every | None, int]:
+    """`every` and `count` come together: a step that repeats says how often and how many."""
+    every: Every | None = None
+    if "every" in fields:
+        text = _get_str(f, fields, "every", line)
+        if text is not None:
+            try:
+                every = Every.parse(text)
+            except DurationError as exc:
+                f.add(node_line(fields["every"][1]), f"every: {exc}")
+    count = _get_int(f, fields, "count", line)
+    count_line = node_line(fields["count"][1]) if "count" in fields else line
+    if count is not None and not 1 <= count <= MAX_OCCURRENCES:
+        f.add(count_line, f"count {count} is out of range: use 1 to {MAX_OCCURRENCES}")
+        return None, 1
+    if "every" in fields and "count" not in fields:
+        f.add(node_line(fields["every"][0]), "a step with 'every' needs a 'count' (2 or more)")
+    if "count" in fields and count is not None and count > 1 and "every" not in fields:
+        f.add(count_line, "a step with 'count' above 1 needs 'every' (e.g. every: 1d)")
+    if every is not None and count == 1:
+        f.add(count_line, "count 1 with 'every' repeats nothing: use 2 or more, or drop every")
+    if offset is not None and offset.before and (every is not None or (count or 1) > 1):
+        f.add(
+            node_line(fields["every"][0] if "every" in fields else fields["count"][0]),
+            "a preparation step (negative offset) happens once; it cannot repeat",
+        )
+    if every is None or count is None or count < 2:
+        return None, 1
+    return every, count
+
+
+def _parse_remind(f: _File, fields: _Fields) -> tuple[timedelta, ...] | None:
+    if "remind" not in fields:
+        return None
+    node = fields["remind"][1]
+    if not isinstance(node, SequenceNode):
+        f.add(node_line(node), "remind must be a list of durations, e.g. [24h] or []")
+        return None
+    if len(node.value) > MAX_REMINDERS:
+        f.add(node_line(node), f"remind has {len(node.value)} entries; at most {MAX_REMINDERS}")
+        return None
+    out: list[timedelta] = []
+    for entry in node.value:
+        text = scalar_str(entry)
+        try:
+            if text is None:
+                raise DurationError("each reminder must be a duration like 24h")
+            out.append(parse_duration(text))
+        except DurationError as exc:
+            f.add(node_line(entry), f"remind: {exc}")
+    return tuple(out)
 
 
 def _resolve_template(parsed: _ParsedTemplate, known_keys: set[str]) -> Template | None:
     f = parsed.file
     before = len(f.problems)
     steps: list[TemplateStep] = []
-    for offset, key, line in parsed.steps:
-        if key is not None and key not in known_keys:
+    for draft in parsed.steps:
+        if draft.key is not None and draft.key not in known_keys:
             f.add(
-                line,
-                f"step names prompt {key!r}, which no content folder defines"
-                f"{_suggest(key, known_keys)}",
+                draft.key_line,
+                f"step names prompt {draft.key!r}, which no content folder defines"
+                f"{_suggest(draft.key, known_keys)}",
             )
-        if offset is not None and key is not None:
-            steps.append(TemplateStep(offset, key))
+        if draft.step is not None:
+            steps.append(draft.step)
     if not parsed.clean or len(f.problems) > before or parsed.name is None:
         return None
     return Template(parsed.name, parsed.description, tuple(steps), f.path)

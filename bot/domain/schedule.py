@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 from typing import Literal, cast
@@ -19,18 +19,28 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "DEFAULT_MISFIRE_GRACE",
     "DEFAULT_QUIET_HOURS",
+    "MAX_OCCURRENCES",
     "OFFSET_GRAMMAR",
+    "STEP_OFFSET_GRAMMAR",
     "Action",
     "Decision",
+    "DurationError",
+    "Every",
+    "Occurrence",
     "Offset",
     "OffsetError",
     "Planned",
     "QuietHours",
     "Replan",
+    "StepTiming",
     "decide",
     "defer_quiet",
     "expand",
+    "format_duration",
+    "occurrence_time",
+    "parse_duration",
     "parse_offset",
+    "plan_course",
     "replan_session_moved",
     "replan_zone",
     "resolve_local",
@@ -41,6 +51,12 @@ __all__ = [
 Unit = Literal["m", "h", "d"]
 
 OFFSET_GRAMMAR = "use +<n>m, +<n>h or +<n>d, optionally followed by @HH:MM (e.g. +2h, +1d@09:00)"
+# Templates may also place preparation steps before a planned session.
+STEP_OFFSET_GRAMMAR = (
+    "use +<n>m, +<n>h or +<n>d (or -<n>m, -<n>h, -<n>d before a planned session), "
+    "optionally followed by @HH:MM (e.g. +2h, +1d@09:00, -1d@19:00)"
+)
+MAX_OCCURRENCES = 60  # SPEC: a recurring step's count is at most 60
 DEFAULT_MISFIRE_GRACE = timedelta(hours=6)  # SPEC default of AFTERGLOW_MISFIRE_GRACE
 
 _UNIT_LENGTH: dict[str, timedelta] = {
@@ -51,32 +67,35 @@ _UNIT_LENGTH: dict[str, timedelta] = {
 # A typo like "+9000d" should fail loudly rather than schedule something years away.
 _MAX_SPAN = timedelta(days=365)
 # Nine digits is far beyond _MAX_SPAN in any unit, and keeps int() away from huge inputs.
-_OFFSET_RE = re.compile(r"\+([0-9]{1,9})([mhd])(?:@([0-9]{2}):([0-9]{2}))?")
+_OFFSET_RE = re.compile(r"([+-])([0-9]{1,9})([mhd])(?:@([0-9]{2}):([0-9]{2}))?")
+_DURATION_RE = re.compile(r"([0-9]{1,9})([mhd])")
 _QUIET_RE = re.compile(r"([0-9]{1,2}):([0-9]{2})\s*[-–]\s*([0-9]{1,2}):([0-9]{2})")
 
 
 class OffsetError(ValueError):
     """A step offset that does not follow the grammar; the message is meant for clinicians."""
 
-    def __init__(self, text: str, problem: str = "") -> None:
+    def __init__(self, text: str, problem: str = "", *, grammar: str = OFFSET_GRAMMAR) -> None:
         self.text = text
         # Bad input gets echoed back into chat messages, so keep it short.
         shown = text if len(text) <= 40 else text[:40] + "…"
         why = f" ({problem})" if problem else ""
-        super().__init__(f"bad offset {shown!r}{why}: {OFFSET_GRAMMAR}")
+        super().__init__(f"bad offset {shown!r}{why}: {grammar}")
 
 
 @dataclass(frozen=True)
 class Offset:
-    """A template step's offset from the session start, e.g. ``+2h`` or ``+1d@09:00``."""
+    """A template step's offset from the session start, e.g. ``+2h``, ``+1d@09:00``, or, for
+    a preparation step before a planned session, ``-1d@19:00``."""
 
     amount: int
     unit: Unit
     at: time | None = None
+    before: bool = False
 
     def __post_init__(self) -> None:
         # Validated here too so an Offset built in code is as trustworthy as a parsed one.
-        text = f"+{self.amount}{self.unit}"
+        text = f"{'-' if self.before else '+'}{self.amount}{self.unit}"
         if self.unit not in _UNIT_LENGTH or isinstance(self.amount, bool) or self.amount < 0:
             raise OffsetError(text)
         if self.length > _MAX_SPAN:
@@ -88,29 +107,91 @@ class Offset:
 
     @property
     def length(self) -> timedelta:
+        """The magnitude; `before` says which side of the session it is on."""
         return self.amount * _UNIT_LENGTH[self.unit]
 
     def __str__(self) -> str:
         at = f"@{self.at:%H:%M}" if self.at is not None else ""
-        return f"+{self.amount}{self.unit}{at}"
+        return f"{'-' if self.before else '+'}{self.amount}{self.unit}{at}"
 
 
-def parse_offset(text: str) -> Offset:
-    """Parse ``+<n>(m|h|d)[@HH:MM]``; surrounding whitespace is ignored, nothing else is."""
+def parse_offset(text: str, *, allow_before: bool = False) -> Offset:
+    """Parse ``+<n>(m|h|d)[@HH:MM]``; surrounding whitespace is ignored, nothing else is.
+
+    With ``allow_before`` (template steps) ``-<n>...`` is accepted too: a preparation step."""
+    grammar = STEP_OFFSET_GRAMMAR if allow_before else OFFSET_GRAMMAR
     stripped = text.strip()
     match = _OFFSET_RE.fullmatch(stripped)
-    if match is None:
-        raise OffsetError(stripped)
-    amount, unit, hh, mm = match.groups()
+    if match is None or (match.group(1) == "-" and not allow_before):
+        raise OffsetError(stripped, grammar=grammar)
+    sign, amount, unit, hh, mm = match.groups()
     at = None
     if hh is not None:
         if int(hh) > 23 or int(mm) > 59:
-            raise OffsetError(stripped, "no such time of day")
+            raise OffsetError(stripped, "no such time of day", grammar=grammar)
         at = time(int(hh), int(mm))
     try:
-        return Offset(int(amount), cast(Unit, unit), at)
+        return Offset(int(amount), cast(Unit, unit), at, before=sign == "-")
     except OffsetError as exc:
-        raise OffsetError(stripped, "longer than 365 days") from exc
+        raise OffsetError(stripped, "longer than 365 days", grammar=grammar) from exc
+
+
+class DurationError(ValueError):
+    """A duration (`every`, `remind`, `expires`) that does not follow ``<n>m|h|d``."""
+
+
+def parse_duration(text: str, *, units: str = "mhd") -> timedelta:
+    """``<n>m``, ``<n>h`` or ``<n>d`` (only the given units), more than zero, at most 365 days."""
+    stripped = str(text).strip()
+    match = _DURATION_RE.fullmatch(stripped)
+    allowed = ", ".join(f"<n>{u}" for u in units)
+    if match is None or match.group(2) not in units:
+        raise DurationError(f"bad duration {stripped[:40]!r}: use {allowed} (e.g. 1{units[-1]})")
+    value = int(match.group(1)) * _UNIT_LENGTH[match.group(2)]
+    if value <= timedelta(0):
+        raise DurationError(f"bad duration {stripped!r}: it must be more than zero")
+    if value > _MAX_SPAN:
+        raise DurationError(f"bad duration {stripped!r}: longer than 365 days")
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of `parse_duration` for whole minutes: 1d, 24h -> 1d, 90m."""
+    minutes = int(value.total_seconds() // 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
+
+
+@dataclass(frozen=True)
+class Every:
+    """How a recurring step repeats: every ``n`` local days (wall clock kept) or ``n`` hours."""
+
+    amount: int
+    unit: Literal["h", "d"]
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("h", "d") or isinstance(self.amount, bool) or self.amount < 1:
+            raise DurationError(f"bad repeat {self.amount}{self.unit}: use <n>d or <n>h, n ≥ 1")
+
+    @property
+    def length(self) -> timedelta:
+        return self.amount * _UNIT_LENGTH[self.unit]
+
+    @classmethod
+    def parse(cls, text: str) -> Every:
+        stripped = str(text).strip()
+        match = re.fullmatch(r"([0-9]{1,4})([hd])", stripped)
+        if match is None:
+            raise DurationError(f"bad repeat {stripped[:40]!r}: use <n>d or <n>h (e.g. 1d, 12h)")
+        if int(match.group(1)) == 0:
+            raise DurationError(f"bad repeat {stripped!r}: it must be at least 1{match.group(2)}")
+        return cls(int(match.group(1)), cast(Literal["h", "d"], match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.amount}{self.unit}"
 
 
 @dataclass(frozen=True)
@@ -187,6 +268,18 @@ def _next_wall_time(day: date, wall: time, tz: ZoneInfo, after: datetime) -> dat
         day += timedelta(days=1)
 
 
+def _prev_wall_time(day: date, wall: time, tz: ZoneInfo, before: datetime) -> datetime:
+    """Last instant before ``before`` at which the clock in ``tz`` reads ``wall`` on ``day``,
+    or failing that on an earlier day (the mirror of `_next_wall_time`)."""
+    while True:
+        naive = datetime.combine(day, wall)
+        for fold in (0, 1):
+            candidate = naive.replace(tzinfo=tz, fold=fold).astimezone(UTC)
+            if candidate < before:
+                return candidate
+        day -= timedelta(days=1)
+
+
 def step_time(offset: Offset, session_start: datetime, tz: ZoneInfo) -> datetime:
     """The UTC instant of one template step, before quiet hours are applied.
 
@@ -196,19 +289,42 @@ def step_time(offset: Offset, session_start: datetime, tz: ZoneInfo) -> datetime
     * ``@HH:MM``: HH:MM local on the local day reached (for ``d``: ``n`` days after the
       session's local date). If that is not after the session start, it moves to the next
       day (see `_next_wall_time` for the rare repeated-hour case).
+    * ``-...`` (a preparation step): the same rules mirrored, before the session; an
+      ``@HH:MM`` that is not before the start moves to the day before.
     """
     start = _require_aware(session_start, "session_start")
+    sign = -1 if offset.before else 1
     if offset.at is None:
         if offset.unit != "d" or offset.amount == 0:
-            return start + offset.length
+            return start + sign * offset.length
         local = start.astimezone(tz).replace(tzinfo=None, fold=0)
-        return resolve_local(local + offset.length, tz)
+        return resolve_local(local + sign * offset.length, tz)
     day: date
     if offset.unit == "d":
-        day = start.astimezone(tz).date() + offset.length
+        day = start.astimezone(tz).date() + sign * offset.length
     else:
-        day = (start + offset.length).astimezone(tz).date()
+        day = (start + sign * offset.length).astimezone(tz).date()
+    if offset.before:
+        return _prev_wall_time(day, offset.at, tz, before=start)
     return _next_wall_time(day, offset.at, tz, after=start)
+
+
+def occurrence_time(
+    offset: Offset, every: Every | None, occurrence: int, session_start: datetime, tz: ZoneInfo
+) -> datetime:
+    """The UTC instant of occurrence ``occurrence`` (0 is the first) of a step, before quiet
+    hours: the first is `step_time`; each later one ``every`` further on — whole local days
+    keep the wall-clock time across DST changes, hours are real elapsed time."""
+    return _repeat(step_time(offset, session_start, tz), every, occurrence, tz)
+
+
+def _repeat(first: datetime, every: Every | None, occurrence: int, tz: ZoneInfo) -> datetime:
+    if every is None or occurrence == 0:
+        return first
+    if every.unit == "d":
+        local = first.astimezone(tz).replace(tzinfo=None, fold=0)
+        return resolve_local(local + occurrence * every.length, tz)
+    return first + occurrence * every.length
 
 
 def _offset_change(since: datetime, until: datetime, tz: ZoneInfo) -> datetime | None:
@@ -303,6 +419,70 @@ def plan(
     return slots[::-1]
 
 
+@dataclass(frozen=True)
+class StepTiming:
+    """What the planner needs of a template step: where it sits, and how it repeats."""
+
+    offset: Offset
+    every: Every | None = None
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.count <= MAX_OCCURRENCES or (self.count > 1) != (self.every is not None):
+            raise ValueError(f"a recurring step needs every and a count of 2-{MAX_OCCURRENCES}")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One delivery a session plans: ``occurrence`` counts a recurring step's repeats from 0
+    (None for a step that happens once)."""
+
+    step: int
+    occurrence: int | None
+    at: datetime
+    skipped: bool = False
+
+
+def plan_course(
+    steps: Sequence[StepTiming],
+    session_start: datetime,
+    tz: ZoneInfo,
+    quiet: QuietHours,
+    now: datetime,
+) -> list[Occurrence]:
+    """Every delivery of a session's template, in template order (repeats in their order).
+
+    * Steps after the session that happen once follow `plan`: a step pushed past a later one
+      is skipped rather than bunching up.
+    * A recurring step's repeats are each placed like a step and moved out of quiet hours; a
+      repeat that quiet hours push onto (or before) the previous kept one is skipped, so
+      hourly repeats do not pile up at the end of the night.
+    * A preparation step (``-1d@19:00``) is skipped when its time has already passed at
+      planning (``now``), never sent late, and when quiet hours push it to the session's
+      start or later, where preparing is no longer possible.
+    """
+    start = _require_aware(session_start, "session_start")
+    now = _require_aware(now, "now")
+    once = [i for i, s in enumerate(steps) if s.every is None and not s.offset.before]
+    slots = dict(zip(once, plan([steps[i].offset for i in once], start, tz, quiet), strict=True))
+    out: list[Occurrence] = []
+    for index, step in enumerate(steps):
+        if index in slots:
+            out.append(Occurrence(index, None, slots[index].at, slots[index].skipped))
+            continue
+        previous: datetime | None = None
+        first = step_time(step.offset, start, tz)
+        for k in range(step.count):
+            at = defer_quiet(_repeat(first, step.every, k, tz), tz, quiet)
+            skipped = previous is not None and at <= previous
+            if step.offset.before and (at <= now or at >= start):
+                skipped = True
+            if not skipped:
+                previous = at
+            out.append(Occurrence(index, k if step.every is not None else None, at, skipped))
+    return out
+
+
 class Action(Enum):
     SEND = "send"
     WAIT = "wait"
@@ -351,15 +531,24 @@ class Planned:
     id: int
     offset: Offset | None
     due_at: datetime
+    every: Every | None = None
+    occurrence: int = 0
+
+    def natural(self, session_start: datetime, tz: ZoneInfo) -> datetime:
+        """Where its step puts it, before quiet hours (only for template steps)."""
+        assert self.offset is not None
+        return occurrence_time(self.offset, self.every, self.occurrence, session_start, tz)
 
 
 @dataclass(frozen=True)
 class Replan:
-    """Outcome of a re-plan; every input id is in exactly one of the three fields."""
+    """Outcome of a re-plan; every input id is in exactly one of the fields."""
 
     moved: dict[int, datetime]
     missed: list[int]
     unchanged: list[int]
+    # Preparation steps that now fall in the past or at/after the session: never sent.
+    skipped: list[int] = field(default_factory=list)
 
 
 def _settle(
@@ -376,19 +565,25 @@ def _settle(
     return defer_quiet(due, tz, quiet)
 
 
+_SKIP = datetime.min.replace(tzinfo=UTC)  # a preparation step that can no longer be sent
+
+
 def _collect(pending: Sequence[Planned], new: dict[int, datetime | None]) -> Replan:
     moved: dict[int, datetime] = {}
     missed: list[int] = []
     unchanged: list[int] = []
+    skipped: list[int] = []
     for p in pending:
         t = new[p.id]
         if t is None:
             missed.append(p.id)
+        elif t == _SKIP:
+            skipped.append(p.id)
         elif t != p.due_at:
             moved[p.id] = t
         else:
             unchanged.append(p.id)
-    return Replan(moved, missed, unchanged)
+    return Replan(moved, missed, unchanged, skipped)
 
 
 def _replan_steps(
@@ -396,18 +591,27 @@ def _replan_steps(
     session_start: datetime,
     tz: ZoneInfo,
     settle: Callable[[datetime], datetime | None],
+    *,
+    now: datetime,
+    quiet: QuietHours,
 ) -> dict[int, datetime | None]:
     """Recompute template steps and keep them in their current order.
 
-    The current due times came from `expand`, so sorting by them (id breaks ties) recovers the
-    step order without the caller having to pass it.
+    The current due times came from the planner, so sorting by them (id breaks ties)
+    recovers the step order without the caller having to pass it. A preparation step is
+    never settled late: past or no longer before the session, it is skipped.
     """
     new: dict[int, datetime | None] = {}
     floor: datetime | None = None
     steps = sorted((p for p in pending if p.offset is not None), key=lambda p: (p.due_at, p.id))
     for p in steps:
         assert p.offset is not None
-        t = settle(step_time(p.offset, session_start, tz))
+        natural = p.natural(session_start, tz)
+        if p.offset.before:
+            at = defer_quiet(natural, tz, quiet)
+            new[p.id] = _SKIP if at <= now or at >= session_start else at
+            continue
+        t = settle(natural)
         if t is not None:
             t = floor = t if floor is None else max(t, floor)
         new[p.id] = t
@@ -438,7 +642,7 @@ def replan_zone(
     def settle(t: datetime) -> datetime:
         return defer_quiet(max(t, now), new_tz, quiet)
 
-    new = _replan_steps(pending, session_start, new_tz, settle)
+    new = _replan_steps(pending, session_start, new_tz, settle, now=now, quiet=quiet)
     new.update({p.id: settle(p.due_at) for p in pending if p.offset is None})
     return _collect(pending, new)
 
@@ -461,7 +665,14 @@ def replan_session_moved(
     flood the patient.
     """
     now = _require_aware(now, "now")
-    new = _replan_steps(pending, new_session_start, tz, lambda t: _settle(t, now, grace, tz, quiet))
+    new = _replan_steps(
+        pending,
+        new_session_start,
+        tz,
+        lambda t: _settle(t, now, grace, tz, quiet),
+        now=now,
+        quiet=quiet,
+    )
     new.update({p.id: p.due_at for p in pending if p.offset is None})
     return _collect(pending, new)
 

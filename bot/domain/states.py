@@ -39,6 +39,12 @@ class DeliveryState(enum.StrEnum):
 PENDING_STATES = (DeliveryState.SCHEDULED, DeliveryState.HELD)
 
 
+class SessionState(enum.StrEnum):
+    PLANNED = "planned"  # in the future: its preparation steps run, the previous session's too
+    STARTED = "started"  # the anchor: its start cancelled the previous session's rest
+    CANCELLED = "cancelled"
+
+
 class PromptKind(enum.StrEnum):
     EDUCATION = "education"
     REFLECTION = "reflection"
