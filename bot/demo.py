@@ -197,7 +197,7 @@ async def _story(app: PTBApp, rt: Runtime, state: BotApiState, clock: FakeClock,
             seen.update(m["message_id"] for m in state.sent_messages(patient.id))
         async with rt.sessions() as session:
             due = await queries.next_due(session)
-            nudge = await queries.next_nudge(session, rt.settings.nudge_after)
+            nudge = await queries.next_nudge(session)
         # Jump the simulated clock straight to the next prompt or reminder, as if time passed.
         upcoming = min((t for t in (due, nudge) if t is not None), default=end)
         clock.set(min(end, max(upcoming, clock.now() + timedelta(minutes=1))))

@@ -37,7 +37,9 @@ def setup_logging(fmt: str = "text", level: str = "INFO") -> None:
     root.setLevel(max(logging.INFO, wanted))
     logging.getLogger("bot").setLevel(wanted)
     # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
-    for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater", "uvicorn.access"):
+    # SQLAlchemy's engine logs every statement with its bound values at INFO.
+    noisy_loggers = ("httpx", "httpcore", "apscheduler", "telegram.ext.Updater", "uvicorn.access")
+    for noisy in (*noisy_loggers, "sqlalchemy.engine", "sqlalchemy.pool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for library in ("telegram", "telegram.ext", "aiosqlite", "asyncpg", "sqlalchemy"):
         logging.getLogger(library).setLevel(max(logging.INFO, wanted))

@@ -50,6 +50,9 @@ from bot.domain.states import (
 from bot.domain.states import (
     ReplyKind as ReplyKind,
 )
+from bot.domain.states import (
+    SessionState as SessionState,
+)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -182,10 +185,16 @@ class TemplateStep(Base):
     position: Mapped[int] = mapped_column(Integer)
     offset: Mapped[str] = mapped_column(String(32))
     prompt_key: Mapped[str] = mapped_column(String(64))
+    every: Mapped[str | None] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    remind: Mapped[str | None] = mapped_column(String(32))  # "24h,48h"; "" none; NULL default
+    expires: Mapped[str | None] = mapped_column(String(16))  # NULL: AFTERGLOW_ANSWER_WINDOW
 
 
 class TreatmentSession(Base):
     __tablename__ = "treatment_sessions"
+    # The dispatcher's tick: planned sessions whose start has come.
+    __table_args__ = (Index("ix_treatment_sessions_state_start", "state", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(
@@ -197,6 +206,13 @@ class TreatmentSession(Base):
     logged_by: Mapped[int | None] = mapped_column(ForeignKey("therapists.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[SessionState] = mapped_column(
+        _enum(SessionState, "session_state"),
+        default=SessionState.STARTED,
+        server_default=SessionState.STARTED.value,
+    )
+    # When it became the anchor (the dispatcher's tick for a planned one), for the record.
+    anchored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Delivery(Base):
@@ -208,7 +224,10 @@ class Delivery(Base):
         Index("ix_deliveries_state_due", "state", "due_at"),
         Index("ix_deliveries_patient_due", "patient_id", "due_at"),
         Index("ix_deliveries_chat_message", "patient_id", "telegram_message_id"),
+        # The reminder query: WHERE state = 'sent' AND remind_at <= now.
+        Index("ix_deliveries_state_remind", "state", "remind_at"),
         CheckConstraint("attempts >= 0", name="attempts"),
+        CheckConstraint("reminders_sent >= 0", name="reminders_sent"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -218,6 +237,13 @@ class Delivery(Base):
     )
     step_index: Mapped[int | None] = mapped_column(Integer)
     offset: Mapped[str | None] = mapped_column(String(32))
+    # A recurring step: how it repeats, and which repeat this is (0 is the first).
+    every: Mapped[str | None] = mapped_column(String(16))
+    occurrence: Mapped[int | None] = mapped_column(Integer)
+    # The step's reminder delays after sending ("24h,48h"; "" none; NULL: the default for its
+    # kind) and answer window (NULL: AFTERGLOW_ANSWER_WINDOW), copied from the template.
+    remind: Mapped[str | None] = mapped_column(String(32))
+    expires: Mapped[str | None] = mapped_column(String(16))
     prompt_key: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[PromptKind] = mapped_column(_enum(PromptKind, "prompt_kind"))
     # A therapist's free-text prompt from /add: encrypted like patient text, it may be personal.
@@ -230,8 +256,11 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    nudged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest reminder
     nudge_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the next reminder
+    closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # end of answer window
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())

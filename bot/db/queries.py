@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +32,7 @@ from bot.db.models import (
     Reply,
     ReplyKind,
     Therapist,
+    TreatmentSession,
 )
 from bot.db.types import UTCDateTime
 
@@ -140,6 +141,7 @@ class Candidate:
     prompt_key: str | None
     custom_text_enc: bytes | None
     telegram_message_id: int | None
+    closes_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,7 @@ class ReplyContext:
 # Core statements built once cost a fraction of ORM ones built per call.
 PATIENTS: Table = Patient.__table__  # type: ignore[assignment]
 DELIVERIES: Table = Delivery.__table__  # type: ignore[assignment]
+SESSIONS: Table = TreatmentSession.__table__  # type: ignore[assignment]
 REPLIES: Table = Reply.__table__  # type: ignore[assignment]
 
 _PATIENT = bindparam("patient_id", type_=Integer)
@@ -287,18 +290,14 @@ async def recent_replies(
     return [(row[0], row[1]) for row in result.all()]
 
 
-async def next_nudge(session: AsyncSession, nudge_after: timedelta) -> datetime | None:
-    """When the next reminder becomes due: the oldest unanswered reflection not yet reminded,
-    `nudge_after` after it was sent (quiet hours may push the reminder itself later)."""
+async def next_nudge(session: AsyncSession) -> datetime | None:
+    """When the next reminder becomes due (quiet hours may push the reminder itself later)."""
     value = await session.scalar(
-        select(func.min(Delivery.sent_at)).where(
-            Delivery.kind == PromptKind.REFLECTION,
-            Delivery.state == DeliveryState.SENT,
-            Delivery.nudged_at.is_(None),
-            Delivery.closed_at.is_(None),
+        select(func.min(Delivery.remind_at)).where(
+            Delivery.state == DeliveryState.SENT, Delivery.closed_at.is_(None)
         )
     )
-    return value + nudge_after if isinstance(value, datetime) else None
+    return value if isinstance(value, datetime) else None
 
 
 async def next_due(session: AsyncSession, patient_id: int | None = None) -> datetime | None:

@@ -33,9 +33,10 @@ from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus
 from bot.dispatch import claims, reminders
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
-from bot.domain import schedule
+from bot.domain import answers, schedule
+from bot.domain.answers import AnswerPolicy
 from bot.runtime import Runtime
-from bot.services import participation, reachability
+from bot.services import course, participation, reachability
 from bot.services.sessions import quiet_hours, zone_of
 from bot.telegram.outcomes import Outcome, classify
 from bot.telegram.ratelimit import Withdrawn, retry_after_seconds
@@ -77,6 +78,7 @@ class TickReport:
     unknown: int = 0
     retry: int = 0
     nudged: int = 0
+    anchored: list[int] = field(default_factory=list)  # planned sessions that started
     commits: int = 0  # transactions the sends' marks and outcomes took (group-committed)
     claimed: list[int] = field(default_factory=list)
 
@@ -91,6 +93,7 @@ class _Job:
     prompt_key: str | None
     due_at: datetime
     attempts: int
+    answers: AnswerPolicy  # when it is reminded and stops taking answers, once sent
 
 
 class Dispatcher:
@@ -134,6 +137,7 @@ class Dispatcher:
                 await self.alerter.tick()  # safety first: retries and escalations
             await self.recover()
             await self._end_breaks()
+            report.anchored = await self._start_sessions()
             ledger = Ledger(
                 self.rt.engine, instance=self.rt.instance, lease=LEASE, now=self.rt.clock.now
             )
@@ -147,7 +151,7 @@ class Dispatcher:
                 await ledger.close()
             report.commits = ledger.commits
             report.nudged += await reminders.nudge(self.rt, self.bot, batch=self.batch)
-            await reminders.close_reflections(self.rt)
+            await reminders.close_answers(self.rt)
             self.last_tick = time.monotonic()
             metrics.DISPATCH_TICKS.inc()
             return report
@@ -269,8 +273,19 @@ class Dispatcher:
             delivery.prompt_key,
             delivery.due_at,
             delivery.attempts + 1,
+            self._answers(delivery),
         )
         return {}, job  # claimed together with the rest of the batch
+
+    def _answers(self, delivery: Delivery) -> AnswerPolicy:
+        settings = self.rt.settings
+        return answers.policy(
+            delivery.kind.value,
+            delivery.remind,
+            delivery.expires,
+            nudge_after=settings.nudge_after,
+            answer_window=settings.answer_window,
+        )
 
     def _text(self, delivery: Delivery) -> str:
         if delivery.custom_text_enc is not None:
@@ -351,7 +366,13 @@ class Dispatcher:
             report.sent += 1
             metrics.DISPATCH_LAG.observe(max((now - job.due_at).total_seconds(), 0.0))
             return SendResult(
-                job.delivery_id, DeliveryState.SENT, now, sent_at=now, message_id=message_id
+                job.delivery_id,
+                DeliveryState.SENT,
+                now,
+                sent_at=now,
+                message_id=message_id,
+                remind_at=job.answers.reminder_at(now, 0),
+                closes_at=job.answers.closes_at(now),
             )
         if outcome is Outcome.RETRY and job.attempts < MAX_ATTEMPTS:
             # Telegram did not take the message: safe to try again after a pause — never
@@ -374,6 +395,17 @@ class Dispatcher:
             reason = f"gave up after {job.attempts} attempts: {reason}"
         report.failed += 1
         return SendResult(job.delivery_id, DeliveryState.FAILED, now, error=reason[:300])
+
+    async def _start_sessions(self) -> list[int]:
+        """Before claiming: a planned session whose start has come cancels the previous
+        session's rest first, so none of it is sent at or after the new start. A failure
+        rolls the whole anchoring back (the next tick retries it) and sending goes on."""
+        try:
+            async with self.rt.sessions() as session, session.begin():
+                return await course.start_due(session, now=self.rt.clock.now())
+        except Exception as exc:
+            log.error("could not start planned sessions: %s", type(exc).__name__)
+            return []
 
     async def _end_breaks(self) -> None:
         """`/pause 3` ends by itself: held prompts come back under the grace rule."""

@@ -61,6 +61,8 @@ _RECORD_OUTCOME = (
         telegram_message_id=bindparam("o_message_id"),
         last_error=bindparam("o_error"),
         retry_at=bindparam("o_retry_at"),
+        remind_at=bindparam("o_remind_at"),
+        closes_at=bindparam("o_closes_at"),
         claimed_by=None,
         lease_until=None,
         updated_at=bindparam("o_now"),
@@ -79,6 +81,8 @@ class SendResult:
     message_id: int | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    remind_at: datetime | None = None  # a sent prompt's first reminder, if it has one
+    closes_at: datetime | None = None  # and the end of its answer window
 
     def params(self) -> dict[str, object]:
         return {
@@ -88,6 +92,8 @@ class SendResult:
             "o_message_id": self.message_id,
             "o_error": self.error,
             "o_retry_at": self.retry_at,
+            "o_remind_at": self.remind_at,
+            "o_closes_at": self.closes_at,
             "o_now": self.now,
         }
 

@@ -1,15 +1,18 @@
-"""After a reflection went out: one gentle reminder when it stays unanswered, and the end of
-its answer window. Part of every dispatcher tick; never in quiet hours, never twice."""
+"""After a prompt went out: gentle reminders while it stays unanswered (at most two, as its
+step says; by default one for a reflection), and the end of its answer window. Part of every
+dispatcher tick; never in quiet hours, never twice."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
+from bot.domain import answers
+from bot.domain.schedule import defer_quiet
 from bot.runtime import Runtime
 from bot.services import replies
 from bot.services.sessions import quiet_hours, zone_of
@@ -17,9 +20,20 @@ from bot.telegram.sending import notify
 from bot.views import render
 
 
+def _answers(rt: Runtime, delivery: Delivery) -> answers.AnswerPolicy:
+    return answers.policy(
+        delivery.kind.value,
+        delivery.remind,
+        delivery.expires,
+        nudge_after=rt.settings.nudge_after,
+        answer_window=rt.settings.answer_window,
+    )
+
+
 async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
-    """Send the reminders that are due; returns how many went out. `nudged_at` is committed
-    before the send: a crash loses a reminder, never doubles it."""
+    """Send the reminders that are due; returns how many went out. The count and the next
+    reminder's time are committed before the send: a crash loses a reminder, never doubles
+    it. A prompt answered, closed or whose patient is not active gets none."""
     now = rt.clock.now()
     async with rt.sessions() as session, session.begin():
         rows = (
@@ -27,23 +41,24 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
                 select(Delivery, Patient)
                 .join(Patient, Patient.id == Delivery.patient_id)
                 .where(
-                    Delivery.kind == PromptKind.REFLECTION,
                     Delivery.state == DeliveryState.SENT,
-                    Delivery.nudged_at.is_(None),
+                    Delivery.remind_at <= now,
                     Delivery.closed_at.is_(None),
-                    Delivery.sent_at <= now - rt.settings.nudge_after,
-                    Delivery.sent_at > now - rt.settings.answer_window,
+                    or_(Delivery.closes_at.is_(None), Delivery.closes_at > now),
                     Patient.status == PatientStatus.ACTIVE,
                 )
-                .order_by(Delivery.sent_at)
+                .order_by(Delivery.remind_at)
                 .limit(batch)
                 .with_for_update(skip_locked=True, of=Delivery)
             )
         ).all()
         due: list[tuple[int, int, int | None, str | None]] = []
         for delivery, patient in rows:
-            if quiet_hours(patient).contains(now.astimezone(zone_of(patient)).time()):
-                continue  # the next tick after quiet hours picks it up
+            tz, quiet = zone_of(patient), quiet_hours(patient)
+            if quiet.contains(now.astimezone(tz).time()):
+                # Wait for the end of quiet hours, out of the way of other patients' reminders.
+                delivery.remind_at = defer_quiet(now, tz, quiet)
+                continue
             try:
                 chat_id = identity.chat_of(patient, rt.cipher)
             except CryptoKeyError:
@@ -51,6 +66,11 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
             if chat_id is None:
                 continue
             delivery.nudged_at = now
+            delivery.reminders_sent += 1
+            assert delivery.sent_at is not None  # sent rows have it
+            delivery.remind_at = _answers(rt, delivery).reminder_at(
+                delivery.sent_at, delivery.reminders_sent, last=now
+            )
             try:
                 question: str | None = replies.question_text(delivery, rt.content, rt.cipher)
             except CryptoKeyError:  # a lost key must not cost the other reminders
@@ -67,7 +87,7 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
             protect_content=True,
         )
         if message_id is None:
-            continue  # a missed reminder is acceptable (nudged_at is set: never twice)
+            continue  # a missed reminder is acceptable (it is counted: never twice)
         sent += 1
         async with rt.sessions() as session, session.begin():
             await session.execute(
@@ -78,17 +98,24 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
     return sent
 
 
-async def close_reflections(rt: Runtime) -> None:
-    """Reflections stop taking answers after AFTERGLOW_ANSWER_WINDOW."""
+async def close_answers(rt: Runtime) -> None:
+    """Prompts stop taking answers at the end of their window (`closes_at`, set when sent);
+    a reflection sent before windows were stored closes after AFTERGLOW_ANSWER_WINDOW."""
     now = rt.clock.now()
     async with rt.sessions() as session, session.begin():
         await session.execute(
             update(Delivery)
             .where(
-                Delivery.kind == PromptKind.REFLECTION,
                 Delivery.state.in_([DeliveryState.SENT, DeliveryState.ANSWERED]),
                 Delivery.closed_at.is_(None),
-                Delivery.sent_at < now - rt.settings.answer_window,
+                or_(
+                    Delivery.closes_at < now,
+                    and_(
+                        Delivery.closes_at.is_(None),
+                        Delivery.kind == PromptKind.REFLECTION,
+                        Delivery.sent_at < now - rt.settings.answer_window,
+                    ),
+                ),
             )
             .values(closed_at=now)
         )

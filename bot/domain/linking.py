@@ -36,16 +36,19 @@ class Question:
     kind: str  # "reflection", "checkin" or "education"
     sent_at: datetime | None
     closed: bool
+    closes_at: datetime | None = None  # the step's own answer window, when it has one
 
 
 def is_open(question: Question, now: datetime, answer_window: timedelta) -> bool:
-    """Sent, not closed, and inside the answer window; education is never answered by text."""
-    return (
-        question.kind in ("reflection", "checkin")
-        and not question.closed
-        and question.sent_at is not None
-        and now - question.sent_at <= answer_window
-    )
+    """Sent, not closed, and inside its answer window (the step's own, else
+    ``answer_window``); education is never answered by text."""
+    if question.kind not in ("reflection", "checkin") or question.closed:
+        return False
+    if question.sent_at is None:
+        return False
+    if question.closes_at is not None:
+        return now <= question.closes_at
+    return now - question.sent_at <= answer_window
 
 
 def _open_of_kind(

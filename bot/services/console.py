@@ -24,6 +24,7 @@ from bot.db.models import (
     Patient,
     PatientStatus,
     PromptKind,
+    SessionState,
     TreatmentSession,
 )
 from bot.db.types import UTCDateTime
@@ -100,7 +101,9 @@ def _summary_query(therapist_id: int) -> Any:
             TreatmentSession.patient_id.label("patient_id"),
             type_coerce(func.max(TreatmentSession.started_at), UTCDateTime()).label("last"),
         )
-        .where(TreatmentSession.cancelled_at.is_(None), TreatmentSession.patient_id.in_(mine))
+        .where(
+            TreatmentSession.state == SessionState.STARTED, TreatmentSession.patient_id.in_(mine)
+        )
         .group_by(TreatmentSession.patient_id)
         .subquery()
     )
@@ -287,6 +290,10 @@ class DeliveryLine:
     sent_at: datetime | None
     answered_at: datetime | None
     version: int
+    every: str | None = None  # a recurring step's repeat ("1d")
+    repeats: int = 0  # further pending occurrences of the step, folded into this line
+    last_due: datetime | None = None  # when the last of them is due
+    preparation: bool = False  # before its planned session
 
     @property
     def changeable(self) -> bool:
@@ -363,8 +370,9 @@ async def _schedule(
     )
     cancelled = sum(1 for d in recent if d.state is DeliveryState.CANCELLED)
     recent = [d for d in recent if d.state is not DeliveryState.CANCELLED][:MAX_RECENT]
+    upcoming, later = _fold_repeats(upcoming)
     shown = upcoming[:MAX_UPCOMING]
-    lines = [_line(i, d, cipher) for i, d in enumerate([*shown, *recent], start=1)]
+    lines = [_line(i, d, cipher, later.get(d.id, ())) for i, d in enumerate([*shown, *recent], 1)]
     audit.record(
         session,
         at=now,
@@ -385,7 +393,25 @@ async def _schedule(
     )
 
 
-def _line(number: int, d: Delivery, cipher: Cipher) -> DeliveryLine:
+def _fold_repeats(upcoming: list[Delivery]) -> tuple[list[Delivery], dict[int, list[Delivery]]]:
+    """A recurring step shows its next occurrence (with the buttons); the later ones are
+    counted on that line, so a 14-day check-in does not push everything else off the list."""
+    first: dict[tuple[int, int], int] = {}
+    later: dict[int, list[Delivery]] = {}
+    shown: list[Delivery] = []
+    for d in upcoming:
+        if d.every and d.session_id is not None and d.state in UPCOMING_STATES:
+            key = (d.session_id, d.step_index or 0)
+            if key in first:
+                later[first[key]].append(d)
+                continue
+            first[key] = d.id
+            later[d.id] = []
+        shown.append(d)
+    return shown, later
+
+
+def _line(number: int, d: Delivery, cipher: Cipher, later: Sequence[Delivery] = ()) -> DeliveryLine:
     return DeliveryLine(
         number=number,
         id=d.id,
@@ -397,6 +423,10 @@ def _line(number: int, d: Delivery, cipher: Cipher) -> DeliveryLine:
         sent_at=d.sent_at,
         answered_at=d.answered_at,
         version=delivery_version(d),
+        every=d.every,
+        repeats=len(later),
+        last_due=later[-1].due_at if later else None,
+        preparation=bool(d.offset and d.offset.startswith("-")),
     )
 
 

@@ -1,6 +1,7 @@
 """The one place that moves a patient's pending deliveries: when their time zone or quiet
-hours change (`replan_pending`, `change_quiet_hours`), when their prompts are held (a pause, a
-blocked bot: `hold_pending`) and when held ones come back (`release_held`)."""
+hours change or a planned session moves (`replan_pending`, `change_quiet_hours`), when their
+prompts are held (a pause, a blocked bot: `hold_pending`) and when held ones come back
+(`release_held`)."""
 
 from __future__ import annotations
 
@@ -12,24 +13,35 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
-from bot.db.models import Delivery, DeliveryState, Patient, TreatmentSession
+from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, TreatmentSession
 from bot.domain import schedule
 from bot.services.sessions import quiet_hours, zone_of
 
 
-def _untouched_offset(
+def _untouched(
     delivery: Delivery, start: datetime | None, tz: ZoneInfo, quiet: schedule.QuietHours
-) -> schedule.Offset | None:
-    """The step's offset if the delivery is still where its session planned it; None for a
-    one-off or a step someone moved by hand (those keep their instant)."""
+) -> schedule.Planned | None:
+    """The delivery as its template step, if it is still where its session planned it; None
+    for a one-off or a step someone moved by hand (those keep their instant)."""
     if start is None or not delivery.offset:
         return None
     try:
-        offset = schedule.parse_offset(delivery.offset)
-    except schedule.OffsetError:
+        offset = schedule.parse_offset(delivery.offset, allow_before=True)
+        every = schedule.Every.parse(delivery.every) if delivery.every else None
+    except (schedule.OffsetError, schedule.DurationError):
         return None
-    planned = schedule.defer_quiet(schedule.step_time(offset, start, tz), tz, quiet)
-    return offset if planned == delivery.due_at else None
+    step = schedule.Planned(delivery.id, offset, delivery.due_at, every, delivery.occurrence or 0)
+    planned = schedule.defer_quiet(step.natural(start, tz), tz, quiet)
+    return step if planned == delivery.due_at else None
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A planned session whose start a therapist moved."""
+
+    session_id: int
+    old_start: datetime
+    new_start: datetime
 
 
 async def replan_pending(
@@ -41,44 +53,99 @@ async def replan_pending(
     old_quiet: schedule.QuietHours,
     new_quiet: schedule.QuietHours,
     now: datetime,
+    moved: Moved | None = None,
+    grace: timedelta = schedule.DEFAULT_MISFIRE_GRACE,
 ) -> int:
-    """Template steps still at their planned time are recomputed from their offset in the new
-    zone and quiet hours (a `+1d@09:00` step stays 09:00 local); hand-moved steps and one-offs
-    keep their instant unless it now falls in quiet hours. A held delivery already past due
-    is left to `resume` and its grace rule, which a settings change must not get around.
-    Returns how many moved."""
+    """The one re-planning function: a zone change, a quiet-hours change, a moved session.
+
+    Template steps still at their planned time are recomputed from their offset (and repeat)
+    in the new zone and quiet hours (a `+1d@09:00` step stays 09:00 local, across DST too);
+    the moved session's steps are recomputed from its new start, and its preparation steps
+    that can no longer be sent are skipped (or, moved later, come back). Hand-moved steps and
+    one-offs keep their instant unless it now falls in quiet hours. A held delivery already
+    past due is left to `resume` and its grace rule, which a settings change must not get
+    around. Returns how many deliveries changed."""
     pending = [
         d
         for d in await queries.pending_deliveries(session, patient.id)
         if d.state is DeliveryState.SCHEDULED or d.due_at > now
     ]
+    if moved is not None:
+        pending += await _skipped_preparation(session, moved.session_id)
     if not pending:
         return 0
-    session_ids = {d.session_id for d in pending if d.session_id is not None}
-    starts: dict[int, datetime] = {}
-    if session_ids:
-        rows = await session.execute(
-            select(TreatmentSession.id, TreatmentSession.started_at).where(
-                TreatmentSession.id.in_(session_ids)
-            )
-        )
-        starts = {row[0]: row[1] for row in rows.all()}
+    starts = await _starts(session, {d.session_id for d in pending if d.session_id is not None})
+    if moved is not None:
+        starts[moved.session_id] = moved.old_start
     groups: dict[int | None, list[schedule.Planned]] = {}
     for d in pending:
         start = starts.get(d.session_id) if d.session_id is not None else None
-        offset = _untouched_offset(d, start, old_tz, old_quiet)
-        key = d.session_id if offset is not None else None
-        groups.setdefault(key, []).append(schedule.Planned(d.id, offset, d.due_at))
+        step = _untouched(d, start, old_tz, old_quiet)
+        key = d.session_id if step is not None else None
+        groups.setdefault(key, []).append(step or schedule.Planned(d.id, None, d.due_at))
     by_id = {d.id: d for d in pending}
-    moved = 0
+    changed = 0
     for session_id, planned in groups.items():
-        start = starts[session_id] if session_id is not None else now  # unused for one-offs
-        plan = schedule.replan_zone(planned, start, old_tz, new_tz, new_quiet, now)
-        for delivery_id, due in plan.moved.items():
-            by_id[delivery_id].due_at = due
-            by_id[delivery_id].updated_at = now
-            moved += 1
-    return moved
+        if moved is not None and session_id == moved.session_id:
+            plan = schedule.replan_session_moved(
+                planned, moved.new_start, new_tz, new_quiet, now, grace=grace
+            )
+        else:
+            start = starts[session_id] if session_id is not None else now  # unused: one-offs
+            plan = schedule.replan_zone(planned, start, old_tz, new_tz, new_quiet, now)
+        changed += _apply(plan, by_id, patient, now)
+    return changed
+
+
+def _apply(
+    plan: schedule.Replan, by_id: dict[int, Delivery], patient: Patient, now: datetime
+) -> int:
+    waiting = DeliveryState.SCHEDULED if patient.status is PatientStatus.ACTIVE else None
+    changed = 0
+    for delivery_id, due in plan.moved.items():
+        delivery = by_id[delivery_id]
+        delivery.due_at, delivery.updated_at = due, now
+        if delivery.state is DeliveryState.SKIPPED:  # a preparation step possible again
+            delivery.state = waiting or DeliveryState.HELD
+        changed += 1
+    for delivery_id in plan.skipped:
+        if by_id[delivery_id].state is not DeliveryState.SKIPPED:
+            by_id[delivery_id].state, by_id[delivery_id].updated_at = DeliveryState.SKIPPED, now
+            changed += 1
+    for delivery_id in plan.missed:
+        by_id[delivery_id].state, by_id[delivery_id].updated_at = DeliveryState.MISSED, now
+        changed += 1
+    for delivery_id in plan.unchanged:
+        delivery = by_id[delivery_id]
+        if delivery.state is DeliveryState.SKIPPED and delivery.due_at > now:
+            delivery.state, delivery.updated_at = waiting or DeliveryState.HELD, now
+            changed += 1
+    return changed
+
+
+async def _starts(session: AsyncSession, session_ids: set[int]) -> dict[int, datetime]:
+    if not session_ids:
+        return {}
+    rows = await session.execute(
+        select(TreatmentSession.id, TreatmentSession.started_at).where(
+            TreatmentSession.id.in_(session_ids)
+        )
+    )
+    return {row[0]: row[1] for row in rows.all()}
+
+
+async def _skipped_preparation(session: AsyncSession, session_id: int) -> list[Delivery]:
+    """A moved session's preparation steps skipped at planning: a later start may allow them."""
+    rows = await session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.session_id == session_id,
+            Delivery.state == DeliveryState.SKIPPED,
+            Delivery.offset.like("-%"),
+        )
+        .with_for_update()
+    )
+    return list(rows)
 
 
 async def change_quiet_hours(

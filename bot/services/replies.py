@@ -48,6 +48,7 @@ def _question(candidate: queries.Candidate | None) -> linking.Question | None:
         candidate.kind.value,
         candidate.sent_at,
         candidate.closed_at is not None or answered,
+        candidate.closes_at,
     )
 
 
@@ -264,6 +265,10 @@ async def record_choice(
         )
         label = prompt.choice_label(cipher.decrypt(existing)) if existing is not None else None
         return ChoiceOutcome(prompt.text, label or value, True, False)
+    if delivery.closed_at is not None or (
+        delivery.closes_at is not None and now >= delivery.closes_at
+    ):
+        raise UserError("This question is closed.")
     label = prompt.choice_label(value)
     if label is None:
         raise UserError("That answer isn't one of the options.")
