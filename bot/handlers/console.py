@@ -62,7 +62,7 @@ def therapist_button(handler: TherapistButton) -> ButtonHandler:
     return checked
 
 
-async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+async def edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
     query = update.callback_query
     assert query is not None
     try:
@@ -115,11 +115,11 @@ async def list_page(update: Update, context: Context, data: Callback, therapist:
         page = await console.list_patients(
             session, therapist_id=therapist.id, page=data.int_arg(0), now=rt.clock.now()
         )
-    await _edit(update, view.patients_text(page), view.patients_keyboard(context.codec, page))
-    await _answer(update)
+    await edit(update, view.patients_text(page), view.patients_keyboard(context.codec, page))
+    await ack(update)
 
 
-async def _answer(update: Update, text: str | None = None) -> None:
+async def ack(update: Update, text: str | None = None) -> None:
     assert update.callback_query is not None
     await update.callback_query.answer(text)
 
@@ -136,8 +136,8 @@ async def _card(context: Context, therapist: Therapist, patient_id: int) -> cons
 async def open_card(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
     page = data.int_arg(1) if len(data.args) > 1 else 0
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, page))
-    await _answer(update)
+    await edit(update, view.card_text(card), view.card_keyboard(context.codec, card, page))
+    await ack(update)
 
 
 @therapist_button
@@ -146,10 +146,10 @@ async def template_menu(
 ) -> None:
     card = await _card(context, therapist, data.int_arg(0))
     rt = context.runtime
-    await _edit(
+    await edit(
         update, view.template_menu_text(card), view.template_menu(context.codec, card, rt.content)
     )
-    await _answer(update)
+    await ack(update)
 
 
 @therapist_button
@@ -168,8 +168,8 @@ async def set_template(
             now=rt.clock.now(),
         )
     note = view.default_template_set(card)
-    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
-    await _answer(update, note)
+    await edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
+    await ack(update, note)
 
 
 @therapist_button
@@ -177,8 +177,8 @@ async def quiet_menu(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.quiet_menu_text(card), view.quiet_menu(context.codec, card))
-    await _answer(update)
+    await edit(update, view.quiet_menu_text(card), view.quiet_menu(context.codec, card))
+    await ack(update)
 
 
 @therapist_button
@@ -194,8 +194,8 @@ async def set_quiet(update: Update, context: Context, data: Callback, therapist:
             now=rt.clock.now(),
         )
     card = change.card
-    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
-    await _answer(update, view.quiet_set(card, change.moved))
+    await edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
+    await ack(update, view.quiet_set(card, change.moved))
 
 
 @therapist_button
@@ -214,7 +214,7 @@ async def replies_button(
             cipher=rt.cipher,
             now=rt.clock.now(),
         )
-    await _answer(update)
+    await ack(update)
     shown = await answer(
         update, render.replies_listing(patient.pseudonym, patient.timezone, views), protect=True
     )
@@ -235,7 +235,7 @@ async def export_button(
             cipher=rt.cipher,
             now=rt.clock.now(),
         )
-    await _answer(update)
+    await ack(update)
     await _send_export(update, context, export)
 
 
@@ -250,8 +250,8 @@ async def pause_button(
             session, therapist_id=therapist.id, patient=patient, now=rt.clock.now()
         )
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
-    await _answer(update, view.paused_note(outcome))
+    await edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
+    await ack(update, view.paused_note(outcome))
 
 
 @therapist_button
@@ -269,8 +269,8 @@ async def resume_button(
             now=rt.clock.now(),
         )
     card = await _card(context, therapist, data.int_arg(0))
-    await _edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
-    await _answer(update, view.resumed_note(outcome))
+    await edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
+    await ack(update, view.resumed_note(outcome))
     if outcome.sent_soon:
         kick_dispatcher(context, "console")
 
@@ -314,8 +314,8 @@ async def schedule_button(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
     shown = await _schedule_view(context, therapist, data.int_arg(0))
-    await _edit(update, view.schedule_text(shown), view.schedule_keyboard(context.codec, shown))
-    await _answer(update)
+    await edit(update, view.schedule_text(shown), view.schedule_keyboard(context.codec, shown))
+    await ack(update)
 
 
 @therapist_button
@@ -334,12 +334,12 @@ async def postpone_menu(
     line = shown.line(data.int_arg(0))
     if line is None:  # beyond the shown part of a very long schedule
         raise UserError("Open the schedule again to postpone this prompt.")
-    await _edit(
+    await edit(
         update,
         view.schedule_text(shown, footer=view.postpone_footer(line, shown.timezone)),
         view.postpone_keyboard(context.codec, line, shown.patient_id),
     )
-    await _answer(update)
+    await ack(update)
 
 
 # Button verbs whose service takes just the delivery (postponing also takes how).
@@ -377,12 +377,12 @@ def _change(verb: str) -> TherapistButton:
                 )
         shown = await _schedule_view(context, therapist, changed.patient_id)
         note = view.changed_note(verb, changed)
-        await _edit(
+        await edit(
             update,
             view.schedule_text(shown, note=f"<i>{render.esc(note)}</i>"),
             view.schedule_keyboard(context.codec, shown),
         )
-        await _answer(update, note)
+        await ack(update, note)
         if verb in ("send", "again") and not changed.deferred:
             kick_dispatcher(context, "console")
 
@@ -581,8 +581,8 @@ async def confirm_session(
             now=rt.clock.now(),
             confirmed=True,
         )
-    await _edit(update, render.session_planned(plan), None)
-    await _answer(update)
+    await edit(update, render.session_planned(plan), None)
+    await ack(update)
     kick_dispatcher(context, "session")
 
 
@@ -590,8 +590,8 @@ async def confirm_session(
 async def cancel_session(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    await _edit(update, render.SESSION_NOT_LOGGED, None)
-    await _answer(update)
+    await edit(update, render.SESSION_NOT_LOGGED, None)
+    await ack(update)
 
 
 # --- what the router wires ------------------------------------------------------------------

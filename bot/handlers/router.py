@@ -17,7 +17,7 @@ from telegram.ext import (
 )
 
 from bot.db.models import Patient, Therapist
-from bot.handlers import console, controls, patient, safety, strangers, therapist
+from bot.handlers import console, controls, course, patient, safety, strangers, therapist
 from bot.handlers.common import Context, answer, finish_update, mark_processed, on_error, who
 from bot.services.errors import STALE_BUTTON
 from bot.views import render
@@ -78,6 +78,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     "ak": safety.acknowledge_button,
     **controls.BUTTONS,
     **console.BUTTONS,
+    **course.BUTTONS,
 }
 
 
@@ -114,6 +115,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
         "resume": shared(console.resume_patient, controls.resume_self),
         **controls.COMMANDS,
         **console.COMMANDS,
+        **course.COMMANDS,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))

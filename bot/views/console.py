@@ -7,8 +7,8 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.domain.content import ContentLibrary
-from bot.domain.schedule import QuietHours
+from bot.domain.content import ContentLibrary, TemplateStep
+from bot.domain.schedule import QuietHours, format_duration
 from bot.domain.states import DeliveryState, PatientStatus
 from bot.services.console import (
     QUIET_PRESETS,
@@ -23,20 +23,7 @@ from bot.services.exports import PatientExport
 from bot.services.schedule_edits import Added, Changed
 from bot.services.sessions import DEFAULT_TEMPLATE
 from bot.views.callbacks import CallbackCodec
-from bot.views.render import clip, esc, local, shorten
-
-# Lines the lead adds to render.THERAPIST_HELP when wiring the console.
-HELP_LINES = (
-    "/patients – your patients, with buttons to open each one\n"
-    "/schedule &lt;pseudonym&gt; – upcoming and recent prompts: skip, send now, postpone\n"
-    "/postpone [pseudonym] &lt;n&gt; &lt;offset&gt; – move prompt n of the schedule, "
-    "e.g. +3h or +1d@10:00\n"
-    "/add &lt;pseudonym&gt; &lt;offset&gt; &lt;prompt-key or your own words&gt; – one extra "
-    "prompt\n"
-    "/templates – the schedule templates and their steps\n"
-    "/export &lt;pseudonym&gt; – a CSV file of all prompts and replies\n"
-    "/pause &lt;pseudonym&gt; · /resume &lt;pseudonym&gt; – hold and restart prompts\n"
-)
+from bot.views.render import cadence, clip, esc, local, shorten
 
 STATUS = {
     PatientStatus.INVITED: "invited",
@@ -146,6 +133,7 @@ def card_keyboard(codec: CallbackCodec, card: PatientSummary, page: int) -> Inli
         [
             [
                 _button("Schedule", codec.encode("ts", pid)),
+                _button("Sessions", codec.encode("ty", pid)),
                 _button("Replies", codec.encode("tr", pid)),
             ],
             [_button("Export CSV", codec.encode("tx", pid)), hold],
@@ -227,8 +215,18 @@ def _what(line: DeliveryLine) -> str:
     return f"{line.kind.value} {esc(line.prompt_key or '?')}"
 
 
+def _repeats(line: DeliveryLine, zone: str | None) -> str:
+    if line.every is None or not line.repeats or line.last_due is None:
+        return ""
+    return (
+        f" (then {cadence(line.every)} × {line.repeats} more, to {local(line.last_due, zone)[:10]})"
+    )
+
+
 def _line_text(line: DeliveryLine, zone: str | None, pseudonym: str) -> str:
-    head = f"{line.number}. {local(line.due_at, zone)} · {_what(line)} · "
+    before = " · before the session" if line.preparation else ""
+    what = f"{_what(line)}{_repeats(line, zone)}{before}"
+    head = f"{line.number}. {local(line.due_at, zone)} · {what} · "
     state = _STATE[line.state]
     if line.state is DeliveryState.SENT and line.sent_at is not None:
         sent = local(line.sent_at, zone)
@@ -353,6 +351,22 @@ def added(result: Added) -> str:
     return text
 
 
+def _extras(step: TemplateStep) -> str:
+    """A step's repeat, reminders and window, when it has its own."""
+    parts = []
+    if step.every is not None:
+        parts.append(f"{cadence(str(step.every))} × {step.count}")
+    if step.remind is not None:
+        parts.append(
+            "no reminder"
+            if not step.remind
+            else "remind " + ", ".join(format_duration(d) for d in step.remind)
+        )
+    if step.expires is not None:
+        parts.append(f"answers for {format_duration(step.expires)}")
+    return f" · {' · '.join(parts)}" if parts else ""
+
+
 def templates_text(content: ContentLibrary) -> str:
     if not content.templates:
         return "There are no templates."
@@ -363,7 +377,7 @@ def templates_text(content: ContentLibrary) -> str:
         for step in template.steps:
             prompt = content.prompts.get(step.prompt_key)
             kind = f" ({esc(prompt.kind)})" if prompt is not None else ""
-            out.append(f"  {esc(str(step.offset))} → {esc(step.prompt_key)}{kind}")
+            out.append(f"  {esc(str(step.offset))} → {esc(step.prompt_key)}{kind}{_extras(step)}")
     out.append("\n<i>Choose one with /session &lt;pseudonym&gt; … &lt;template&gt;.</i>")
     return clip("\n".join(out))
 

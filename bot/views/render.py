@@ -13,7 +13,7 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 from bot.domain.content import Prompt, plain_text
 from bot.domain.timezones import COMMON_ZONES
 from bot.services.replies import ReplyView
-from bot.services.sessions import SessionPlan
+from bot.services.sessions import PlannedItem, SessionPlan
 from bot.views.callbacks import HELP, CallbackCodec
 
 LIMIT = 4096
@@ -285,7 +285,9 @@ THERAPIST_HELP = (
     "<b>Therapist commands</b>\n"
     "/patients – your patients, their status and next prompt\n"
     "/invite &lt;pseudonym&gt; – a single-use link for a new patient\n"
-    "/session &lt;pseudonym&gt; [YYYY-MM-DD HH:MM] [template] – log a session, plan prompts\n"
+    "/session &lt;pseudonym&gt; [YYYY-MM-DD HH:MM] [template] – log a session, or plan one "
+    "ahead\n"
+    "/sessions &lt;pseudonym&gt; – planned and past sessions: move, cancel\n"
     "/schedule &lt;pseudonym&gt; – upcoming and recent prompts: skip, send now, postpone\n"
     "/postpone [pseudonym] &lt;n&gt; &lt;offset&gt; – move prompt n of /schedule, e.g. +3h\n"
     "/add &lt;pseudonym&gt; &lt;offset&gt; &lt;prompt-key or your words&gt; – one extra prompt\n"
@@ -322,6 +324,54 @@ def usage(text: str) -> str:
     return f"Usage: {esc(text)}"
 
 
+def cadence(every: str) -> str:
+    """How a recurring step repeats, in words: 1d -> daily, 2d -> every 2 days, 12h."""
+    amount, unit = int(every[:-1]), every[-1]
+    if unit == "d":
+        return "daily" if amount == 1 else f"every {amount} days"
+    return "hourly" if amount == 1 else f"every {amount} h"
+
+
+def _clock(moment: datetime, zone: str | None) -> str:
+    return moment.astimezone(ZoneInfo(zone or "UTC")).strftime("%H:%M")
+
+
+def _day(moment: datetime, zone: str | None) -> str:
+    return moment.astimezone(ZoneInfo(zone or "UTC")).strftime("%a %d %b")
+
+
+def item_lines(items: Sequence[PlannedItem], zone: str | None) -> list[str]:
+    """One line per step: a recurring step's repeats fold into "daily checkin … 20:00 × 6"."""
+    groups: dict[tuple[int, str], list[PlannedItem]] = {}
+    order: list[PlannedItem | tuple[int, str]] = []
+    for item in items:
+        if item.every is None:
+            order.append(item)
+            continue
+        key = (item.step, item.every)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(item)
+    lines = []
+    for entry in order:
+        if isinstance(entry, PlannedItem):
+            lines.append(
+                f"• {local(entry.due_at, zone)} – {esc(entry.kind)}: {esc(entry.prompt_key)}"
+            )
+            continue
+        repeats = groups[entry]
+        first, last = repeats[0], repeats[-1]
+        times = {_clock(i.due_at, zone) for i in repeats}
+        at = _clock(first.due_at, zone) if len(times) == 1 else "from " + local(first.due_at, zone)
+        span = f"{_day(first.due_at, zone)} – {_day(last.due_at, zone)}"
+        lines.append(
+            f"• {cadence(entry[1])} {esc(first.kind)} {at} × {len(repeats)}: "
+            f"{esc(first.prompt_key)} ({span})"
+        )
+    return lines
+
+
 def _plan_lines(plan: SessionPlan) -> list[str]:
     zone = plan.timezone
     lines: list[str] = []
@@ -329,28 +379,44 @@ def _plan_lines(plan: SessionPlan) -> list[str]:
         lines.append(
             f"{plan.skipped} step(s) skipped: at this hour they would arrive after later prompts."
         )
+    if plan.skipped_preparation:
+        lines.append(
+            f"{plan.skipped_preparation} preparation step(s) skipped: their time has already "
+            "passed, and they are never sent late."
+        )
     if plan.missed:
         lines.append(f"\n<b>Too late to send</b> ({len(plan.missed)}, marked missed):")
-        lines.extend(
-            f"• {local(item.due_at, zone)} – {esc(item.kind)}: {esc(item.prompt_key)}"
-            for item in plan.missed
-        )
-    lines.append("\n<b>Will be sent</b> (patient's local time):")
-    lines.extend(
-        f"• {local(item.due_at, zone)} – {esc(item.kind)}: {esc(item.prompt_key)}"
-        for item in plan.items
+        lines.extend(item_lines(plan.missed, zone))
+    before = [item for item in plan.items if item.preparation]
+    after = [item for item in plan.items if not item.preparation]
+    if before:
+        lines.append("\n<b>Before the session</b> (patient's local time):")
+        lines.extend(item_lines(before, zone))
+    lines.append(
+        "\n<b>After the session</b> (patient's local time):"
+        if before or plan.planned
+        else "\n<b>Will be sent</b> (patient's local time):"
     )
+    lines.extend(item_lines(after, zone))
     if not plan.items:
         lines.append("• nothing: every step is already past")
     return lines
 
 
 def session_planned(plan: SessionPlan) -> str:
-    lines = [
-        f"Session logged for <b>{esc(plan.pseudonym)}</b> at "
-        f"{local(plan.started_at, plan.timezone)} ({esc(plan.timezone)}), "
-        f"template <b>{esc(plan.template)}</b>."
-    ]
+    when = f"{local(plan.started_at, plan.timezone)} ({esc(plan.timezone)})"
+    if plan.planned:
+        lines = [
+            f"Session planned for <b>{esc(plan.pseudonym)}</b> on {when}, template "
+            f"<b>{esc(plan.template)}</b>.",
+            "The current session's prompts go on until then; at its start this session's own "
+            "steps take over. See /sessions to move or cancel it.",
+        ]
+    else:
+        lines = [
+            f"Session logged for <b>{esc(plan.pseudonym)}</b> at {when}, "
+            f"template <b>{esc(plan.template)}</b>."
+        ]
     if plan.cancelled:
         lines.append(
             f"{plan.cancelled} pending prompt(s) from the previous session were cancelled."
