@@ -141,6 +141,7 @@ async def plan_sessions(backend: str, patients: int, pg_url: str | None) -> dict
                         local_start=None,
                         template_name="standard",
                         content=rt.content,
+                        grace=rt.settings.misfire_grace,
                         now=now,
                     )
                 planned += len(plan.items)
