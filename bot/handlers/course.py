@@ -60,18 +60,28 @@ async def sessions_button(
     await ack(update)
 
 
-@therapist_button
-async def move_menu(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
+async def _ask(
+    update: Update, context: Context, data: Callback, therapist: Therapist, verb: str
+) -> None:
+    """The move menu or the cancel question, for a session that is still planned."""
     async with effects(context) as session:
         change = await course.planned_session(
             session,
             therapist_id=therapist.id,
             session_id=data.int_arg(0),
-            verb="moved",
+            verb=verb,
             seen=data.int_arg(1),
         )
-    await edit(update, view.move_text(change), view.move_menu(context.codec, change))
+    if verb == "moved":
+        await edit(update, view.move_text(change), view.move_menu(context.codec, change))
+    else:
+        await edit(update, view.cancel_text(change), view.cancel_menu(context.codec, change))
     await ack(update)
+
+
+@therapist_button
+async def move_menu(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
+    await _ask(update, context, data, therapist, "moved")
 
 
 @therapist_button
@@ -100,16 +110,7 @@ async def move(update: Update, context: Context, data: Callback, therapist: Ther
 async def cancel_ask(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    async with effects(context) as session:
-        change = await course.planned_session(
-            session,
-            therapist_id=therapist.id,
-            session_id=data.int_arg(0),
-            verb="cancelled",
-            seen=data.int_arg(1),
-        )
-    await edit(update, view.cancel_text(change), view.cancel_menu(context.codec, change))
-    await ack(update)
+    await _ask(update, context, data, therapist, "cancelled")
 
 
 @therapist_button
