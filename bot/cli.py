@@ -360,8 +360,8 @@ def content_check(
         raise typer.Exit(1)
     assert library is not None
     typer.echo(
-        f"content ok: {len(library.prompts)} prompts, {len(library.templates)} templates "
-        f"from {len(folders)} folder(s)"
+        f"content ok: {len(library.prompts)} prompts, {len(library.templates)} templates, "
+        f"{len(library.questionnaires)} questionnaire(s) from {len(folders)} folder(s)"
     )
 
 

@@ -8,30 +8,42 @@ silently missing a step.
 
 from __future__ import annotations
 
-import difflib
 import html
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, get_args
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 import bot
+from bot.domain.content_files import (
+    Fields,
+    File,
+    Problem,
+    Report,
+    fields_in,
+    format_problems,
+    get_bool,
+    get_int,
+    get_str,
+    is_duplicate,
+    missing,
+    read_root,
+    suggest,
+    yaml_files,
+)
 from bot.domain.content_schema import (
     check_telegram_html,
-    compose,
-    is_null,
     node_line,
-    scalar_bool,
-    scalar_int,
     scalar_str,
 )
+from bot.domain.questionnaire_content import parse_questionnaire
+from bot.domain.questionnaires import Questionnaire
 from bot.domain.schedule import (
     MAX_OCCURRENCES,
     DurationError,
@@ -99,20 +111,6 @@ MAX_REMINDERS = 2  # SPEC: a step has at most two reminders
 
 
 # --- public model ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: Path
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
-
-
-def format_problems(problems: Iterable[Problem]) -> str:
-    return "\n".join(str(p) for p in problems)
 
 
 class ContentError(Exception):
@@ -262,18 +260,29 @@ class Template:
 class ContentLibrary:
     prompts: Mapping[str, Prompt]
     templates: Mapping[str, Template]
+    questionnaires: Mapping[str, Questionnaire] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def prompt(self, key: str) -> Prompt:
         try:
             return self.prompts[key]
         except KeyError:
-            raise KeyError(f"unknown prompt key {key!r}{_suggest(key, self.prompts)}") from None
+            raise KeyError(f"unknown prompt key {key!r}{suggest(key, self.prompts)}") from None
+
+    def questionnaire(self, key: str) -> Questionnaire:
+        try:
+            return self.questionnaires[key]
+        except KeyError:
+            raise KeyError(
+                f"unknown questionnaire {key!r}{suggest(key, self.questionnaires)}"
+            ) from None
 
     def template(self, name: str) -> Template:
         try:
             return self.templates[name]
         except KeyError:
-            raise KeyError(f"unknown template {name!r}{_suggest(name, self.templates)}") from None
+            raise KeyError(f"unknown template {name!r}{suggest(name, self.templates)}") from None
 
 
 # --- folders -----------------------------------------------------------------------------
@@ -317,10 +326,11 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
     Returns (library, []) when clean, otherwise (None, problems). Never raises for content
     problems; a missing folder is a problem too.
     """
-    report = _Report()
+    report = Report()
     prompts: dict[str, Prompt] = {}
     known_keys: set[str] = set()
     parsed_templates: list[_ParsedTemplate] = []
+    questionnaires: dict[str, Questionnaire] = {}
     visited: set[Path] = set()
     for raw_dir in dirs:
         folder = Path(raw_dir)
@@ -332,26 +342,37 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
         if not _check_folder(folder, report):
             continue
         seen: dict[str, tuple[Path, int]] = {}
-        for path in _yaml_files(folder / "prompts", report):
+        for path in yaml_files(folder / "prompts", report):
             f = report.file(path)
-            root = _read_root(f)
+            root = read_root(f)
             if root is None:
                 known_keys.add(path.stem)
                 continue
             prompt, ref_key, key_line = _parse_prompt(f, root)
             known_keys.add(ref_key or path.stem)
-            if ref_key is not None and _is_duplicate(f, "key", ref_key, key_line, seen):
+            if ref_key is not None and is_duplicate(f, "key", ref_key, key_line, seen):
                 continue
             if prompt is not None:
                 prompts[prompt.key] = prompt
         seen = {}
-        for path in _yaml_files(folder / "templates", report):
+        for path in yaml_files(folder / "questionnaires", report):
             f = report.file(path)
-            root = _read_root(f)
+            root = read_root(f)
+            if root is None:
+                continue
+            questionnaire, q_key, q_line = parse_questionnaire(f, root)
+            if q_key is not None and is_duplicate(f, "questionnaire", q_key, q_line, seen):
+                continue
+            if questionnaire is not None:
+                questionnaires[questionnaire.key] = questionnaire
+        seen = {}
+        for path in yaml_files(folder / "templates", report):
+            f = report.file(path)
+            root = read_root(f)
             if root is None:
                 continue
             parsed = _parse_template(f, root)
-            if parsed.name is not None and _is_duplicate(
+            if parsed.name is not None and is_duplicate(
                 f, "template name", parsed.name, parsed.name_line, seen
             ):
                 continue
@@ -366,190 +387,32 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
     problems = report.problems()
     if problems:
         return None, problems
-    return ContentLibrary(MappingProxyType(prompts), MappingProxyType(templates)), []
+    library = ContentLibrary(
+        MappingProxyType(prompts), MappingProxyType(templates), MappingProxyType(questionnaires)
+    )
+    return library, []
 
 
-# --- reporting ---------------------------------------------------------------------------
-
-
-@dataclass
-class _File:
-    path: Path
-    problems: list[Problem] = field(default_factory=list)
-
-    def add(self, line: int, message: str) -> None:
-        self.problems.append(Problem(self.path, max(line, 1), message))
-
-
-class _Report:
-    """Problems grouped per file in discovery order, so output reads file by file."""
-
-    def __init__(self) -> None:
-        self._files: dict[Path, _File] = {}
-
-    def file(self, path: Path) -> _File:
-        return self._files.setdefault(path, _File(path))
-
-    def problems(self) -> list[Problem]:
-        return [p for f in self._files.values() for p in sorted(f.problems, key=lambda p: p.line)]
-
-
-def _suggest(word: str, options: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _check_folder(folder: Path, report: _Report) -> bool:
+def _check_folder(folder: Path, report: Report) -> bool:
     if not folder.exists():
         report.file(folder).add(1, "content folder does not exist")
         return False
     if not folder.is_dir():
         report.file(folder).add(1, "content folder is not a directory")
         return False
-    if not any((folder / sub).is_dir() for sub in ("prompts", "templates", "safety")):
+    if not any(
+        (folder / sub).is_dir() for sub in ("prompts", "templates", "questionnaires", "safety")
+    ):
         report.file(folder).add(
             1,
-            "no prompts/, templates/ or safety/ subfolder; a content folder holds "
-            "prompts/*.yaml, templates/*.yaml and safety/*.yaml",
+            "no prompts/, templates/, questionnaires/ or safety/ subfolder; a content folder "
+            "holds prompts/*.yaml, templates/*.yaml, questionnaires/*.yaml and safety/*.yaml",
         )
         return False
     return True
 
 
-def _yaml_files(folder: Path, report: _Report) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    files: list[Path] = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue  # editor swap files and the like
-        if path.is_dir():
-            # Silently skipping a whole subfolder would hide content a clinician expects.
-            if any(path.rglob("*.yaml")):
-                report.file(path).add(
-                    1, f"subfolders are not loaded; move these files into {folder}"
-                )
-        elif path.suffix == ".yml":
-            report.file(path).add(1, "only .yaml files are loaded; rename to .yaml")
-        elif path.suffix == ".yaml":
-            files.append(path)
-    return files
-
-
-def _read_root(f: _File) -> MappingNode | None:
-    try:
-        text = f.path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        f.add(1, f"file is not valid UTF-8 ({exc.reason} at byte {exc.start})")
-        return None
-    except OSError as exc:
-        f.add(1, f"cannot read file: {exc.strerror or exc}")
-        return None
-    try:
-        root = compose(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        detail = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.problem:
-            where = f" on line {exc.context_mark.line + 1}" if exc.context_mark else ""
-            detail = f"{exc.problem} ({exc.context}{where})"
-        if "mapping values are not allowed" in detail:
-            detail += " (a ':' inside unquoted text? quote the text or use 'text: |')"
-        f.add(mark.line + 1 if mark else 1, f"YAML syntax error: {detail}")
-        return None
-    except yaml.YAMLError as exc:
-        f.add(1, f"YAML syntax error: {exc}")
-        return None
-    if root is None:
-        f.add(1, "file is empty; expected a mapping of fields")
-        return None
-    if not isinstance(root, MappingNode):
-        f.add(node_line(root), "top level must be a mapping of fields (field: value)")
-        return None
-    return root
-
-
-def _is_duplicate(
-    f: _File, what: str, name: str, line: int, seen: dict[str, tuple[Path, int]]
-) -> bool:
-    if name in seen:
-        other, other_line = seen[name]
-        f.add(line, f"duplicate {what} {name!r}: also defined in {other.name}:{other_line}")
-        return True
-    seen[name] = (f.path, line)
-    return False
-
-
-# --- field access ------------------------------------------------------------------------
-
-_Fields = dict[str, tuple[Node, Node]]
-
-
-def _fields(f: _File, node: MappingNode, allowed: Sequence[str], what: str) -> _Fields:
-    out: _Fields = {}
-    for key_node, value_node in node.value:
-        name = scalar_str(key_node)
-        if name is None:
-            f.add(node_line(key_node), f"{what}: field names must be plain words")
-        elif name in out:
-            first = node_line(out[name][0])
-            f.add(node_line(key_node), f"field {name!r} appears twice (first on line {first})")
-        elif name not in allowed:
-            f.add(
-                node_line(key_node),
-                f"unknown field {name!r} in {what}{_suggest(name, allowed)}; "
-                f"allowed: {', '.join(allowed)}",
-            )
-        else:
-            out[name] = (key_node, value_node)
-    return out
-
-
-def _missing(f: _File, fields: _Fields, name: str, line: int, required: bool) -> Node | None:
-    if name in fields:
-        return fields[name][1]
-    if required:
-        f.add(line, f"missing required field {name!r}")
-    return None
-
-
-def _get_str(
-    f: _File, fields: _Fields, name: str, line: int, *, required: bool = False
-) -> str | None:
-    node = _missing(f, fields, name, line, required)
-    if node is None:
-        return None
-    value = scalar_str(node)
-    if value is None:
-        empty = "has no value" if is_null(node) else "must be text"
-        f.add(node_line(node), f"field {name!r} {empty}")
-    return value
-
-
-def _get_int(
-    f: _File, fields: _Fields, name: str, line: int, *, required: bool = False
-) -> int | None:
-    node = _missing(f, fields, name, line, required)
-    if node is None:
-        return None
-    value = scalar_int(node)
-    if value is None:
-        f.add(node_line(node), f"field {name!r} must be a whole number")
-    return value
-
-
-def _get_bool(f: _File, fields: _Fields, name: str, default: bool) -> bool:
-    node = _missing(f, fields, name, 1, False)
-    if node is None:
-        return default
-    value = scalar_bool(node)
-    if value is None:
-        f.add(node_line(node), f"field {name!r} must be true or false")
-        return default
-    return value
-
-
-def _check_pattern(f: _File, fields: _Fields, name: str, value: str | None, rule: str) -> None:
+def _check_pattern(f: File, fields: Fields, name: str, value: str | None, rule: str) -> None:
     pattern = {
         "key": _KEY_RE,
         "name": _TEMPLATE_NAME_RE,
@@ -563,11 +426,11 @@ def _check_pattern(f: _File, fields: _Fields, name: str, value: str | None, rule
 # --- prompts -----------------------------------------------------------------------------
 
 
-def _parse_prompt(f: _File, root: MappingNode) -> tuple[Prompt | None, str | None, int]:
+def _parse_prompt(f: File, root: MappingNode) -> tuple[Prompt | None, str | None, int]:
     """Returns (prompt if clean, key if readable, line of the key)."""
     before = len(f.problems)
-    fields = _fields(f, root, _PROMPT_FIELDS, "prompt")
-    key = _get_str(f, fields, "key", 1, required=True)
+    fields = fields_in(f, root, _PROMPT_FIELDS, "prompt")
+    key = get_str(f, fields, "key", 1, required=True)
     key_line = node_line(fields["key"][1]) if "key" in fields else 1
     _check_pattern(
         f,
@@ -579,18 +442,18 @@ def _parse_prompt(f: _File, root: MappingNode) -> tuple[Prompt | None, str | Non
     if key is not None and key != f.path.stem:
         f.add(key_line, f"key {key!r} does not match the file name {f.path.name!r}")
 
-    kind_text = _get_str(f, fields, "kind", 1, required=True)
+    kind_text = get_str(f, fields, "kind", 1, required=True)
     kind = next((k for k in KINDS if k == kind_text), None)
     if kind_text is not None and kind is None:
         f.add(
             node_line(fields["kind"][1]),
             f"bad kind {kind_text!r}: must be one of {', '.join(KINDS)}",
         )
-    topic = _get_str(f, fields, "topic", 1, required=True)
+    topic = get_str(f, fields, "topic", 1, required=True)
     _check_pattern(f, fields, "topic", topic, "use lowercase letters, digits and '-'")
-    language = _get_str(f, fields, "language", 1) or "en"
+    language = get_str(f, fields, "language", 1) or "en"
     _check_pattern(f, fields, "language", language, "use a code like 'en' or 'pt-BR'")
-    source = _get_str(f, fields, "source", 1)
+    source = get_str(f, fields, "source", 1)
     text = _check_text(f, fields, kind)
 
     ack = False
@@ -606,7 +469,7 @@ def _parse_prompt(f: _File, root: MappingNode) -> tuple[Prompt | None, str | Non
                     + (f" (allowed extras: {', '.join(allowed)})" if allowed else ""),
                 )
         if kind == "education":
-            ack = _get_bool(f, fields, "ack", True)
+            ack = get_bool(f, fields, "ack", True)
         elif kind == "checkin":
             scale, choices = _parse_answers(f, fields)
 
@@ -616,8 +479,8 @@ def _parse_prompt(f: _File, root: MappingNode) -> tuple[Prompt | None, str | Non
     return prompt, key, key_line
 
 
-def _check_text(f: _File, fields: _Fields, kind: PromptKind | None) -> str | None:
-    raw = _get_str(f, fields, "text", 1, required=True)
+def _check_text(f: File, fields: Fields, kind: PromptKind | None) -> str | None:
+    raw = get_str(f, fields, "text", 1, required=True)
     if raw is None:
         return None
     node = fields["text"][1]
@@ -652,7 +515,7 @@ def _text_line(node: ScalarNode, offset: int) -> int:
     return node_line(node)
 
 
-def _parse_answers(f: _File, fields: _Fields) -> tuple[ScaleSpec | None, tuple[Choice, ...]]:
+def _parse_answers(f: File, fields: Fields) -> tuple[ScaleSpec | None, tuple[Choice, ...]]:
     has_scale, has_choices = "scale" in fields, "choices" in fields
     if has_scale and has_choices:
         f.add(
@@ -670,24 +533,24 @@ def _parse_answers(f: _File, fields: _Fields) -> tuple[ScaleSpec | None, tuple[C
     return None, _parse_choices(f, *fields["choices"])
 
 
-def _parse_scale(f: _File, key_node: Node, node: Node) -> ScaleSpec | None:
+def _parse_scale(f: File, key_node: Node, node: Node) -> ScaleSpec | None:
     line = node_line(key_node)
     if not isinstance(node, MappingNode):
         f.add(line, "'scale' must be a mapping with min, max, min_label and max_label")
         return None
     before = len(f.problems)
-    fields = _fields(f, node, _SCALE_FIELDS, "scale")
-    low = _get_int(f, fields, "min", line, required=True)
-    high = _get_int(f, fields, "max", line, required=True)
+    fields = fields_in(f, node, _SCALE_FIELDS, "scale")
+    low = get_int(f, fields, "min", line, required=True)
+    high = get_int(f, fields, "max", line, required=True)
     if low is not None and high is not None and not 0 <= low < high <= 10:
         f.add(line, f"scale must satisfy 0 <= min < max <= 10 (got min {low}, max {high})")
     labels: list[str] = []
     for name in ("min_label", "max_label"):
-        label = _get_str(f, fields, name, line, required=True)
+        label = get_str(f, fields, name, line, required=True)
         if label is not None and not label.strip():
             f.add(node_line(fields[name][1]), f"field {name!r} is empty")
         labels.append((label or "").strip())
-    risk = _get_int(f, fields, "risk_at_or_below", line)
+    risk = get_int(f, fields, "risk_at_or_below", line)
     if risk is not None and low is not None and high is not None and not low <= risk <= high:
         f.add(
             node_line(fields["risk_at_or_below"][1]),
@@ -698,7 +561,7 @@ def _parse_scale(f: _File, key_node: Node, node: Node) -> ScaleSpec | None:
     return ScaleSpec(low, high, labels[0], labels[1], risk)
 
 
-def _parse_choices(f: _File, key_node: Node, node: Node) -> tuple[Choice, ...]:
+def _parse_choices(f: File, key_node: Node, node: Node) -> tuple[Choice, ...]:
     line = node_line(key_node)
     if not isinstance(node, SequenceNode):
         f.add(line, "'choices' must be a list of {value, label} items")
@@ -712,10 +575,10 @@ def _parse_choices(f: _File, key_node: Node, node: Node) -> tuple[Choice, ...]:
         if not isinstance(item, MappingNode):
             f.add(item_line, "each choice must be a mapping with value and label")
             continue
-        fields = _fields(f, item, _CHOICE_FIELDS, "choice")
-        value = _get_str(f, fields, "value", item_line, required=True)
-        label = _get_str(f, fields, "label", item_line, required=True)
-        risk = _get_bool(f, fields, "risk", False)
+        fields = fields_in(f, item, _CHOICE_FIELDS, "choice")
+        value = get_str(f, fields, "value", item_line, required=True)
+        label = get_str(f, fields, "label", item_line, required=True)
+        risk = get_bool(f, fields, "risk", False)
         if value is not None:
             value_line = node_line(fields["value"][1])
             if not _CHOICE_VALUE_RE.fullmatch(value):
@@ -755,7 +618,7 @@ class _StepDraft:
 
 @dataclass
 class _ParsedTemplate:
-    file: _File
+    file: File
     name: str | None
     name_line: int
     description: str
@@ -763,10 +626,10 @@ class _ParsedTemplate:
     clean: bool
 
 
-def _parse_template(f: _File, root: MappingNode) -> _ParsedTemplate:
+def _parse_template(f: File, root: MappingNode) -> _ParsedTemplate:
     before = len(f.problems)
-    fields = _fields(f, root, _TEMPLATE_FIELDS, "template")
-    name = _get_str(f, fields, "name", 1, required=True)
+    fields = fields_in(f, root, _TEMPLATE_FIELDS, "template")
+    name = get_str(f, fields, "name", 1, required=True)
     name_line = node_line(fields["name"][1]) if "name" in fields else 1
     _check_pattern(
         f,
@@ -779,10 +642,10 @@ def _parse_template(f: _File, root: MappingNode) -> _ParsedTemplate:
         f.add(name_line, f"name {name!r} does not match the file name {f.path.name!r}")
     if name is not None and not _TEMPLATE_NAME_RE.fullmatch(name):
         name = None
-    description = _get_str(f, fields, "description", 1) or ""
+    description = get_str(f, fields, "description", 1) or ""
 
     steps: list[_StepDraft] = []
-    steps_node = _missing(f, fields, "steps", 1, True)
+    steps_node = missing(f, fields, "steps", 1, True)
     if steps_node is not None:
         steps_line = node_line(fields["steps"][0])
         if not isinstance(steps_node, SequenceNode):
@@ -795,21 +658,21 @@ def _parse_template(f: _File, root: MappingNode) -> _ParsedTemplate:
     return _ParsedTemplate(f, name, name_line, description, steps, clean)
 
 
-def _parse_step(f: _File, item: Node) -> _StepDraft:
+def _parse_step(f: File, item: Node) -> _StepDraft:
     line = node_line(item)
     if not isinstance(item, MappingNode):
         f.add(line, "each step must be a mapping with offset and prompt")
         return _StepDraft(None, None, line)
     before = len(f.problems)
-    fields = _fields(f, item, _STEP_FIELDS, "step")
-    offset_text = _get_str(f, fields, "offset", line, required=True)
+    fields = fields_in(f, item, _STEP_FIELDS, "step")
+    offset_text = get_str(f, fields, "offset", line, required=True)
     offset: Offset | None = None
     if offset_text is not None:
         try:
             offset = parse_offset(offset_text, allow_before=True)
         except OffsetError as exc:
             f.add(node_line(fields["offset"][1]), str(exc))
-    key = _get_str(f, fields, "prompt", line, required=True)
+    key = get_str(f, fields, "prompt", line, required=True)
     key_line = node_line(fields["prompt"][1]) if "prompt" in fields else line
     every, count = _parse_repeat(f, fields, line, offset)
     remind = _parse_remind(f, fields)
@@ -819,8 +682,8 @@ def _parse_step(f: _File, item: Node) -> _StepDraft:
     return _StepDraft(TemplateStep(offset, key, every, count, remind, expires), key, key_line)
 
 
-def _duration_field(f: _File, fields: _Fields, name: str) -> timedelta | None:
-    text = _get_str(f, fields, name, 1)
+def _duration_field(f: File, fields: Fields, name: str) -> timedelta | None:
+    text = get_str(f, fields, name, 1)
     if text is None:
         return None
     try:
@@ -831,18 +694,18 @@ def _duration_field(f: _File, fields: _Fields, name: str) -> timedelta | None:
 
 
 def _parse_repeat(
-    f: _File, fields: _Fields, line: int, offset: Offset | None
+    f: File, fields: Fields, line: int, offset: Offset | None
 ) -> tuple[Every | None, int]:
     """`every` and `count` come together: a step that repeats says how often and how many."""
     every: Every | None = None
     if "every" in fields:
-        text = _get_str(f, fields, "every", line)
+        text = get_str(f, fields, "every", line)
         if text is not None:
             try:
                 every = Every.parse(text)
             except DurationError as exc:
                 f.add(node_line(fields["every"][1]), f"every: {exc}")
-    count = _get_int(f, fields, "count", line)
+    count = get_int(f, fields, "count", line)
     count_line = node_line(fields["count"][1]) if "count" in fields else line
     if count is not None and not 1 <= count <= MAX_OCCURRENCES:
         f.add(count_line, f"count {count} is out of range: use 1 to {MAX_OCCURRENCES}")
@@ -863,7 +726,7 @@ def _parse_repeat(
     return every, count
 
 
-def _parse_remind(f: _File, fields: _Fields) -> tuple[timedelta, ...] | None:
+def _parse_remind(f: File, fields: Fields) -> tuple[timedelta, ...] | None:
     if "remind" not in fields:
         return None
     node = fields["remind"][1]
@@ -894,7 +757,7 @@ def _resolve_template(parsed: _ParsedTemplate, known_keys: set[str]) -> Template
             f.add(
                 draft.key_line,
                 f"step names prompt {draft.key!r}, which no content folder defines"
-                f"{_suggest(draft.key, known_keys)}",
+                f"{suggest(draft.key, known_keys)}",
             )
         if draft.step is not None:
             steps.append(draft.step)

@@ -181,7 +181,7 @@ def test_folder_problems(tmp_path: Path) -> None:
     messages = {(p.path.name, p.message.split(";")[0]) for p in problems}
     assert messages == {
         ("nope", "content folder does not exist"),
-        ("empty", "no prompts/, templates/ or safety/ subfolder"),
+        ("empty", "no prompts/, templates/, questionnaires/ or safety/ subfolder"),
         ("extra", "subfolders are not loaded"),
         ("y.yml", "only .yaml files are loaded"),
     }
