@@ -31,7 +31,16 @@ from bench.common import (  # noqa: E402 - after making the checkout importable
     print_table,
 )
 
-ORDER = ("dispatch", "ratelimited", "ingest", "scale", "planning", "baseline", "crashloss")
+ORDER = (
+    "dispatch",
+    "ratelimited",
+    "ingest",
+    "scale",
+    "planning",
+    "trends",
+    "baseline",
+    "crashloss",
+)
 RESULT_LINE = re.compile(r"^results: (\S+\.json)$", re.MULTILINE)
 
 

@@ -64,6 +64,7 @@ class BotMethods:
             "getMe": self.get_me,
             "sendMessage": self.send_message,
             "sendDocument": self.send_document,
+            "sendPhoto": self.send_photo,
             "editMessageText": self.edit_message_text,
             "editMessageReplyMarkup": self.edit_message_reply_markup,
             "deleteMessage": self.delete_message,
@@ -188,6 +189,36 @@ class BotMethods:
         if caption_entities:
             wire["caption_entities"] = caption_entities
         shown = f"[{stored_file.filename}]" + (f" {caption}" if caption else "")
+        return self._finish_send(wire, params, markup, shown)
+
+    def send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = chat_id_param(params)
+        chat = self.store.writable_chat(chat_id)
+        markup = parse_reply_markup(params.get("reply_markup"))
+        stored_file = self._resolve_file(params.get("photo"), params)
+        if not stored_file.content.startswith(b"\x89PNG") and not stored_file.content.startswith(
+            b"\xff\xd8"
+        ):
+            raise bad_request("IMAGE_PROCESS_FAILED")
+        caption, caption_entities = _render(
+            params.get("caption"), params.get("parse_mode"), caption=True
+        )
+        self._reply_target(chat_id, params)
+        wire = self._new_bot_message(chat_id, chat)
+        wire["photo"] = [
+            {
+                "file_id": stored_file.file_id,
+                "file_unique_id": stored_file.file_unique_id,
+                "width": 0,
+                "height": 0,
+                "file_size": len(stored_file.content),
+            }
+        ]
+        if caption:
+            wire["caption"] = caption
+        if caption_entities:
+            wire["caption_entities"] = caption_entities
+        shown = "[photo]" + (f" {caption}" if caption else "")
         return self._finish_send(wire, params, markup, shown)
 
     def _editable(self, params: dict[str, Any]) -> StoredMessage:

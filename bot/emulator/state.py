@@ -201,6 +201,23 @@ class BotApiState(PersonSide):
                 )
         return documents
 
+    def sent_photos(self, chat_id: int | None = None) -> list[SentDocument]:
+        photos: list[SentDocument] = []
+        for message in self.store.bot_messages(chat_id):
+            if sizes := message.wire.get("photo"):
+                stored = self.store.files[sizes[-1]["file_id"]]
+                photos.append(
+                    SentDocument(
+                        chat_id=message.chat_id,
+                        message_id=message.message_id,
+                        filename=stored.filename,
+                        content=stored.content,
+                        mime_type=stored.mime_type,
+                        caption=message.wire.get("caption"),
+                    )
+                )
+        return photos
+
     def callback_answer(self, callback_query_id: str) -> dict[str, Any] | None:
         return self.store.callback_answers.get(callback_query_id)
 

@@ -17,7 +17,16 @@ from telegram.ext import (
 )
 
 from bot.db.models import Patient, Therapist
-from bot.handlers import console, controls, course, patient, safety, strangers, therapist
+from bot.handlers import (
+    console,
+    controls,
+    course,
+    patient,
+    safety,
+    strangers,
+    therapist,
+    trends,
+)
 from bot.handlers.common import Context, answer, finish_update, mark_processed, on_error, who
 from bot.services.errors import STALE_BUTTON
 from bot.views import render
@@ -116,6 +125,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
         **controls.COMMANDS,
         **console.COMMANDS,
         **course.COMMANDS,
+        **trends.COMMANDS,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))

@@ -292,6 +292,7 @@ THERAPIST_HELP = (
     "/postpone [pseudonym] &lt;n&gt; &lt;offset&gt; – move prompt n of /schedule, e.g. +3h\n"
     "/add &lt;pseudonym&gt; &lt;offset&gt; &lt;prompt-key or your words&gt; – one extra prompt\n"
     "/replies &lt;pseudonym&gt; [n] – recent answers\n"
+    "/trends &lt;pseudonym&gt; – a chart of their check-ins, sessions marked\n"
     "/export &lt;pseudonym&gt; – all deliveries and answers as a CSV file\n"
     "/pause &lt;pseudonym&gt;, /resume &lt;pseudonym&gt; – hold or restart prompts\n"
     "/templates – the schedule templates\n"
@@ -454,6 +455,17 @@ def session_confirm_keyboard(codec: CallbackCodec, plan: SessionPlan) -> InlineK
 
 
 SESSION_NOT_LOGGED = "Nothing was logged."
+
+
+def trends_caption(pseudonym: str, zone: str) -> str:
+    return (
+        f"Check-ins of <b>{esc(pseudonym)}</b> over time (dates in {esc(zone)}); dashed lines "
+        "are sessions. /replies for their words."
+    )
+
+
+def trends_empty(pseudonym: str) -> str:
+    return f"<b>{esc(pseudonym)}</b> has not answered a check-in with a scale yet: no chart."
 
 
 def replies_listing(pseudonym: str, zone: str | None, views: Sequence[ReplyView]) -> str:

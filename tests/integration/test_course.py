@@ -334,3 +334,18 @@ async def test_schedule_folds_the_repeats_of_a_recurring_step(world: World) -> N
     assert "before the session" in next(
         line for line in text.splitlines() if "ref-intention" in line
     )
+
+
+async def test_a_stopped_patient_gets_nothing_when_a_planned_session_starts(world: World) -> None:
+    dr, pat = await planned(world)
+    await world.say(dr, "/session river 2026-03-11 10:00 spec-prep")
+    await world.say(pat, "/stop")
+    await world.tap(pat, world.last(pat)["message_id"], "Stop")
+    told = len(world.state.sent_messages(pat.id))
+    await world.run_until(utc(3, 12, 2), step=timedelta(minutes=15))
+    assert len(world.state.sent_messages(pat.id)) == told
+    [s] = await all_sessions(world)
+    assert s.state is SessionState.STARTED  # it happened; nothing of it is sent
+    rows = await world.deliveries("river")
+    assert rows and all(d.sent_at is None for d in rows)
+    assert not any(d.state in (DeliveryState.SCHEDULED, DeliveryState.HELD) for d in rows)

@@ -1,0 +1,59 @@
+"""`/trends <pseudonym>`: the patient's check-ins over time as a chart, for their therapist.
+
+The chart is drawn in a worker thread (matplotlib takes tens of milliseconds; the event loop
+keeps answering other chats meanwhile) and sent protected, noted for /forgetme like /replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+from telegram import InputFile, Update
+from telegram.constants import ParseMode
+
+from bot.db.models import Therapist
+from bot.handlers.common import Context, answer, effects, remember_shown
+from bot.handlers.therapist import therapist_only
+from bot.services import trends
+from bot.telegram.ratelimit import interactive
+from bot.views import charts, render
+
+
+@therapist_only
+async def trends_command(update: Update, context: Context, therapist: Therapist) -> None:
+    args = list(context.args or [])
+    if len(args) != 1:
+        await answer(update, render.usage("/trends <pseudonym>"))
+        return
+    rt = context.runtime
+    async with effects(context) as session:
+        data = await trends.trend_data(
+            session,
+            therapist_id=therapist.id,
+            pseudonym=args[0],
+            content=rt.content,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+    if data.empty:
+        await answer(update, render.trends_empty(data.pseudonym))
+        return
+    png = await asyncio.to_thread(charts.trend_png, data)
+    chat = update.effective_chat
+    if chat is None:
+        return
+    bot: Any = update.get_bot()
+    sent = await bot.send_photo(
+        chat.id,
+        InputFile(io.BytesIO(png), filename="trends.png"),
+        caption=render.trends_caption(data.pseudonym, data.timezone),
+        parse_mode=ParseMode.HTML,
+        protect_content=True,
+        rate_limit_args=interactive(bot),
+    )
+    await remember_shown(context, update, data.patient_id, sent.message_id, "trends")
+
+
+COMMANDS = {"trends": trends_command}
