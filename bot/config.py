@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     dispatch_interval: float = Field(default=1.0, gt=0, le=60)
+    # A questionnaire's score is the therapist's to discuss; a clinic may choose to show it.
+    show_scores_to_patient: bool = False
 
     @field_validator(
         "misfire_grace", "nudge_after", "answer_window", "alert_escalate_after", mode="before"

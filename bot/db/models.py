@@ -236,6 +236,8 @@ class Delivery(Base):
         ForeignKey("treatment_sessions.id", ondelete="CASCADE"), index=True
     )
     step_index: Mapped[int | None] = mapped_column(Integer)
+    # A questionnaire: the item its message shows now (0-based); None for other kinds.
+    position: Mapped[int | None] = mapped_column(Integer)
     offset: Mapped[str | None] = mapped_column(String(32))
     # A recurring step: how it repeats, and which repeat this is (0 is the first).
     every: Mapped[str | None] = mapped_column(String(16))
@@ -273,7 +275,18 @@ class Delivery(Base):
 
 class Reply(Base):
     __tablename__ = "replies"
-    __table_args__ = (Index("ix_replies_patient_received", "patient_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_replies_patient_received", "patient_id", "received_at"),
+        # One answer per questionnaire item: Back and a new tap replace it.
+        Index(
+            "uq_replies_delivery_item",
+            "delivery_id",
+            "item",
+            unique=True,
+            sqlite_where=text("item IS NOT NULL"),
+            postgresql_where=text("item IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
@@ -284,6 +297,7 @@ class Reply(Base):
     body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A check-in's answer is health data like free text: encrypted (see bot/services/replies.py).
     choice_value_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    item: Mapped[int | None] = mapped_column(Integer)  # a questionnaire item's number, from 1
     update_id: Mapped[int | None] = mapped_column(BigInteger)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

@@ -60,8 +60,13 @@ class Alerter:
                 local_time=when,
                 text=quoted,
             )
-        if view.kind is AlertKind.CHECKIN_RISK:
-            return crisis.checkin_risk_alert.format(
+        if view.kind in (AlertKind.CHECKIN_RISK, AlertKind.QUESTIONNAIRE):
+            template = (
+                crisis.checkin_risk_alert
+                if view.kind is AlertKind.CHECKIN_RISK
+                else crisis.questionnaire_risk_alert
+            )
+            return template.format(
                 pseudonym=render.esc(view.pseudonym),
                 local_time=when,
                 question=render.esc(view.question or ""),

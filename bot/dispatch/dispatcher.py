@@ -23,13 +23,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from telegram import Bot
+from telegram import Bot, ForceReply, InlineKeyboardMarkup
 from telegram.error import RetryAfter
 
 from bot import metrics
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
-from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus
+from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.dispatch import claims, reminders
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
@@ -41,6 +41,7 @@ from bot.services.sessions import quiet_hours, zone_of
 from bot.telegram.outcomes import Outcome, classify
 from bot.telegram.ratelimit import Withdrawn, retry_after_seconds
 from bot.telegram.sending import notify, send_html
+from bot.views import questionnaires as questionnaire_view
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
 
@@ -288,9 +289,22 @@ class Dispatcher:
         )
 
     def _text(self, delivery: Delivery) -> str:
+        if delivery.kind is PromptKind.QUESTIONNAIRE:
+            questionnaire = self.rt.content.questionnaire(delivery.prompt_key or "")
+            return questionnaire_view.screen_text(questionnaire, 0, intro=True)
         if delivery.custom_text_enc is not None:
             return render.prompt_html(None, self.rt.cipher.decrypt(delivery.custom_text_enc))
         return render.prompt_html(self.rt.content.prompt(delivery.prompt_key or ""), None)
+
+    def _message(self, job: _Job) -> tuple[str, InlineKeyboardMarkup | ForceReply]:
+        if job.kind == PromptKind.QUESTIONNAIRE.value:
+            questionnaire = self.rt.content.questionnaire(job.prompt_key or "")
+            keyboard = questionnaire_view.screen_keyboard(
+                self.codec, job.delivery_id, questionnaire, 0, None
+            )
+            return job.text, keyboard
+        prompt = self.rt.content.prompts.get(job.prompt_key or "")
+        return render.prompt_message(prompt, job.text, job.kind, job.delivery_id, self.codec)
 
     async def _send(
         self, job: _Job, report: TickReport, ledger: Ledger, marked: set[int]
@@ -299,10 +313,7 @@ class Dispatcher:
         the ledger (a block also marks the patient unreachable, in its own transaction).
         Returns what completes once the outcome is committed, or None if the row was not ours
         to send any more when its turn came (nothing was sent)."""
-        prompt = self.rt.content.prompts.get(job.prompt_key or "")
-        text, markup = render.prompt_message(
-            prompt, job.text, job.kind, job.delivery_id, self.codec
-        )
+        text, markup = self._message(job)
 
         async def admitted() -> bool:
             # The limiter's turn came: the request leaves as soon as this returns True, so the

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
@@ -98,11 +99,46 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
     return sent
 
 
+_newer = aliased(Delivery)
+
+
 async def close_answers(rt: Runtime) -> None:
     """Prompts stop taking answers at the end of their window (`closes_at`, set when sent);
-    a reflection sent before windows were stored closes after AFTERGLOW_ANSWER_WINDOW."""
+    a reflection sent before windows were stored closes after AFTERGLOW_ANSWER_WINDOW.
+
+    A questionnaire left unfinished is `partial` (some items answered) or `missed` (none),
+    when its window ends or when a newer questionnaire reaches the patient: one is open at a
+    time, so a tap can only ever mean the message on screen."""
     now = rt.clock.now()
+    newer = (
+        select(_newer.id)
+        .where(
+            _newer.patient_id == Delivery.patient_id,
+            _newer.kind == PromptKind.QUESTIONNAIRE,
+            _newer.id != Delivery.id,
+            _newer.sent_at > Delivery.sent_at,
+        )
+        .exists()
+    )
     async with rt.sessions() as session, session.begin():
+        await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.kind == PromptKind.QUESTIONNAIRE,
+                Delivery.state == DeliveryState.SENT,
+                Delivery.closed_at.is_(None),
+                or_(Delivery.closes_at < now, newer),
+            )
+            .values(
+                state=case(
+                    (func.coalesce(Delivery.position, 0) > 0, DeliveryState.PARTIAL),
+                    else_=DeliveryState.MISSED,
+                ),
+                closed_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
         await session.execute(
             update(Delivery)
             .where(

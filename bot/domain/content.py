@@ -42,7 +42,7 @@ from bot.domain.content_schema import (
     node_line,
     scalar_str,
 )
-from bot.domain.questionnaire_content import parse_questionnaire
+from bot.domain.questionnaire_content import parse_questionnaire, unknown_questionnaire
 from bot.domain.questionnaires import Questionnaire
 from bot.domain.schedule import (
     MAX_OCCURRENCES,
@@ -106,7 +106,7 @@ _PROMPT_FIELDS = (*_COMMON_FIELDS, "ack", "scale", "choices")
 _SCALE_FIELDS = ("min", "max", "min_label", "max_label", "risk_at_or_below")
 _CHOICE_FIELDS = ("value", "label", "risk")
 _TEMPLATE_FIELDS = ("name", "description", "steps")
-_STEP_FIELDS = ("offset", "prompt", "every", "count", "remind", "expires")
+_STEP_FIELDS = ("offset", "prompt", "questionnaire", "every", "count", "remind", "expires")
 MAX_REMINDERS = 2  # SPEC: a step has at most two reminders
 
 
@@ -242,6 +242,7 @@ class TemplateStep:
     count: int = 1
     remind: tuple[timedelta, ...] | None = None  # after sending; None: the kind's default
     expires: timedelta | None = None  # answer window; None: AFTERGLOW_ANSWER_WINDOW
+    questionnaire: bool = False  # prompt_key names a questionnaire (`questionnaire: <key>`)
 
     @property
     def timing(self) -> StepTiming:
@@ -269,6 +270,10 @@ class ContentLibrary:
             return self.prompts[key]
         except KeyError:
             raise KeyError(f"unknown prompt key {key!r}{suggest(key, self.prompts)}") from None
+
+    def kind_of(self, step: TemplateStep) -> str:
+        """What a step sends: its prompt's kind, or "questionnaire"."""
+        return "questionnaire" if step.questionnaire else self.prompt(step.prompt_key).kind
 
     def questionnaire(self, key: str) -> Questionnaire:
         try:
@@ -331,6 +336,7 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
     known_keys: set[str] = set()
     parsed_templates: list[_ParsedTemplate] = []
     questionnaires: dict[str, Questionnaire] = {}
+    questionnaire_keys: set[str] = set()
     visited: set[Path] = set()
     for raw_dir in dirs:
         folder = Path(raw_dir)
@@ -359,8 +365,10 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
             f = report.file(path)
             root = read_root(f)
             if root is None:
+                questionnaire_keys.add(path.stem)
                 continue
             questionnaire, q_key, q_line = parse_questionnaire(f, root)
+            questionnaire_keys.add(q_key or path.stem)
             if q_key is not None and is_duplicate(f, "questionnaire", q_key, q_line, seen):
                 continue
             if questionnaire is not None:
@@ -380,7 +388,7 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
 
     templates: dict[str, Template] = {}
     for parsed in parsed_templates:
-        template = _resolve_template(parsed, known_keys)
+        template = _resolve_template(parsed, known_keys, questionnaire_keys)
         if template is not None:
             templates[template.name] = template
 
@@ -614,6 +622,7 @@ class _StepDraft:
     step: TemplateStep | None
     key: str | None
     key_line: int
+    questionnaire: bool = False
 
 
 @dataclass
@@ -672,14 +681,19 @@ def _parse_step(f: File, item: Node) -> _StepDraft:
             offset = parse_offset(offset_text, allow_before=True)
         except OffsetError as exc:
             f.add(node_line(fields["offset"][1]), str(exc))
-    key = get_str(f, fields, "prompt", line, required=True)
-    key_line = node_line(fields["prompt"][1]) if "prompt" in fields else line
+    asks = "questionnaire" if "questionnaire" in fields else "prompt"
+    if "questionnaire" in fields and "prompt" in fields:
+        f.add(line, "a step names a prompt or a questionnaire, not both")
+    key = get_str(f, fields, asks, line, required=True)
+    key_line = node_line(fields[asks][1]) if asks in fields else line
     every, count = _parse_repeat(f, fields, line, offset)
     remind = _parse_remind(f, fields)
     expires = _duration_field(f, fields, "expires")
+    questionnaire = asks == "questionnaire"
     if offset is None or key is None or len(f.problems) > before:
-        return _StepDraft(None, key, key_line)
-    return _StepDraft(TemplateStep(offset, key, every, count, remind, expires), key, key_line)
+        return _StepDraft(None, key, key_line, questionnaire)
+    step = TemplateStep(offset, key, every, count, remind, expires, questionnaire)
+    return _StepDraft(step, key, key_line, questionnaire)
 
 
 def _duration_field(f: File, fields: Fields, name: str) -> timedelta | None:
@@ -748,12 +762,17 @@ def _parse_remind(f: File, fields: Fields) -> tuple[timedelta, ...] | None:
     return tuple(out)
 
 
-def _resolve_template(parsed: _ParsedTemplate, known_keys: set[str]) -> Template | None:
+def _resolve_template(
+    parsed: _ParsedTemplate, known_keys: set[str], questionnaire_keys: set[str]
+) -> Template | None:
     f = parsed.file
     before = len(f.problems)
     steps: list[TemplateStep] = []
     for draft in parsed.steps:
-        if draft.key is not None and draft.key not in known_keys:
+        if draft.questionnaire:
+            if draft.key is not None and draft.key not in questionnaire_keys:
+                f.add(draft.key_line, unknown_questionnaire(draft.key, questionnaire_keys))
+        elif draft.key is not None and draft.key not in known_keys:
             f.add(
                 draft.key_line,
                 f"step names prompt {draft.key!r}, which no content folder defines"

@@ -34,6 +34,7 @@ class DeliveryState(enum.StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    PARTIAL = "partial"  # a questionnaire whose window closed with some items unanswered
 
 
 PENDING_STATES = (DeliveryState.SCHEDULED, DeliveryState.HELD)
@@ -49,6 +50,7 @@ class PromptKind(enum.StrEnum):
     EDUCATION = "education"
     REFLECTION = "reflection"
     CHECKIN = "checkin"
+    QUESTIONNAIRE = "questionnaire"
 
 
 class ReplyKind(enum.StrEnum):
@@ -56,8 +58,10 @@ class ReplyKind(enum.StrEnum):
     CHOICE = "choice"  # check-in tap
     NOTE = "note"  # free text with no open question: kept as a journal note
     ACK = "ack"  # "Got it" on an education snippet
+    ITEM = "item"  # one questionnaire item's answer (Reply.item says which)
 
 
 class AlertKind(enum.StrEnum):
     CRISIS = "crisis"
     CHECKIN_RISK = "checkin_risk"
+    QUESTIONNAIRE = "questionnaire"  # an item at or above its risk rule (e.g. PHQ-9 item 9)

@@ -24,7 +24,7 @@ from bot.db.models import (
 from bot.domain.content import ContentLibrary
 from bot.services import audit, disclosures
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
-from bot.services.replies import choice_of, question_text
+from bot.services.replies import choice_of, item_question, question_text
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,9 @@ async def view(
         prompt = content.prompts.get(delivery.prompt_key or "")
         value = choice_of(reply, cipher) or ""
         answer = (prompt.choice_label(value) if prompt else None) or (value)
+        text = f"{question} → {answer}"
+    elif alert.kind is AlertKind.QUESTIONNAIRE and reply is not None and delivery is not None:
+        question, answer = item_question(reply, delivery, content, cipher)
         text = f"{question} → {answer}"
     elif alert.text_enc is not None:
         text = cipher.decrypt(alert.text_enc)

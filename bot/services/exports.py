@@ -27,7 +27,7 @@ from bot.db.models import Delivery, Patient, Reply, ReplyKind
 from bot.domain.content import ContentLibrary
 from bot.services import audit
 from bot.services.access import own_patient, own_patient_by_id
-from bot.services.replies import choice_of, question_text
+from bot.services.replies import choice_of, item_question, question_text
 from bot.services.sessions import zone_of
 
 COLUMNS = (
@@ -89,6 +89,9 @@ def _local(moment: datetime | None, tz: ZoneInfo) -> str | None:
 def _answer(
     reply: Reply, delivery: Delivery | None, content: ContentLibrary, cipher: Cipher
 ) -> str:
+    if reply.kind is ReplyKind.ITEM and delivery is not None:
+        question, answer = item_question(reply, delivery, content, cipher)
+        return f"{question} → {answer}"
     if reply.kind is ReplyKind.CHOICE:
         prompt = content.prompts.get(delivery.prompt_key or "") if delivery else None
         value = choice_of(reply, cipher) or ""

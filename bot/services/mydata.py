@@ -108,7 +108,11 @@ async def my_data(
             "question": questions.get(reply.delivery_id) if reply.delivery_id else None,
             **_times("received", reply.received_at, tz),
         }
-        if reply.kind is ReplyKind.CHOICE:
+        if reply.kind is ReplyKind.ITEM:
+            entry["item"] = reply.item
+            entry["choice_value"] = choice_of(reply, cipher)
+            entry["flagged"] = reply.flagged
+        elif reply.kind is ReplyKind.CHOICE:
             key = entry["prompt_key"] or ""
             prompt = content.prompts.get(key)
             value = choice_of(reply, cipher) or ""

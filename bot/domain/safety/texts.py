@@ -48,6 +48,10 @@ _TEXT_RULES: Mapping[str, tuple[frozenset[str], frozenset[str]]] = MappingProxyT
             frozenset({"pseudonym", "local_time", "question", "answer"}),
             frozenset({"pseudonym", "answer"}),
         ),
+        "questionnaire_risk_alert": (
+            frozenset({"pseudonym", "local_time", "question", "answer"}),
+            frozenset({"pseudonym", "question", "answer"}),
+        ),
     }
 )
 CRISIS_TEXT_FIELDS: tuple[str, ...] = tuple(_TEXT_RULES)
@@ -57,6 +61,7 @@ _REQUIRED_TEXTS = (
     "oncall_escalation",
     "acknowledged",
     "checkin_risk_alert",
+    "questionnaire_risk_alert",
     "oncall_unassigned",
 )
 _TELEGRAM_LIMIT = 4096
@@ -76,6 +81,7 @@ class CrisisTexts:
     oncall_escalation: str
     acknowledged: str
     checkin_risk_alert: str
+    questionnaire_risk_alert: str
     oncall_unassigned: str
     clinic_phone_line: str = DEFAULT_CLINIC_PHONE_LINE
 
@@ -180,6 +186,7 @@ def load_crisis_texts(dirs: Sequence[Path]) -> CrisisTexts:
         oncall_escalation=merged["oncall_escalation"],
         acknowledged=merged["acknowledged"],
         checkin_risk_alert=merged["checkin_risk_alert"],
+        questionnaire_risk_alert=merged["questionnaire_risk_alert"],
         oncall_unassigned=merged["oncall_unassigned"],
         clinic_phone_line=merged.get("clinic_phone_line", DEFAULT_CLINIC_PHONE_LINE),
     )

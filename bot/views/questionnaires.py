@@ -1,0 +1,75 @@
+"""A questionnaire in chat: one message that moves from item to item ("3 of 9"), one button
+per option, Back, and the thank-you. Item texts and labels are plain text (escaped here)."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.domain.questionnaires import Band, Questionnaire
+from bot.views.callbacks import CallbackCodec
+from bot.views.render import HELP_BUTTON, clip, esc
+
+ANSWER = "qa"  # delivery id, item number (from 1), value
+BACK = "qb"  # delivery id, the item number shown
+
+
+def screen_text(q: Questionnaire, index: int, *, intro: bool = False) -> str:
+    """Item `index` (0-based); the first screen also carries the title and the intro."""
+    parts = []
+    if intro:
+        parts.append(f"<b>{esc(q.title)}</b>")
+        if q.intro:
+            parts.append(esc(q.intro))
+        if q.recall:
+            parts.append(f"<i>Thinking of {esc(q.recall)}.</i>")
+        parts.append("")
+    else:
+        parts.append(f"<i>{esc(q.title)}</i>")
+    parts.append(f"<b>{index + 1} of {len(q.items)}</b>")
+    parts.append(esc(q.items[index].text))
+    return clip("\n".join(parts))
+
+
+def screen_keyboard(
+    codec: CallbackCodec, delivery_id: int, q: Questionnaire, index: int, chosen: int | None
+) -> InlineKeyboardMarkup:
+    item = q.items[index]
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("✓ " if option.value == chosen else "") + option.label,
+                callback_data=codec.encode(ANSWER, delivery_id, index + 1, option.value),
+            )
+        ]
+        for option in item.options
+    ]
+    if index > 0:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    "◀ Back", callback_data=codec.encode(BACK, delivery_id, index + 1)
+                )
+            ]
+        )
+    rows.append([HELP_BUTTON])
+    return InlineKeyboardMarkup(rows)
+
+
+def finished_text(
+    q: Questionnaire, total: int | None, band: Band | None, *, show_score: bool
+) -> str:
+    lines = [f"<b>{esc(q.title)}</b>", f"Thank you: all {len(q.items)} answers are saved."]
+    if show_score and total is not None:
+        low, high = q.total_range
+        where = f", {esc(band.label)}" if band is not None else ""
+        lines.append(f"Your score: {total} (of {low}–{high}{where}).")
+    lines.append("Your therapist will see them.")
+    return clip("\n".join(lines))
+
+
+def total_notice(pseudonym: str, title: str, total: int, band: Band | None) -> str:
+    where = f" ({esc(band.label)})" if band is not None else ""
+    return (
+        f"<b>{esc(pseudonym)}</b> finished <i>{esc(title)}</i> with a total of {total}{where}, "
+        f"at or above the level your clinic asks to be told about. See /replies {esc(pseudonym)}."
+    )

@@ -1,0 +1,158 @@
+"""A questionnaire in chat: one message moving item by item, Back, the thank-you, a risk item
+taking the crisis path once, a total notice, a stale tap, and the window closing on an
+unfinished one. Item texts are placeholders (tests/fixtures/questionnaire_chat)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.db.models import Alert, AlertKind, Delivery, DeliveryState, Reply, ReplyKind
+from bot.emulator.people import EmuUser
+from tests.integration.world import World, running
+from tests.support.pg import backends
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "questionnaire_chat"
+HELP_MARK = "you do not have to face this alone"  # from prompts/safety/resources.yaml
+
+
+@pytest.fixture(params=backends())
+async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    async with running(request.param, tmp_path, content_dirs=str(FIXTURE)) as w:
+        yield w
+
+
+def labels(message: dict[str, Any]) -> list[str]:
+    markup = message.get("reply_markup") or {}
+    return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def data_of(message: dict[str, Any], label: str) -> str:
+    for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+        for button in row:
+            if button["text"] == label:
+                return str(button["callback_data"])
+    raise LookupError(label)
+
+
+def shown(world: World, person: EmuUser, message_id: int) -> dict[str, Any]:
+    return next(m for m in world.state.sent_messages(person.id) if m["message_id"] == message_id)
+
+
+async def started(world: World, template: str) -> tuple[EmuUser, EmuUser, int]:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "river")
+    await world.say(dr, f"/session river 2026-03-10 09:59 {template}")
+    await world.tick()
+    message = world.last(pat)
+    assert "1 of" in message["text"], message["text"]
+    return dr, pat, int(message["message_id"])
+
+
+async def rows(world: World) -> tuple[Delivery, list[Reply], list[Alert]]:
+    async with world.rt.sessions() as session:
+        [delivery] = list(await session.scalars(select(Delivery)))
+        replies = list(await session.scalars(select(Reply).order_by(Reply.item)))
+        alerts = list(await session.scalars(select(Alert)))
+    return delivery, replies, alerts
+
+
+async def test_nine_items_on_one_message_with_back_and_a_thank_you(world: World) -> None:
+    dr, pat, mid = await started(world, "q-nine")
+    first = shown(world, pat, mid)
+    assert "Placeholder nine" in first["text"] and "the last two weeks" in first["text"]
+    assert "Placeholder item 1" in first["text"]
+    assert labels(first)[:4] == ["Choice 0", "Choice 1", "Choice 2", "Choice 3"]
+    assert "◀ Back" not in labels(first)
+    for n in range(1, 9):
+        await world.tap(pat, mid, "Choice 2" if n == 8 else "Choice 0")
+        assert f"{n + 1} of 9" in shown(world, pat, mid)["text"]
+    assert "Placeholder item 9" in shown(world, pat, mid)["text"]
+
+    await world.tap(pat, mid, "◀ Back")  # item 8 again, its answer marked
+    again = shown(world, pat, mid)
+    assert "8 of 9" in again["text"] and "✓ Choice 2" in labels(again)
+    await world.tap(pat, mid, "✓ Choice 2")
+    await world.tap(pat, mid, "Choice 0")
+    done = shown(world, pat, mid)["text"]
+    assert "Thank you" in done and "score" not in done.lower()  # scores stay off by default
+
+    delivery, replies, alerts = await rows(world)
+    assert delivery.state is DeliveryState.ANSWERED and delivery.answered_at is not None
+    assert [r.item for r in replies] == list(range(1, 10))
+    assert all(r.kind is ReplyKind.ITEM and r.choice_value_enc for r in replies)
+    assert all(r.choice_value_enc != b"2" and r.choice_value_enc != b"0" for r in replies)
+    assert [world.rt.cipher.decrypt(r.choice_value_enc or b"") for r in replies][7] == "2"
+    assert alerts == [] and not any(HELP_MARK in t for t in world.texts(pat))
+
+    await world.say(dr, "/replies river 3")
+    listing = world.last(dr)["text"]
+    assert "Placeholder nine, item 9 of 9" in listing and "Choice 0 (0)" in listing
+
+
+async def test_a_risk_item_takes_the_crisis_path_once_even_after_back(world: World) -> None:
+    dr, pat, mid = await started(world, "q-three")  # item 2 at 3 or above is a risk
+    await world.tap(pat, mid, "Choice 1")
+    await world.tap(pat, mid, "Choice 3")
+    assert sum(HELP_MARK in t for t in world.texts(pat)) == 1
+    alert = world.last(dr)["text"]
+    assert "Questionnaire risk item" in alert and "river" in alert
+    assert "Placeholder three, item 2 of 3" in alert and "Choice 3" in alert
+    await world.tap(pat, mid, "◀ Back")
+    await world.tap(pat, mid, "✓ Choice 3")  # the same risk answer again
+    await world.tap(pat, mid, "Choice 0")
+    delivery, replies, alerts = await rows(world)
+    assert [a.kind for a in alerts] == [AlertKind.QUESTIONNAIRE]
+    assert alerts[0].reply_id == replies[1].id and replies[1].flagged
+    assert sum(HELP_MARK in t for t in world.texts(pat)) == 1
+    assert delivery.state is DeliveryState.ANSWERED
+
+
+async def test_a_total_at_its_rule_tells_the_therapist(world: World) -> None:
+    dr, pat, mid = await started(world, "q-three")  # total 7 or more: a notice
+    told = len(world.state.sent_messages(dr.id))
+    for label in ("Choice 3", "Choice 2", "Choice 2"):
+        await world.tap(pat, mid, label)
+    notices = world.state.sent_messages(dr.id)[told:]
+    assert [n for n in notices if "finished" in n["text"] and "total of 7" in n["text"]]
+    assert "(high)" in notices[-1]["text"]
+
+
+async def test_a_stale_tap_changes_nothing(world: World) -> None:
+    _, pat, mid = await started(world, "q-three")
+    old = data_of(shown(world, pat, mid), "Choice 1")  # item 1's button
+    await world.tap(pat, mid, "Choice 1")
+    await world.state.press(pat, mid, old, check=False)  # a second tap on item 1
+    await world.feed()
+    assert world.state.calls_to("answerCallbackQuery")[-1].params.get("text") == "Already saved."
+    delivery, replies, _ = await rows(world)
+    assert delivery.position == 1 and len(replies) == 1
+    assert "2 of 3" in shown(world, pat, mid)["text"]
+
+
+async def test_an_unfinished_questionnaire_closes_partial_or_missed(world: World) -> None:
+    _, pat, mid = await started(world, "q-three")  # expires: 2h
+    await world.tap(pat, mid, "Choice 1")
+    await world.run_until(world.clock.now() + timedelta(hours=2, minutes=10))
+    delivery, _, _ = await rows(world)
+    assert delivery.state is DeliveryState.PARTIAL and delivery.closed_at is not None
+    await world.tap(pat, mid, "Choice 1")
+    answer = world.state.calls_to("answerCallbackQuery")[-1].params
+    assert answer.get("show_alert") and "closed" in answer["text"]
+    _, replies, _ = await rows(world)
+    assert len(replies) == 1
+
+
+async def test_a_newer_questionnaire_closes_the_unfinished_one(world: World) -> None:
+    _, pat, mid = await started(world, "q-twice")  # three now, the nine an hour later
+    await world.run_until(world.clock.now() + timedelta(hours=1, minutes=5))
+    async with world.rt.sessions() as session:
+        first, second = list(await session.scalars(select(Delivery).order_by(Delivery.id)))
+    assert first.state is DeliveryState.MISSED and second.state is DeliveryState.SENT
+    await world.tap(pat, mid, "Choice 1")
+    assert "closed" in world.state.calls_to("answerCallbackQuery")[-1].params["text"]
