@@ -128,7 +128,12 @@ async def _card(context: Context, therapist: Therapist, patient_id: int) -> cons
     rt = context.runtime
     async with effects(context) as session:
         return await console.patient_card(
-            session, therapist_id=therapist.id, patient_id=patient_id, now=rt.clock.now()
+            session,
+            therapist_id=therapist.id,
+            patient_id=patient_id,
+            now=rt.clock.now(),
+            content=rt.content,
+            cipher=rt.cipher,
         )
 
 
@@ -166,6 +171,7 @@ async def set_template(
             name=name,
             content=rt.content,
             now=rt.clock.now(),
+            cipher=rt.cipher,
         )
     note = view.default_template_set(card)
     await edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
@@ -192,6 +198,8 @@ async def set_quiet(update: Update, context: Context, data: Callback, therapist:
             patient_id=data.int_arg(0),
             quiet=preset,
             now=rt.clock.now(),
+            content=rt.content,
+            cipher=rt.cipher,
         )
     card = change.card
     await edit(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))

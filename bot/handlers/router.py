@@ -21,12 +21,12 @@ from bot.handlers import (
     console,
     controls,
     course,
+    measures,
     patient,
     questionnaire,
     safety,
     strangers,
     therapist,
-    trends,
 )
 from bot.handlers.common import Context, answer, finish_update, mark_processed, on_error, who
 from bot.services.errors import STALE_BUTTON
@@ -127,7 +127,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
         **controls.COMMANDS,
         **console.COMMANDS,
         **course.COMMANDS,
-        **trends.COMMANDS,
+        **measures.COMMANDS,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))

@@ -9,7 +9,7 @@ patient id from a button is looked up the same way, so a replayed or foreign id 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from bot.domain.content import ContentLibrary
 from bot.services import audit, participation, replanning
 from bot.services.access import own_patient, own_patient_by_id
 from bot.services.errors import UserError
+from bot.services.scores import Score, patient_scores
 from bot.services.sessions import quiet_hours
 
 PAGE_SIZE = 8
@@ -83,6 +84,7 @@ class PatientSummary:
     next_prompt: datetime | None  # the next SCHEDULED delivery
     held: int  # deliveries held by a pause or a block
     unanswered: int  # reflections sent, not answered, still open
+    latest_score: Score | None = None  # the newest questionnaire total (on the card only)
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,16 @@ async def list_patients(
 
 
 async def patient_card(
-    session: AsyncSession, *, therapist_id: int, patient_id: int, now: datetime
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    patient_id: int,
+    now: datetime,
+    content: ContentLibrary | None = None,
+    cipher: Cipher | None = None,
 ) -> PatientSummary:
-    await own_patient_by_id(session, therapist_id, patient_id)
+    """One patient's card; with the content and the cipher, also their latest score."""
+    patient = await own_patient_by_id(session, therapist_id, patient_id)
     row = (
         await session.execute(_summary_query(therapist_id).where(Patient.id == patient_id))
     ).one()
@@ -207,7 +216,11 @@ async def patient_card(
         action="patient.card",
         patient_id=patient_id,
     )
-    return _summary(row)
+    card = _summary(row)
+    if content is None or cipher is None:
+        return card
+    scores = await patient_scores(session, patient, content, cipher)
+    return replace(card, latest_score=scores[-1] if scores else None)
 
 
 # --- per-patient settings -----------------------------------------------------------------
@@ -221,6 +234,7 @@ async def set_default_template(
     name: str | None,
     content: ContentLibrary,
     now: datetime,
+    cipher: Cipher | None = None,
 ) -> PatientSummary:
     """None goes back to the clinic default."""
     patient = await own_patient_by_id(session, therapist_id, patient_id)
@@ -238,7 +252,14 @@ async def set_default_template(
         new=name,
     )
     await session.flush()
-    return await patient_card(session, therapist_id=therapist_id, patient_id=patient_id, now=now)
+    return await patient_card(
+        session,
+        therapist_id=therapist_id,
+        patient_id=patient_id,
+        now=now,
+        content=content,
+        cipher=cipher,
+    )
 
 
 @dataclass(frozen=True)
@@ -254,6 +275,8 @@ async def set_quiet_hours(
     patient_id: int,
     quiet: schedule.QuietHours,
     now: datetime,
+    content: ContentLibrary | None = None,
+    cipher: Cipher | None = None,
 ) -> QuietChange:
     patient = await own_patient_by_id(session, therapist_id, patient_id)
     # Locked like the patient's own /settings change: the two must not interleave.
@@ -271,7 +294,14 @@ async def set_quiet_hours(
         moved=moved,
     )
     await session.flush()
-    card = await patient_card(session, therapist_id=therapist_id, patient_id=patient_id, now=now)
+    card = await patient_card(
+        session,
+        therapist_id=therapist_id,
+        patient_id=patient_id,
+        now=now,
+        content=content,
+        cipher=cipher,
+    )
     return QuietChange(card, moved)
 
 

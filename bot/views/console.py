@@ -23,6 +23,7 @@ from bot.services.exports import PatientExport
 from bot.services.schedule_edits import Added, Changed
 from bot.services.sessions import DEFAULT_TEMPLATE
 from bot.views.callbacks import CallbackCodec
+from bot.views.questionnaires import score_line
 from bot.views.render import cadence, clip, esc, local, shorten
 
 STATUS = {
@@ -120,6 +121,8 @@ def card_text(card: PatientSummary, note: str = "") -> str:
         f"Next prompt: {_next(card)}\n"
         f"Unanswered reflections: {card.unanswered}"
     )
+    if card.latest_score is not None:
+        text += "\nLatest score: " + score_line(card.latest_score, card.timezone)
     return clip(text + (f"\n\n{note}" if note else ""))
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.questionnaires import Band, Questionnaire
+from bot.services.scores import Score, ScoreSheet
 from bot.views.callbacks import CallbackCodec
-from bot.views.render import HELP_BUTTON, clip, esc
+from bot.views.render import HELP_BUTTON, clip, esc, local
 
 ANSWER = "qa"  # delivery id, item number (from 1), value
 BACK = "qb"  # delivery id, the item number shown
+MAX_SCORES = 30  # the newest; /export has every one
 
 
 def screen_text(q: Questionnaire, index: int, *, intro: bool = False) -> str:
@@ -73,3 +75,32 @@ def total_notice(pseudonym: str, title: str, total: int, band: Band | None) -> s
         f"<b>{esc(pseudonym)}</b> finished <i>{esc(title)}</i> with a total of {total}{where}, "
         f"at or above the level your clinic asks to be told about. See /replies {esc(pseudonym)}."
     )
+
+
+def score_line(score: Score, zone: str | None) -> str:
+    """ "integration-week 9 (finding a way) · −3 · response" for a card or a listing."""
+    band = f" ({esc(score.band.label)})" if score.band is not None else ""
+    parts = [f"{esc(score.title)}: <b>{score.total}</b>{band}"]
+    if score.change is None:
+        parts.append("baseline")
+    else:
+        parts.append(f"{score.change:+d} from baseline".replace("-", "−"))
+    if score.response:
+        parts.append("response")
+    if score.remission:
+        parts.append("remission")
+    return f"{local(score.at, zone)[:10]} · " + " · ".join(parts)
+
+
+def scores_text(sheet: ScoreSheet) -> str:
+    if not sheet.scores:
+        return f"<b>{esc(sheet.pseudonym)}</b> has not completed a questionnaire yet."
+    out = [
+        f"<b>Scores of {esc(sheet.pseudonym)}</b> (dates in "
+        f"{esc(sheet.timezone or 'UTC')}; change from each questionnaire's first total)"
+    ]
+    for score in sheet.scores[-MAX_SCORES:]:
+        out.append("• " + score_line(score, sheet.timezone))
+    if len(sheet.scores) > MAX_SCORES:
+        out.append(f"…and {len(sheet.scores) - MAX_SCORES} earlier: /export for all")
+    return clip("\n".join(out))

@@ -292,6 +292,7 @@ THERAPIST_HELP = (
     "/postpone [pseudonym] &lt;n&gt; &lt;offset&gt; – move prompt n of /schedule, e.g. +3h\n"
     "/add &lt;pseudonym&gt; &lt;offset&gt; &lt;prompt-key or your words&gt; – one extra prompt\n"
     "/replies &lt;pseudonym&gt; [n] – recent answers\n"
+    "/scores &lt;pseudonym&gt; – questionnaire totals, bands, change from baseline\n"
     "/trends &lt;pseudonym&gt; – a chart of their check-ins, sessions marked\n"
     "/export &lt;pseudonym&gt; – all deliveries and answers as a CSV file\n"
     "/pause &lt;pseudonym&gt;, /resume &lt;pseudonym&gt; – hold or restart prompts\n"

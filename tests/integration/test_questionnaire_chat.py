@@ -156,3 +156,41 @@ async def test_a_newer_questionnaire_closes_the_unfinished_one(world: World) -> 
     assert first.state is DeliveryState.MISSED and second.state is DeliveryState.SENT
     await world.tap(pat, mid, "Choice 1")
     assert "closed" in world.state.calls_to("answerCallbackQuery")[-1].params["text"]
+
+
+async def answer_three(world: World, pat: EmuUser, mid: int, labels_: tuple[str, ...]) -> None:
+    for label in labels_:
+        await world.tap(pat, mid, label)
+
+
+async def test_scores_list_totals_bands_change_and_marks_for_the_therapist_only(
+    world: World,
+) -> None:
+    dr, pat, mid = await started(world, "q-three")
+    await answer_three(world, pat, mid, ("Choice 2", "Choice 2", "Choice 2"))  # 6, high
+    await world.say(dr, "/session river q-three")  # logged again now: a second one
+    await world.tick()
+    await answer_three(
+        world, pat, world.last(pat)["message_id"], ("Choice 1", "Choice 1", "Choice 0")
+    )  # 2: low, half or less of 6: a response, and the lowest band: remission
+    await world.say(dr, "/scores river")
+    text = world.last(dr)["text"]
+    assert "Scores of river" in text
+    lines = [line for line in text.splitlines() if line.startswith("•")]
+    assert len(lines) == 2
+    assert "Placeholder three: 6 (high) · baseline" in lines[0]
+    assert "Placeholder three: 2 (low) · −4 from baseline · response · remission" in lines[1]
+    assert world.state.calls_to("sendMessage")[-1].params.get("protect_content")
+
+    await world.say(dr, "/patients")
+    board = world.last(dr)["message_id"]
+    await world.tap(dr, board, next(b for b in labels(world.last(dr)) if "river" in b))
+    card = shown(world, dr, board)["text"]
+    assert "Latest score:" in card and "Placeholder three: <b>2</b>" not in card
+    assert "Placeholder three: 2 (low)" in card
+
+    other = await world.therapist("Dr Okafor")
+    await world.say(other, "/scores river")
+    assert "no patient called" in world.last(other)["text"]
+    await world.say(pat, "/scores river")
+    assert world.last(pat)["text"].startswith("Sorry, that command isn't available")

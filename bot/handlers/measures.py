@@ -1,4 +1,5 @@
-"""`/trends <pseudonym>`: the patient's check-ins over time as a chart, for their therapist.
+"""Measurement for the therapist: `/scores <pseudonym>` (questionnaire totals, bands, change
+from baseline, response and remission) and `/trends <pseudonym>` (check-ins as a chart).
 
 The chart is drawn in a worker thread (matplotlib takes tens of milliseconds; the event loop
 keeps answering other chats meanwhile) and sent protected, noted for /forgetme like /replies.
@@ -16,9 +17,10 @@ from telegram.constants import ParseMode
 from bot.db.models import Therapist
 from bot.handlers.common import Context, answer, effects, remember_shown
 from bot.handlers.therapist import therapist_only
-from bot.services import trends
+from bot.services import scores, trends
 from bot.telegram.ratelimit import interactive
 from bot.views import charts, render
+from bot.views import questionnaires as questionnaire_view
 
 
 @therapist_only
@@ -56,4 +58,24 @@ async def trends_command(update: Update, context: Context, therapist: Therapist)
     await remember_shown(context, update, data.patient_id, sent.message_id, "trends")
 
 
-COMMANDS = {"trends": trends_command}
+@therapist_only
+async def scores_command(update: Update, context: Context, therapist: Therapist) -> None:
+    args = list(context.args or [])
+    if len(args) != 1:
+        await answer(update, render.usage("/scores <pseudonym>"))
+        return
+    rt = context.runtime
+    async with effects(context) as session:
+        sheet = await scores.score_sheet(
+            session,
+            therapist_id=therapist.id,
+            pseudonym=args[0],
+            content=rt.content,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+    shown = await answer(update, questionnaire_view.scores_text(sheet), protect=True)
+    await remember_shown(context, update, sheet.patient_id, shown, "scores")
+
+
+COMMANDS = {"trends": trends_command, "scores": scores_command}
