@@ -488,6 +488,7 @@ def keys_rotate(
 class ExportFormat(enum.StrEnum):
     CSV = "csv"
     JSON = "json"
+    FHIR = "fhir"
 
 
 @app.command("export", cls=OneLineCommand)

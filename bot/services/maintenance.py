@@ -10,7 +10,7 @@ takes a session, like every other service.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
@@ -43,14 +43,14 @@ from bot.db.models import (
     Reply,
 )
 from bot.domain.content import ContentLibrary
-from bot.services import audit, exports
+from bot.services import audit, exports, fhir
 from bot.services.errors import NotFound, UserError
 from bot.services.participation import scrub_storage
 
 BATCH_SIZE = 500
 OPERATOR = "operator"
 MAX_RETENTION_DAYS = 36500
-ExportFormat = Literal["csv", "json"]
+ExportFormat = Literal["csv", "json", "fhir"]
 # A delivery not sent yet still needs its text: retention never clears these.
 UNSENT_STATES = (DeliveryState.SCHEDULED, DeliveryState.HELD, DeliveryState.SENDING)
 
@@ -300,17 +300,24 @@ async def export_patient(
     now: datetime,
     therapist_id: int | None = None,
 ) -> OperatorExport:
-    """Everything delivered to and received from one patient, decrypted; audit-logged."""
-    if fmt not in ("csv", "json"):
-        raise UserError(f"unknown export format {fmt!r}: csv or json")
+    """Everything delivered to and received from one patient, decrypted; audit-logged. `fhir`:
+    their questionnaires and check-ins as a FHIR R4 Bundle (`bot/services/fhir.py`)."""
+    if fmt not in ("csv", "json", "fhir"):
+        raise UserError(f"unknown export format {fmt!r}: csv, json or fhir")
     patient = await find_patient(session, pseudonym, therapist_id)
     try:
-        rows = await exports.patient_rows(session, patient, content, cipher)
+        if fmt == "fhir":
+            bundle = await fhir.patient_bundle(session, patient, content, cipher, now)
+            rows: Sequence[object] = bundle["entry"]
+            data = fhir.to_json(bundle)
+        else:
+            export_rows = await exports.patient_rows(session, patient, content, cipher)
+            rows = export_rows
+            data = exports.to_csv(export_rows) if fmt == "csv" else exports.to_json(export_rows)
     except CryptoKeyError:
         raise UserError(
             f"patient #{patient.id}: stored text cannot be decrypted with the configured keys"
         ) from None
-    data = exports.to_csv(rows) if fmt == "csv" else exports.to_json(rows)
     audit.record(
         session,
         at=now,
@@ -324,7 +331,7 @@ async def export_patient(
         patient_id=patient.id,
         therapist_id=patient.therapist_id,
         pseudonym=patient.pseudonym,
-        filename=exports.filename(patient.pseudonym, now, fmt),
+        filename=exports.filename(patient.pseudonym, now, "fhir.json" if fmt == "fhir" else fmt),
         data=data,
         rows=len(rows),
     )

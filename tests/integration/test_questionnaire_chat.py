@@ -4,6 +4,7 @@ unfinished one. Item texts are placeholders (tests/fixtures/questionnaire_chat).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -194,3 +195,49 @@ async def test_scores_list_totals_bands_change_and_marks_for_the_therapist_only(
     assert "no patient called" in world.last(other)["text"]
     await world.say(pat, "/scores river")
     assert world.last(pat)["text"].startswith("Sorry, that command isn't available")
+
+
+async def test_the_fhir_export_is_a_valid_r4_bundle_with_loinc_totals(world: World) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    from bot.services import maintenance
+
+    dr, pat, mid = await started(world, "q-nine")
+    for _ in range(9):
+        await world.tap(pat, mid, "Choice 1")  # total 9: mild; item 9 at 1 is a risk
+    await world.say(dr, "/session river q-three")
+    await world.tick()
+    await world.tap(pat, world.last(pat)["message_id"], "Choice 2")  # one answer, still open
+    async with world.rt.sessions() as session, session.begin():
+        result = await maintenance.export_patient(
+            session,
+            pseudonym="river",
+            fmt="fhir",
+            content=world.rt.content,
+            cipher=world.rt.cipher,
+            now=world.clock.now(),
+        )
+    assert result.filename.endswith(".fhir.json")
+    bundle = Bundle.model_validate_json(result.data)  # raises on anything FHIR R4 refuses
+    kinds = [entry.resource.get_resource_type() for entry in bundle.entry or []]
+    assert kinds.count("Patient") == 1 and kinds.count("QuestionnaireResponse") == 2
+    raw = json.loads(result.data)
+    [patient] = [e["resource"] for e in raw["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert patient == {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:afterglow:pseudonym", "value": "river"}],
+    }
+    totals = [
+        e["resource"]
+        for e in raw["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        and e["resource"]["code"]["coding"][0]["system"] == "http://loinc.org"
+    ]
+    assert [(t["code"]["coding"][0]["code"], t["valueInteger"]) for t in totals] == [("44261-6", 9)]
+    statuses = sorted(
+        e["resource"]["status"]
+        for e in raw["entry"]
+        if e["resource"]["resourceType"] == "QuestionnaireResponse"
+    )
+    assert statuses == ["completed", "in-progress"]
+    assert "Placeholder item 9" in result.data.decode()
