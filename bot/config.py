@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     nudge_after: timedelta = timedelta(hours=24)
     answer_window: timedelta = timedelta(hours=72)
     alert_escalate_after: timedelta = timedelta(minutes=15)
+    # How long before a planned session its therapist gets the brief; 0 turns it off.
+    brief_before: timedelta = timedelta(hours=2)
     oncall_chat_id: int | None = None
     send_rate: float = Field(default=25.0, gt=0, le=30)
     log_format: Literal["text", "json"] = "text"
@@ -85,7 +87,12 @@ class Settings(BaseSettings):
     show_scores_to_patient: bool = False
 
     @field_validator(
-        "misfire_grace", "nudge_after", "answer_window", "alert_escalate_after", mode="before"
+        "misfire_grace",
+        "nudge_after",
+        "answer_window",
+        "alert_escalate_after",
+        "brief_before",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: object) -> timedelta:

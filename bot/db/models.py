@@ -213,6 +213,8 @@ class TreatmentSession(Base):
     )
     # When it became the anchor (the dispatcher's tick for a planned one), for the record.
     anchored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When its therapist got the pre-session brief: at most one per planned session.
+    briefed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Delivery(Base):

@@ -36,11 +36,12 @@ from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
 from bot.domain import answers, schedule
 from bot.domain.answers import AnswerPolicy
 from bot.runtime import Runtime
-from bot.services import course, participation, reachability
+from bot.services import brief, course, disclosures, participation, reachability
 from bot.services.sessions import quiet_hours, zone_of
 from bot.telegram.outcomes import Outcome, classify
 from bot.telegram.ratelimit import Withdrawn, retry_after_seconds
 from bot.telegram.sending import notify, send_html
+from bot.views import brief as brief_view
 from bot.views import questionnaires as questionnaire_view
 from bot.views import render
 from bot.views.callbacks import CallbackCodec
@@ -80,6 +81,7 @@ class TickReport:
     retry: int = 0
     nudged: int = 0
     anchored: list[int] = field(default_factory=list)  # planned sessions that started
+    briefed: int = 0  # pre-session briefs sent
     commits: int = 0  # transactions the sends' marks and outcomes took (group-committed)
     claimed: list[int] = field(default_factory=list)
 
@@ -139,6 +141,7 @@ class Dispatcher:
             await self.recover()
             await self._end_breaks()
             report.anchored = await self._start_sessions()
+            report.briefed = await self._brief()
             ledger = Ledger(
                 self.rt.engine, instance=self.rt.instance, lease=LEASE, now=self.rt.clock.now
             )
@@ -417,6 +420,45 @@ class Dispatcher:
         except Exception as exc:
             log.error("could not start planned sessions: %s", type(exc).__name__)
             return []
+
+    async def _brief(self) -> int:
+        """Pre-session briefs that are due: claimed in one transaction, sent after it."""
+        rt = self.rt
+        try:
+            async with rt.sessions() as session, session.begin():
+                due = await brief.claim_due(
+                    session,
+                    now=rt.clock.now(),
+                    before=rt.settings.brief_before,
+                    content=rt.content,
+                    cipher=rt.cipher,
+                )
+        except Exception as exc:
+            log.error("could not prepare pre-session briefs: %s", type(exc).__name__)
+            return 0
+        sent = 0
+        for item in due:
+            message_id = await notify(
+                self.bot,
+                item.therapist_chat_id,
+                brief_view.brief_text(item),
+                reply_markup=brief_view.brief_keyboard(self.codec, item),
+                protect_content=True,
+            )
+            async with rt.sessions() as session, session.begin():
+                if message_id is None:
+                    await brief.give_back(session, item.session_id)
+                    continue
+                disclosures.shown(
+                    session,
+                    patient_id=item.patient_id,
+                    chat_id=item.therapist_chat_id,
+                    message_id=message_id,
+                    kind="brief",
+                    now=rt.clock.now(),
+                )
+            sent += 1
+        return sent
 
     async def _end_breaks(self) -> None:
         """`/pause 3` ends by itself: held prompts come back under the grace rule."""

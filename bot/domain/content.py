@@ -100,9 +100,9 @@ _CHOICE_VALUE_RE = re.compile(r"[a-z0-9_-]{1,16}")
 
 _COMMON_FIELDS = ("key", "kind", "topic", "language", "text", "source")
 _KIND_FIELDS: Mapping[PromptKind, tuple[str, ...]] = MappingProxyType(
-    {"education": ("ack",), "reflection": (), "checkin": ("scale", "choices")}
+    {"education": ("ack",), "reflection": ("brief",), "checkin": ("scale", "choices")}
 )
-_PROMPT_FIELDS = (*_COMMON_FIELDS, "ack", "scale", "choices")
+_PROMPT_FIELDS = (*_COMMON_FIELDS, "ack", "brief", "scale", "choices")
 _SCALE_FIELDS = ("min", "max", "min_label", "max_label", "risk_at_or_below")
 _CHOICE_FIELDS = ("value", "label", "risk")
 _TEMPLATE_FIELDS = ("name", "description", "steps")
@@ -170,6 +170,7 @@ class Prompt:
     scale: ScaleSpec | None
     choices: tuple[Choice, ...]
     path: Path
+    brief: bool = False  # a reflection whose answers open the therapist's pre-session brief
 
     def _scale_value(self, value: str) -> int | None:
         # Strict decimal form only, so a recorded answer has exactly one spelling.
@@ -464,7 +465,7 @@ def _parse_prompt(f: File, root: MappingNode) -> tuple[Prompt | None, str | None
     source = get_str(f, fields, "source", 1)
     text = _check_text(f, fields, kind)
 
-    ack = False
+    ack = brief = False
     scale: ScaleSpec | None = None
     choices: tuple[Choice, ...] = ()
     if kind is not None:
@@ -478,12 +479,14 @@ def _parse_prompt(f: File, root: MappingNode) -> tuple[Prompt | None, str | None
                 )
         if kind == "education":
             ack = get_bool(f, fields, "ack", True)
+        elif kind == "reflection":
+            brief = get_bool(f, fields, "brief", False)
         elif kind == "checkin":
             scale, choices = _parse_answers(f, fields)
 
     if len(f.problems) > before or key is None or kind is None or topic is None or text is None:
         return None, key if key is not None and _KEY_RE.fullmatch(key) else None, key_line
-    prompt = Prompt(key, kind, topic, language, text, ack, source, scale, choices, f.path)
+    prompt = Prompt(key, kind, topic, language, text, ack, source, scale, choices, f.path, brief)
     return prompt, key, key_line
 
 

@@ -146,6 +146,16 @@ async def open_card(update: Update, context: Context, data: Callback, therapist:
 
 
 @therapist_button
+async def card_message(
+    update: Update, context: Context, data: Callback, therapist: Therapist
+) -> None:
+    """The card as a new message, for buttons on messages that must stay (the brief)."""
+    card = await _card(context, therapist, data.int_arg(0))
+    await answer(update, view.card_text(card), view.card_keyboard(context.codec, card, 0))
+    await ack(update)
+
+
+@therapist_button
 async def template_menu(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
@@ -617,6 +627,7 @@ COMMANDS: dict[str, Callable[[Update, Context], Coroutine[Any, Any, None]]] = {
 BUTTONS: dict[str, ButtonHandler] = {
     "tl": list_page,
     "tp": open_card,
+    "ti": card_message,
     "td": template_menu,
     "tt": set_template,
     "tq": quiet_menu,

@@ -284,6 +284,7 @@ async def move_session(
         grace=grace,
     )
     treatment.started_at = new
+    treatment.briefed_at = None  # a brief sent for the old time is briefed again for the new
     audit.record(
         session,
         at=now,

@@ -1,4 +1,5 @@
-"""questionnaires in chat: a delivery kind, a `partial` state, item answers, an alert kind
+"""questionnaires in chat (a delivery kind, a `partial` state, item answers, an alert kind)
+and the pre-session brief
 
 Revision ID: 0008
 Revises: 0007
@@ -7,7 +8,8 @@ Create Date: 2026-12-03
 A questionnaire is one delivery whose message moves from item to item (`position`, the item
 shown); each item answer is a reply of kind `item` with its number (`item`) and its encrypted
 value, one per item (a Back and a new tap replace it). A questionnaire whose window closed
-unfinished is `partial`. A risk item raises an alert of kind `questionnaire`.
+unfinished is `partial`. A risk item raises an alert of kind `questionnaire`. A planned
+session records when its therapist got the pre-session brief (`briefed_at`), so it goes once.
 
 Enums are VARCHAR + CHECK: the new values widen the checks. The downgrade refuses while rows
 use a new value (it would have to invent what they were); with none it narrows them again.
@@ -52,6 +54,8 @@ def _condition(column: str, values: list[str]) -> str:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("treatment_sessions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("briefed_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.add_column(sa.Column("position", sa.Integer(), nullable=True))
     with op.batch_alter_table("replies", schema=None) as batch_op:
@@ -93,3 +97,5 @@ def downgrade() -> None:
         batch_op.drop_column("item")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_column("position")
+    with op.batch_alter_table("treatment_sessions", schema=None) as batch_op:
+        batch_op.drop_column("briefed_at")
