@@ -106,6 +106,9 @@ async def _patient_answers(
             await script.say(patient, found[1], reply_to=message["message_id"])
             return n + 1
         return n
+    if " of " in text and labels and labels[0] not in ("Got it", "◀ Back"):
+        await _questionnaire(script, patient, message)
+        return n + 1
     if "Got it" in labels and n % 2 == 0:
         await script.tap(patient, message["message_id"], "Got it")
     elif "7" in labels:
@@ -113,6 +116,22 @@ async def _patient_answers(
     elif labels and labels[0] != "Need help now" and "Got it" not in labels:
         await script.tap(patient, message["message_id"], labels[0])
     return n
+
+
+async def _questionnaire(script: Script, patient: EmuUser, message: dict[str, Any]) -> None:
+    """A questionnaire's message moves item by item: the patient taps an answer on each."""
+    mid = message["message_id"]
+    for _ in range(QUESTIONNAIRE_ITEMS_AT_MOST):
+        shown = next(
+            (m for m in script.state.sent_messages(patient.id) if m["message_id"] == mid), None
+        )
+        options = [b for b in _buttons(shown or {}) if b not in ("◀ Back", "Need help now")]
+        if shown is None or not options:
+            return  # the thank-you has no buttons
+        await script.tap(patient, mid, options[min(2, len(options) - 1)])
+
+
+QUESTIONNAIRE_ITEMS_AT_MOST = 30
 
 
 async def run_demo(days: int = 7, out: Callable[[str], None] = print) -> int:
@@ -202,7 +221,7 @@ async def _story(app: PTBApp, rt: Runtime, state: BotApiState, clock: FakeClock,
         upcoming = min((t for t in (due, nudge) if t is not None), default=end)
         clock.set(min(end, max(upcoming, clock.now() + timedelta(minutes=1))))
 
-    await script.say(therapist, "/replies river-7")
+    await script.say(therapist, "/replies river-7 20")
 
 
 def _compact(entry: TranscriptEntry) -> TranscriptEntry:

@@ -22,8 +22,8 @@ def screen_text(q: Questionnaire, index: int, *, intro: bool = False) -> str:
         parts.append(f"<b>{esc(q.title)}</b>")
         if q.intro:
             parts.append(esc(q.intro))
-        if q.recall:
-            parts.append(f"<i>Thinking of {esc(q.recall)}.</i>")
+        if q.recall:  # "over the last 2 weeks", as the form words it
+            parts.append(f"<i>{esc(q.recall[:1].upper() + q.recall[1:])}</i>")
         parts.append("")
     else:
         parts.append(f"<i>{esc(q.title)}</i>")

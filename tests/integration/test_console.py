@@ -147,7 +147,7 @@ async def test_someone_elses_patient_reads_as_unknown(world: World) -> None:
         assert world.last(b)["text"] == f"You have no patient called “{name}”.", command
     assert world.state.sent_documents(b.id) == []
     pending = [d for d in await world.deliveries("willow") if d.state is DeliveryState.SCHEDULED]
-    assert len(pending) == 15
+    assert len(pending) == 16  # the standard template less its first step, sent
 
 
 # --- /patients and the card -----------------------------------------------------------------
@@ -201,7 +201,7 @@ async def test_listings_say_what_the_therapist_needs(world: World) -> None:
     await world.say(dr, "/pause lake")
     await world.say(dr, "/patients")
     lake = world.last(dr)["text"].split("lake", 1)[1].split("river-7")[0]
-    assert "next none while paused (15 prompts waiting)" in lake
+    assert "next none while paused (16 prompts waiting)" in lake
 
     await world.say(dr, "/patients 2")
     assert world.last(dr)["text"] == "There is only one page of patients: send /patients."
@@ -327,7 +327,7 @@ async def test_card_pause_resume_replies_and_export_buttons(world: World) -> Non
     mid = world.last(dr)["message_id"]
     await world.tap(dr, mid, "river-7")
     await world.tap(dr, mid, "⏸ Pause")
-    assert last_answer(world)["text"] == "Paused: 15 prompt(s) held."
+    assert last_answer(world)["text"] == "Paused: 16 prompt(s) held."
     assert "Status: paused" in message(world, dr, mid)["text"]
     await world.say(dr, "/schedule river-7")
     held_view = world.last(dr)
@@ -335,7 +335,7 @@ async def test_card_pause_resume_replies_and_export_buttons(world: World) -> Non
     await world.tap(dr, held_view["message_id"], "1 · Send now")
     assert last_answer(world)["text"].startswith("river-7 is paused. Resume first")
     await world.tap(dr, mid, "▶ Resume")
-    assert last_answer(world)["text"] == "Resumed: 0 sent now, 0 missed, 15 keep their time."
+    assert last_answer(world)["text"] == "Resumed: 0 sent now, 0 missed, 16 keep their time."
     assert "Status: active" in message(world, dr, mid)["text"]
     await world.tap(dr, mid, "⏸ Pause")
     await press_data(world, dr, mid, resume_data := buttons(message(world, dr, mid))["▶ Resume"])
@@ -371,11 +371,11 @@ async def test_schedule_lists_upcoming_and_recent_in_local_time(world: World) ->
     assert "Schedule for river-7 (times in America/New_York)" in body
     assert "1. Tue 10 Mar 20:00 · reflection ref-one-word · scheduled" in body
     assert "2. Wed 11 Mar 09:00 · checkin chk-sleep · scheduled" in body
-    assert "16. Tue 10 Mar 10:00 · education edu-after-session · ⚠ UNKNOWN" in body
+    assert "17. Tue 10 Mar 10:00 · education edu-after-session · ⚠ UNKNOWN" in body
     assert "may or may not have reached river-7" in body
     labels = buttons(shown)
-    assert "1 · Skip" in labels and "15 · Postpone" in labels
-    assert "16 · Skip" not in labels  # an unknown outcome cannot be acted on
+    assert "1 · Skip" in labels and "16 · Postpone" in labels
+    assert "17 · Skip" not in labels  # an unknown outcome cannot be acted on
     assert "schedule.read" in await audit_actions(world)
 
 
@@ -560,8 +560,8 @@ async def test_postpone_command_moves_by_the_number_shown(world: World) -> None:
     assert world.last(dr)["text"].startswith("Bad offset 'tomorrow'")
     await world.say(dr, "/postpone 99 +1h")
     assert "There is no prompt #99" in world.last(dr)["text"]
-    await world.say(dr, "/postpone 16 +1h")  # the education snippet sent at the session
-    assert world.last(dr)["text"].startswith("#16: This prompt has already been sent")
+    await world.say(dr, "/postpone 17 +1h")  # the education snippet sent at the session
+    assert world.last(dr)["text"].startswith("#17: This prompt has already been sent")
     await world.say(dr, "/postpone lake 1 +1h")
     assert "Open /schedule lake first" in world.last(dr)["text"]
     await world.say(dr, "/postpone 1")
@@ -731,8 +731,8 @@ async def test_export_csv_has_exactly_the_patients_rows_decrypted(world: World) 
             .select_from(Reply)
             .where(Reply.patient_id == patient.id, Reply.delivery_id.is_(None))
         )
-    assert len(rows) == deliveries + loose == 16 + 1
-    assert sum(r["type"] == "delivery" for r in rows) == 16
+    assert len(rows) == deliveries + loose == 17 + 1  # the standard template, one note
+    assert sum(r["type"] == "delivery" for r in rows) == 17
     (note,) = [r for r in rows if r["type"] == "note"]
     assert note["answer"] == "a note before any question" and note["delivery_id"] == ""
     answered = {r["prompt_key"]: r for r in rows if r["state"] == "answered"}
@@ -748,7 +748,7 @@ async def test_export_csv_has_exactly_the_patients_rows_decrypted(world: World) 
     assert "secret" not in doc.content.decode("utf-8")
     async with world.rt.sessions() as session:
         entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "export.csv"))
-        assert entry is not None and entry.detail == {"rows": 17}
+        assert entry is not None and entry.detail == {"rows": 18}
         assert entry.actor.startswith("therapist:") and entry.patient_id == patient.id
 
 
@@ -761,10 +761,10 @@ async def test_pause_and_resume_report_counts_by_the_grace_rule(world: World) ->
     await with_session(world, dr, "river-7")
     await world.say(dr, "/pause river-7")
     assert world.last(dr)["text"] == (
-        "Paused river-7: 15 prompt(s) held. Nothing is sent until /resume river-7."
+        "Paused river-7: 16 prompt(s) held. Nothing is sent until /resume river-7."
     )
     held = [d for d in await world.deliveries("river-7") if d.state is DeliveryState.HELD]
-    assert len(held) == 15
+    assert len(held) == 16
     await world.say(dr, "/pause nobody")
     assert world.last(dr)["text"] == "You have no patient called “nobody”."
 
@@ -774,7 +774,7 @@ async def test_pause_and_resume_report_counts_by_the_grace_rule(world: World) ->
     await world.say(dr, "/resume river-7")
     assert world.last(dr)["text"] == (
         "Resumed river-7: 2 will be sent now; 1 was too late and marked missed; "
-        "12 keep their planned time."
+        "13 keep their planned time."
     )
     states = [d.state for d in await world.deliveries("river-7")]
     assert states.count(DeliveryState.MISSED) == 1

@@ -72,7 +72,7 @@ async def test_429s_and_a_blocked_patient(world: World) -> None:
         assert len(texts) == len(set(texts)), f"p{i} got a duplicate"
         assert len(texts) == 1, f"p{i}: {len(texts)}"
     blocked_states = await states(world, "p3")
-    assert blocked_states[DeliveryState.HELD] == 16
+    assert blocked_states[DeliveryState.HELD] == 17  # the standard template
     async with world.rt.sessions() as session:
         status = await session.scalar(select(Patient.status).where(Patient.pseudonym == "p3"))
     assert status is PatientStatus.UNREACHABLE

@@ -120,7 +120,9 @@ async def test_demo_shows_a_week_of_integration() -> None:
     assert "Replies from river-7" in transcript
     assert "Soft. Like something loosened in my chest." in transcript
     assert "You answered: 7" in transcript
-    assert "16 prompts delivered to the patient" in transcript
+    assert "17 prompts delivered to the patient" in transcript
+    assert "1 of 5" in transcript  # the weekly questionnaire, answered item by item:
+    assert "item 5 of 5: My days felt steady enough" in transcript  # in /replies
     assert "Tue 17 Mar" in transcript  # the seventh day after the session
 
 
