@@ -52,6 +52,16 @@ COMMANDS = [
 ]
 
 
+PROGRESS = BotCommand("progress", "Your check-ins as a chart")
+
+
+def patient_commands(settings: Settings) -> list[BotCommand]:
+    """The command menu; /progress only where the clinic shows patients their charts."""
+    if not settings.show_scores_to_patient:
+        return COMMANDS
+    return [*COMMANDS[:-1], PROGRESS, COMMANDS[-1]]
+
+
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
     """Everything that can fail on bad configuration fails here, before any network."""
     try:
@@ -134,7 +144,7 @@ async def _post_init(app: PTBApp) -> None:
     rt.bot_username = app.bot.username
     dispatcher: Dispatcher = app.bot_data["dispatcher"]
     await dispatcher.recover(startup=True)
-    await app.bot.set_my_commands(COMMANDS)
+    await app.bot.set_my_commands(patient_commands(rt.settings))
 
 
 async def _post_shutdown(app: PTBApp) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 from telegram import InputFile, Update
 from telegram.constants import ParseMode
 
-from bot.db.models import Therapist
+from bot.db.models import Patient, Therapist
 from bot.handlers.common import Context, answer, effects, remember_shown
+from bot.handlers.controls import patient_only
 from bot.handlers.therapist import therapist_only
 from bot.services import scores, trends
 from bot.telegram.ratelimit import interactive
@@ -42,20 +43,8 @@ async def trends_command(update: Update, context: Context, therapist: Therapist)
     if data.empty:
         await answer(update, render.trends_empty(data.pseudonym))
         return
-    png = await asyncio.to_thread(charts.trend_png, data)
-    chat = update.effective_chat
-    if chat is None:
-        return
-    bot: Any = update.get_bot()
-    sent = await bot.send_photo(
-        chat.id,
-        InputFile(io.BytesIO(png), filename="trends.png"),
-        caption=render.trends_caption(data.pseudonym, data.timezone),
-        parse_mode=ParseMode.HTML,
-        protect_content=True,
-        rate_limit_args=interactive(bot),
-    )
-    await remember_shown(context, update, data.patient_id, sent.message_id, "trends")
+    sent = await _send_chart(update, data, render.trends_caption(data.pseudonym, data.timezone))
+    await remember_shown(context, update, data.patient_id, sent, "trends")
 
 
 @therapist_only
@@ -78,4 +67,38 @@ async def scores_command(update: Update, context: Context, therapist: Therapist)
     await remember_shown(context, update, sheet.patient_id, shown, "scores")
 
 
-COMMANDS = {"trends": trends_command, "scores": scores_command}
+@patient_only
+async def progress_command(update: Update, context: Context, patient: Patient) -> None:
+    """A patient's own check-ins as a chart, when the clinic shows patients their scores."""
+    rt = context.runtime
+    if not rt.settings.show_scores_to_patient:
+        await answer(update, render.PROGRESS_OFF)
+        return
+    async with effects(context) as session:
+        data = await trends.own_trend(
+            session, patient=patient, content=rt.content, cipher=rt.cipher, now=rt.clock.now()
+        )
+    if not data.series:
+        await answer(update, render.PROGRESS_EMPTY)
+        return
+    await _send_chart(update, data, render.progress_caption(data.timezone))
+
+
+async def _send_chart(update: Update, data: trends.TrendData, caption: str) -> int | None:
+    png = await asyncio.to_thread(charts.trend_png, data)
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    bot: Any = update.get_bot()
+    sent = await bot.send_photo(
+        chat.id,
+        InputFile(io.BytesIO(png), filename="trends.png"),
+        caption=caption,
+        parse_mode=ParseMode.HTML,
+        protect_content=True,
+        rate_limit_args=interactive(bot),
+    )
+    return int(sent.message_id)
+
+
+COMMANDS = {"trends": trends_command, "scores": scores_command, "progress": progress_command}

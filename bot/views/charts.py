@@ -1,6 +1,7 @@
-"""The `/trends` chart as PNG bytes: check-in values over time, sessions as vertical markers,
-dates in the patient's local time. Nothing inside the image names the patient or quotes them:
-the legend names the check-ins by their prompt key, the axes say what they measure.
+"""The `/trends` and `/progress` charts as PNG bytes: check-in values over time (and, for the
+therapist, questionnaire totals on their bands), sessions as vertical markers, dates in the
+patient's local time. Nothing inside the image names the patient or quotes them: the legend
+names check-ins and questionnaires by their content key, the axes say what they measure.
 
 matplotlib's object API on an Agg canvas (no display, no pyplot state, so a chart can be drawn
 in a worker thread) with the DejaVu fonts it ships; imported on first use, so a bot that never
@@ -10,13 +11,74 @@ draws a chart never pays for the import.
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.services.trends import TrendData
+from bot.services.trends import Series, TotalSeries, TrendData
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 110  # ~880 × 440 px: sharp on a phone, small to send
+TOTALS_HEIGHT_IN = 2.4  # the totals panel under the check-ins, when there are totals
 MARKERS_UP_TO = 90  # points per series
+BAND_SHADES = ("#e8f3e8", "#fbf3dc", "#fbe6d4", "#f6d9d9", "#efd2e6")  # low → high
+
+
+def _local(moment: datetime, tz: ZoneInfo) -> datetime:
+    return moment.astimezone(tz).replace(tzinfo=None)
+
+
+def _sessions(ax: Any, data: TrendData, tz: ZoneInfo) -> None:
+    if data.sessions:  # one collection for all of them: a line artist each costs a draw each
+        ax.vlines(
+            [_local(start, tz) for start in data.sessions],
+            0,
+            1,
+            transform=ax.get_xaxis_transform(),
+            colors="#888888",
+            linestyles="--",
+            linewidth=1,
+        )
+
+
+def _checkins(ax: Any, series: list[Series], tz: ZoneInfo) -> None:
+    scales = {(s.low, s.high) for s in series}
+    shared = len(scales) == 1
+    for s in series:
+        when = [_local(t, tz) for t, _ in s.points]
+        if shared:
+            values: list[float] = [float(v) for _, v in s.points]
+        else:  # different scales: each as a share of its own range
+            span = s.high - s.low
+            values = [100.0 * (v - s.low) / span for _, v in s.points]
+        # Markers help a few weeks read as answers; a year of them only costs drawing time.
+        marker = "o" if len(values) <= MARKERS_UP_TO else None
+        ax.plot(when, values, marker=marker, markersize=3, linewidth=1.2, label=s.key)
+    if shared:
+        low, high = next(iter(scales))
+        ax.set_ylim(low - 0.5, high + 0.5)
+        ax.set_ylabel("check-in value")
+    else:
+        ax.set_ylim(-5, 105)
+        ax.set_ylabel("% of each check-in's scale")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+
+
+def _totals(ax: Any, totals: list[TotalSeries], tz: ZoneInfo) -> None:
+    first = totals[0]
+    for shade, band in zip(BAND_SHADES * 2, first.bands, strict=False):
+        ax.axhspan(band.min - 0.5, band.max + 0.5, color=shade, zorder=0)
+    for t in totals:
+        ax.plot(
+            [_local(at, tz) for at, _ in t.points],
+            [float(v) for _, v in t.points],
+            marker="o",
+            markersize=4,
+            linewidth=1.4,
+            label=t.key,
+        )
+    ax.set_ylim(first.low - 0.5, first.high + 0.5)
+    ax.set_ylabel(f"total ({first.key} bands)" if len(totals) > 1 else "total")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
 def trend_png(data: TrendData) -> bytes:
@@ -25,49 +87,31 @@ def trend_png(data: TrendData) -> bytes:
     from matplotlib.figure import Figure
 
     tz = ZoneInfo(data.timezone)
-    scales = {(s.low, s.high) for s in data.series if s.points}
-    shared = len(scales) == 1
-    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    series = [s for s in data.series if s.points]
+    totals = [t for t in data.totals if t.points]
+    panels = [p for p in (series and "checkins", totals and "totals") if p]
+    height = HEIGHT_IN + (TOTALS_HEIGHT_IN if len(panels) == 2 else 0)
+    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
     FigureCanvasAgg(fig)
-    ax: Any = fig.add_subplot()
-    for series in data.series:
-        if not series.points:
-            continue
-        when = [t.astimezone(tz).replace(tzinfo=None) for t, _ in series.points]
-        if shared:
-            values: list[float] = [float(v) for _, v in series.points]
-        else:  # different scales: each as a share of its own range
-            span = series.high - series.low
-            values = [100.0 * (v - series.low) / span for _, v in series.points]
-        # Markers help a few weeks read as answers; a year of them only costs drawing time.
-        marker = "o" if len(values) <= MARKERS_UP_TO else None
-        ax.plot(when, values, marker=marker, markersize=3, linewidth=1.2, label=series.key)
-    if data.sessions:  # one collection for all of them: a line artist each costs a draw each
-        ax.vlines(
-            [start.astimezone(tz).replace(tzinfo=None) for start in data.sessions],
-            0,
-            1,
-            transform=ax.get_xaxis_transform(),
-            colors="#888888",
-            linestyles="--",
-            linewidth=1,
-        )
-    if shared:
-        low, high = next(iter(scales))
-        ax.set_ylim(low - 0.5, high + 0.5)
-        ax.set_ylabel("check-in value")
-    else:
-        ax.set_ylim(-5, 105)
-        ax.set_ylabel("% of each check-in's scale")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))  # type: ignore[no-untyped-call]
-    ax.set_xlabel(f"date ({data.timezone}); dashed lines: sessions")
-    ax.grid(True, alpha=0.3)
-    if any(s.points for s in data.series):
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    axes: list[Any] = (
+        [fig.add_subplot()]
+        if len(panels) < 2
+        else list(fig.subplots(2, 1, sharex=True, height_ratios=[HEIGHT_IN, TOTALS_HEIGHT_IN]))
+    )
+    for ax, panel in zip(axes, panels, strict=False):
+        if panel == "checkins":
+            _checkins(ax, series, tz)
+        else:
+            _totals(ax, totals, tz)
+        _sessions(ax, data, tz)
+        ax.grid(True, alpha=0.3)
+    bottom = axes[-1]
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))  # type: ignore[no-untyped-call]
+    bottom.set_xlabel(f"date ({data.timezone}); dashed lines: sessions")
     fig.autofmt_xdate()
     # Fixed margins instead of tight_layout (which draws the figure once more to measure it);
     # a light PNG compression: a third of the encoding time for a slightly larger file.
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.97, bottom=0.2)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.97, bottom=0.2 if len(panels) < 2 else 0.13)
     out = io.BytesIO()
     fig.savefig(out, format="png", pil_kwargs={"compress_level": 1})
     return out.getvalue()

@@ -465,6 +465,22 @@ def trends_caption(pseudonym: str, zone: str) -> str:
     )
 
 
+PROGRESS_OFF = (
+    "Your clinic has not switched on the progress chart. Your therapist can talk it through "
+    "with you."
+)
+PROGRESS_EMPTY = (
+    "There is nothing to chart yet: your check-ins will show here once you answer some."
+)
+
+
+def progress_caption(zone: str) -> str:
+    return (
+        f"Your check-ins over time (dates in {esc(zone)}); dashed lines are your sessions. "
+        "Only you and your therapist can see this."
+    )
+
+
 def trends_empty(pseudonym: str) -> str:
     return f"<b>{esc(pseudonym)}</b> has not answered a check-in with a scale yet: no chart."
 

@@ -241,3 +241,24 @@ async def test_the_fhir_export_is_a_valid_r4_bundle_with_loinc_totals(world: Wor
     )
     assert statuses == ["completed", "in-progress"]
     assert "Placeholder item 9" in result.data.decode()
+
+
+async def test_trends_draws_questionnaire_totals_too(world: World) -> None:
+    dr, pat, mid = await started(world, "q-three")
+    await answer_three(world, pat, mid, ("Choice 1", "Choice 1", "Choice 1"))
+    await world.say(dr, "/trends river")  # no check-ins yet: the totals alone make a chart
+    [photo] = world.state.sent_photos(dr.id)
+    assert photo.content.startswith(b"\x89PNG")
+
+
+async def test_a_questionnaire_risk_alert_escalates_like_any_other(tmp_path: Path) -> None:
+    async with running(
+        "sqlite", tmp_path, content_dirs=str(FIXTURE), oncall_chat_id=-100500
+    ) as world:
+        dr, pat, mid = await started(world, "q-three")
+        await world.tap(pat, mid, "Choice 0")
+        await world.tap(pat, mid, "Choice 3")  # item 2: the risk rule
+        assert "Questionnaire risk item" in world.last(dr)["text"]
+        await world.run_until(world.clock.now() + timedelta(minutes=20), step=timedelta(minutes=1))
+        oncall = [str(m.get("text", "")) for m in world.state.sent_messages(-100500)]
+        assert any("river" in text for text in oncall), oncall

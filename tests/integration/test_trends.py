@@ -66,3 +66,38 @@ async def test_trends_refuses_everyone_else_and_says_when_there_is_nothing(world
     await world.say(pat, "/trends river")
     assert world.last(pat)["text"].startswith("Sorry, that command isn't available")
     assert world.state.sent_photos() == []
+
+
+async def test_progress_shows_a_patient_their_own_check_ins_only_when_the_clinic_allows(
+    world: World, tmp_path: Path
+) -> None:
+    dr = await world.therapist()
+    pat = await world.enrolled_patient(dr, "river")
+    await world.say(pat, "/progress")
+    assert "not switched on" in world.last(pat)["text"]
+    assert world.state.sent_photos() == []
+    await world.say(dr, "/progress")
+    assert world.last(dr)["text"].startswith("Sorry, that command isn't available")
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_progress_when_switched_on(backend: str, tmp_path: Path) -> None:
+    async with running(backend, tmp_path, show_scores_to_patient=True) as world:
+        dr = await world.therapist()
+        pat = await world.enrolled_patient(dr, "river")
+        other = await world.enrolled_patient(dr, "lake")
+        await world.say(pat, "/progress")
+        assert "nothing to chart yet" in world.last(pat)["text"]
+        await world.say(dr, "/session river")
+        await world.run_until(datetime(2026, 3, 11, 23, 5, tzinfo=UTC), step=timedelta(minutes=30))
+        await answer_mood(world, pat, "4")
+        await world.say(pat, "/progress")
+        [photo] = world.state.sent_photos(pat.id)
+        assert photo.content.startswith(b"\x89PNG") and photo.caption
+        assert "Only you and your therapist" in photo.caption and "river" not in photo.caption
+        await world.say(other, "/progress")
+        assert "nothing to chart yet" in world.last(other)["text"]
+        from bot.app import COMMANDS, patient_commands
+
+        shown = [c.command for c in patient_commands(world.rt.settings)]
+        assert "progress" in shown and "progress" not in [c.command for c in COMMANDS]
