@@ -262,3 +262,29 @@ async def test_a_questionnaire_risk_alert_escalates_like_any_other(tmp_path: Pat
         await world.run_until(world.clock.now() + timedelta(minutes=20), step=timedelta(minutes=1))
         oncall = [str(m.get("text", "")) for m in world.state.sent_messages(-100500)]
         assert any("river" in text for text in oncall), oncall
+
+
+async def test_a_crash_between_two_answers_loses_and_doubles_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.services import questionnaires
+
+    _, pat, mid = await started(world, "q-three")
+    await world.tap(pat, mid, "Choice 1")  # item 1, committed
+    real = questionnaires._alerted
+
+    async def crash(*args: Any, **kwargs: Any) -> bool:
+        raise ConnectionError("the database went away mid-answer")
+
+    monkeypatch.setattr(questionnaires, "_alerted", crash)
+    await world.tap(pat, mid, "Choice 3")  # item 2 (a risk answer): the transaction dies
+    delivery, replies, alerts = await rows(world)
+    assert delivery.position == 1 and [r.item for r in replies] == [1] and alerts == []
+    assert "2 of 3" in shown(world, pat, mid)["text"]  # the message still asks item 2
+
+    monkeypatch.setattr(questionnaires, "_alerted", real)
+    await world.tap(pat, mid, "Choice 3")  # the patient taps again
+    await world.tap(pat, mid, "Choice 0")
+    delivery, replies, alerts = await rows(world)
+    assert [r.item for r in replies] == [1, 2, 3] and len(alerts) == 1
+    assert delivery.state is DeliveryState.ANSWERED
