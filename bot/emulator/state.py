@@ -184,29 +184,20 @@ class BotApiState(PersonSide):
         return messages[-1].view()
 
     def sent_documents(self, chat_id: int | None = None) -> list[SentDocument]:
-        documents: list[SentDocument] = []
-        for message in self.store.bot_messages(chat_id):
-            document = message.wire.get("document")
-            if document:
-                stored = self.store.files[document["file_id"]]
-                documents.append(
-                    SentDocument(
-                        chat_id=message.chat_id,
-                        message_id=message.message_id,
-                        filename=stored.filename,
-                        content=stored.content,
-                        mime_type=stored.mime_type,
-                        caption=message.wire.get("caption"),
-                    )
-                )
-        return documents
+        return self._sent_files(chat_id, lambda wire: wire.get("document"))
 
     def sent_photos(self, chat_id: int | None = None) -> list[SentDocument]:
-        photos: list[SentDocument] = []
+        """Photos the bot sent (the largest size of each)."""
+        return self._sent_files(chat_id, lambda wire: (wire.get("photo") or [None])[-1])
+
+    def _sent_files(
+        self, chat_id: int | None, file_of: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> list[SentDocument]:
+        files: list[SentDocument] = []
         for message in self.store.bot_messages(chat_id):
-            if sizes := message.wire.get("photo"):
-                stored = self.store.files[sizes[-1]["file_id"]]
-                photos.append(
+            if attached := file_of(message.wire):
+                stored = self.store.files[attached["file_id"]]
+                files.append(
                     SentDocument(
                         chat_id=message.chat_id,
                         message_id=message.message_id,
@@ -216,7 +207,7 @@ class BotApiState(PersonSide):
                         caption=message.wire.get("caption"),
                     )
                 )
-        return photos
+        return files
 
     def callback_answer(self, callback_query_id: str) -> dict[str, Any] | None:
         return self.store.callback_answers.get(callback_query_id)

@@ -24,18 +24,25 @@ from bot.views import charts, render
 from bot.views import questionnaires as questionnaire_view
 
 
-@therapist_only
-async def trends_command(update: Update, context: Context, therapist: Therapist) -> None:
+async def _pseudonym(update: Update, context: Context, command: str) -> str | None:
     args = list(context.args or [])
     if len(args) != 1:
-        await answer(update, render.usage("/trends <pseudonym>"))
+        await answer(update, render.usage(f"/{command} <pseudonym>"))
+        return None
+    return args[0]
+
+
+@therapist_only
+async def trends_command(update: Update, context: Context, therapist: Therapist) -> None:
+    pseudonym = await _pseudonym(update, context, "trends")
+    if pseudonym is None:
         return
     rt = context.runtime
     async with effects(context) as session:
         data = await trends.trend_data(
             session,
             therapist_id=therapist.id,
-            pseudonym=args[0],
+            pseudonym=pseudonym,
             content=rt.content,
             cipher=rt.cipher,
             now=rt.clock.now(),
@@ -49,16 +56,15 @@ async def trends_command(update: Update, context: Context, therapist: Therapist)
 
 @therapist_only
 async def scores_command(update: Update, context: Context, therapist: Therapist) -> None:
-    args = list(context.args or [])
-    if len(args) != 1:
-        await answer(update, render.usage("/scores <pseudonym>"))
+    pseudonym = await _pseudonym(update, context, "scores")
+    if pseudonym is None:
         return
     rt = context.runtime
     async with effects(context) as session:
         sheet = await scores.score_sheet(
             session,
             therapist_id=therapist.id,
-            pseudonym=args[0],
+            pseudonym=pseudonym,
             content=rt.content,
             cipher=rt.cipher,
             now=rt.clock.now(),
