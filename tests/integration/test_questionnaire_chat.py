@@ -66,7 +66,7 @@ async def rows(world: World) -> tuple[Delivery, list[Reply], list[Alert]]:
 async def test_nine_items_on_one_message_with_back_and_a_thank_you(world: World) -> None:
     dr, pat, mid = await started(world, "q-nine")
     first = shown(world, pat, mid)
-    assert "Placeholder nine" in first["text"] and "the last two weeks" in first["text"]
+    assert "Placeholder nine" in first["text"] and "The last two weeks" in first["text"]
     assert "Placeholder item 1" in first["text"]
     assert labels(first)[:4] == ["Choice 0", "Choice 1", "Choice 2", "Choice 3"]
     assert "◀ Back" not in labels(first)

@@ -82,7 +82,9 @@ async def test_health_readiness_and_metrics(world: World) -> None:
         await world.tick()
         text = (await http.get("/metrics")).text
         assert 'afterglow_deliveries{state="sent"} 1.0' in text
-        assert 'afterglow_deliveries{state="scheduled"} 15.0' in text
+        assert (
+            'afterglow_deliveries{state="scheduled"} 16.0' in text
+        )  # the standard template but its first step
         assert "afterglow_dispatch_lag_seconds_bucket" in text
         assert "afterglow_telegram_errors_total" in text
 
