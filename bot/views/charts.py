@@ -1,7 +1,7 @@
 """The `/trends` and `/progress` charts as PNG bytes: check-in values over time (and, for the
 therapist, questionnaire totals on their bands), sessions as vertical markers, dates in the
-patient's local time. Nothing inside the image names the patient or quotes them: the legend
-names check-ins and questionnaires by their content key, the axes say what they measure.
+patient's local time. The image holds no text but its axis labels: no name, no words of the
+patient, no legend (the axis label names each line by its content key and colour).
 
 matplotlib's object API on an Agg canvas (no display, no pyplot state, so a chart can be drawn
 in a worker thread) with the DejaVu fonts it ships; imported on first use, so a bot that never
@@ -11,13 +11,14 @@ draws a chart never pays for the import.
 from __future__ import annotations
 
 import io
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.services.trends import Series, TotalSeries, TrendData
 
-WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 110  # ~880 × 440 px: sharp on a phone, small to send
+WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 100  # 800 × 400 px: sharp on a phone, small to send
 TOTALS_HEIGHT_IN = 2.4  # the totals panel under the check-ins, when there are totals
 MARKERS_UP_TO = 90  # points per series
 BAND_SHADES = ("#e8f3e8", "#fbf3dc", "#fbe6d4", "#f6d9d9", "#efd2e6")  # low → high
@@ -40,6 +41,14 @@ def _sessions(ax: Any, data: TrendData, tz: ZoneInfo) -> None:
         )
 
 
+COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey")  # matplotlib's
+
+
+def _named(keys: list[str]) -> str:
+    """ "chk-mood (blue), chk-energy (orange)": the lines in drawing order, by colour."""
+    return ", ".join(f"{key} ({COLOURS[i % len(COLOURS)]})" for i, key in enumerate(keys))
+
+
 def _checkins(ax: Any, series: list[Series], tz: ZoneInfo) -> None:
     scales = {(s.low, s.high) for s in series}
     shared = len(scales) == 1
@@ -52,15 +61,14 @@ def _checkins(ax: Any, series: list[Series], tz: ZoneInfo) -> None:
             values = [100.0 * (v - s.low) / span for _, v in s.points]
         # Markers help a few weeks read as answers; a year of them only costs drawing time.
         marker = "o" if len(values) <= MARKERS_UP_TO else None
-        ax.plot(when, values, marker=marker, markersize=3, linewidth=1.2, label=s.key)
+        ax.plot(when, values, marker=marker, markersize=3, linewidth=1.2)
     if shared:
         low, high = next(iter(scales))
         ax.set_ylim(low - 0.5, high + 0.5)
-        ax.set_ylabel("check-in value")
+        ax.set_ylabel(f"value: {_named([s.key for s in series])}", fontsize=8)
     else:
         ax.set_ylim(-5, 105)
-        ax.set_ylabel("% of each check-in's scale")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+        ax.set_ylabel(f"% of scale: {_named([s.key for s in series])}", fontsize=8)
 
 
 def _totals(ax: Any, totals: list[TotalSeries], tz: ZoneInfo) -> None:
@@ -74,11 +82,10 @@ def _totals(ax: Any, totals: list[TotalSeries], tz: ZoneInfo) -> None:
             marker="o",
             markersize=4,
             linewidth=1.4,
-            label=t.key,
         )
     ax.set_ylim(first.low - 0.5, first.high + 0.5)
-    ax.set_ylabel(f"total ({first.key} bands)" if len(totals) > 1 else "total")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    bands = f"; {first.key} bands" if len(totals) > 1 else ""
+    ax.set_ylabel(f"total: {_named([t.key for t in totals])}{bands}", fontsize=8)
 
 
 MAX_TICKS = 8
@@ -104,8 +111,11 @@ def _date_ticks(moments: list[datetime], tz: ZoneInfo) -> list[datetime]:
     return [start + timedelta(days=k * step_days) for k in range(days // step_days + 1)]
 
 
+_LOCK = threading.Lock()
+_FIGURES: dict[float, Any] = {}
+
+
 def trend_png(data: TrendData) -> bytes:
-    import matplotlib.dates as mdates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -114,8 +124,25 @@ def trend_png(data: TrendData) -> bytes:
     totals = [t for t in data.totals if t.points]
     panels = [p for p in (series and "checkins", totals and "totals") if p]
     height = HEIGHT_IN + (TOTALS_HEIGHT_IN if len(panels) == 2 else 0)
-    fig = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
-    FigureCanvasAgg(fig)
+    with _LOCK:  # one figure per size, redrawn: its renderer keeps the text layouts it measured
+        fig = _FIGURES.get(height)
+        if fig is None:
+            fig = _FIGURES[height] = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
+            FigureCanvasAgg(fig)
+        fig.clear()
+        return _draw(fig, data, series, totals, panels, tz)
+
+
+def _draw(
+    fig: Any,
+    data: TrendData,
+    series: list[Series],
+    totals: list[TotalSeries],
+    panels: list[str],
+    tz: ZoneInfo,
+) -> bytes:
+    import matplotlib.dates as mdates
+
     axes: list[Any] = (
         [fig.add_subplot()]
         if len(panels) < 2
