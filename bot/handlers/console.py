@@ -78,7 +78,7 @@ def _args(context: Context) -> list[str]:
     return list(context.args or [])
 
 
-async def _pseudonym_arg(update: Update, context: Context, usage: str) -> str | None:
+async def pseudonym_arg(update: Update, context: Context, usage: str) -> str | None:
     """The one pseudonym a command takes; otherwise the usage line is the answer."""
     args = _args(context)
     if len(args) != 1:
@@ -298,7 +298,7 @@ async def resume_button(
 
 @therapist_only
 async def schedule_command(update: Update, context: Context, therapist: Therapist) -> None:
-    pseudonym = await _pseudonym_arg(update, context, "/schedule <pseudonym>")
+    pseudonym = await pseudonym_arg(update, context, "/schedule <pseudonym>")
     if pseudonym is None:
         return
     rt = context.runtime
@@ -517,7 +517,7 @@ async def _send_export(update: Update, context: Context, export: exports.Patient
 
 @therapist_only
 async def export_command(update: Update, context: Context, therapist: Therapist) -> None:
-    pseudonym = await _pseudonym_arg(update, context, "/export <pseudonym>")
+    pseudonym = await pseudonym_arg(update, context, "/export <pseudonym>")
     if pseudonym is None:
         return
     rt = context.runtime
@@ -538,7 +538,7 @@ async def export_command(update: Update, context: Context, therapist: Therapist)
 
 async def pause_patient(update: Update, context: Context, therapist: Therapist) -> None:
     """`/pause <pseudonym>` from a therapist (patients pause themselves with /pause [days])."""
-    pseudonym = await _pseudonym_arg(update, context, "/pause <pseudonym>")
+    pseudonym = await pseudonym_arg(update, context, "/pause <pseudonym>")
     if pseudonym is None:
         return
     rt = context.runtime
@@ -556,7 +556,7 @@ async def pause_patient(update: Update, context: Context, therapist: Therapist) 
 
 async def resume_patient(update: Update, context: Context, therapist: Therapist) -> None:
     """`/resume <pseudonym>` from a therapist: the SPEC's grace rule decides what still goes."""
-    pseudonym = await _pseudonym_arg(update, context, "/resume <pseudonym>")
+    pseudonym = await pseudonym_arg(update, context, "/resume <pseudonym>")
     if pseudonym is None:
         return
     rt = context.runtime

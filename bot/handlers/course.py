@@ -11,12 +11,11 @@ from telegram import Update
 
 from bot.db.models import Therapist
 from bot.handlers.common import Context, answer, effects, kick_dispatcher
-from bot.handlers.console import ButtonHandler, ack, edit, therapist_button
+from bot.handlers.console import ButtonHandler, ack, edit, pseudonym_arg, therapist_button
 from bot.handlers.therapist import therapist_only
 from bot.services import course
 from bot.services.errors import STALE_BUTTON, UserError
 from bot.views import course as view
-from bot.views import render
 from bot.views.callbacks import Callback
 
 USAGE = "/sessions <pseudonym>"
@@ -24,13 +23,12 @@ USAGE = "/sessions <pseudonym>"
 
 @therapist_only
 async def sessions_command(update: Update, context: Context, therapist: Therapist) -> None:
-    args = list(context.args or [])
-    if len(args) != 1:
-        await answer(update, render.usage(USAGE))
+    pseudonym = await pseudonym_arg(update, context, USAGE)
+    if pseudonym is None:
         return
     async with effects(context) as session:
         listing = await course.list_sessions(
-            session, therapist_id=therapist.id, pseudonym=args[0], now=context.runtime.clock.now()
+            session, therapist_id=therapist.id, pseudonym=pseudonym, now=context.runtime.clock.now()
         )
     await answer(
         update, view.sessions_text(listing), view.sessions_keyboard(context.codec, listing)

@@ -16,6 +16,7 @@ from telegram.constants import ParseMode
 
 from bot.db.models import Patient, Therapist
 from bot.handlers.common import Context, answer, effects, remember_shown
+from bot.handlers.console import pseudonym_arg
 from bot.handlers.controls import patient_only
 from bot.handlers.therapist import therapist_only
 from bot.services import scores, trends
@@ -24,17 +25,9 @@ from bot.views import charts, render
 from bot.views import questionnaires as questionnaire_view
 
 
-async def _pseudonym(update: Update, context: Context, command: str) -> str | None:
-    args = list(context.args or [])
-    if len(args) != 1:
-        await answer(update, render.usage(f"/{command} <pseudonym>"))
-        return None
-    return args[0]
-
-
 @therapist_only
 async def trends_command(update: Update, context: Context, therapist: Therapist) -> None:
-    pseudonym = await _pseudonym(update, context, "trends")
+    pseudonym = await pseudonym_arg(update, context, "/trends <pseudonym>")
     if pseudonym is None:
         return
     rt = context.runtime
@@ -56,7 +49,7 @@ async def trends_command(update: Update, context: Context, therapist: Therapist)
 
 @therapist_only
 async def scores_command(update: Update, context: Context, therapist: Therapist) -> None:
-    pseudonym = await _pseudonym(update, context, "scores")
+    pseudonym = await pseudonym_arg(update, context, "/scores <pseudonym>")
     if pseudonym is None:
         return
     rt = context.runtime

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from bot.db.models import SessionState, TreatmentSession
 from bot.emulator.people import EmuUser
 from tests.integration.world import World, running
 from tests.support.pg import backends
@@ -122,3 +124,21 @@ async def test_two_replicas_claim_one_brief(world: World) -> None:
     else:
         counts = list(await asyncio.gather(replica(), replica()))
     assert sorted(counts) == [0, 1]
+
+
+async def test_a_brief_telegram_refuses_is_tried_again_at_the_next_tick(world: World) -> None:
+    dr, _ = await course(world)
+    world.clock.set(utc(12, 14, 5))
+    world.state.fail("sendMessage", status=500, description="Internal Server Error", chat_id=dr.id)
+    await world.tick()
+    assert briefs(world, dr) == []
+    async with world.rt.sessions() as session:
+        [planned] = [
+            s
+            for s in await session.scalars(select(TreatmentSession))
+            if s.state is SessionState.PLANNED
+        ]
+        assert planned.briefed_at is None  # given back, not lost
+    await world.tick()
+    await world.tick()
+    assert len(briefs(world, dr)) == 1
