@@ -277,7 +277,7 @@ async def serve(rt: Runtime, *, stop: asyncio.Event | None = None) -> None:
     await app.start()
     if settings.mode == "webhook":
         await app.bot.set_webhook(
-            url=f"{settings.webhook_url}{WEBHOOK_PATH}",
+            url=f"{settings.webhook_base}{WEBHOOK_PATH}",
             secret_token=settings.webhook_secret,
             allowed_updates=list(ALLOWED_UPDATES),
             # Each request is answered once its update is handled (bot/web.py), and one

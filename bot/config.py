@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     clinic_phone: str | None = None
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
+    # The https base URL where the HTTP server is reachable: the Mini App and sign-in links
+    # (http:// only on loopback, for a workspace used on the same machine).
+    public_url: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
     http_port: int = Field(default=8080, ge=0, le=65535)
     # 127.0.0.1 keeps /metrics and /readyz off the network (a scraper on the same host, or
@@ -139,6 +142,19 @@ class Settings(BaseSettings):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        if not re.fullmatch(
+            r"https://[^\s/?#]+(/[^\s?#]*)?|http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/[^\s?#]*)?",
+            url,
+        ):
+            raise ValueError("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")
+        return url
+
     @field_validator("metrics_token")
     @classmethod
     def _metrics_token(cls, value: str | None) -> str | None:
@@ -149,13 +165,28 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _webhook(self) -> Settings:
         if self.mode == "webhook":
-            if not self.webhook_url or not self.webhook_url.startswith("https://"):
+            if not self.webhook_base or not self.webhook_base.startswith("https://"):
                 raise ValueError(
                     "AFTERGLOW_WEBHOOK_URL: an https:// URL is required when AFTERGLOW_MODE=webhook"
                 )
             if not self.webhook_secret:
                 raise ValueError("AFTERGLOW_WEBHOOK_SECRET is required when AFTERGLOW_MODE=webhook")
         return self
+
+    @property
+    def webhook_base(self) -> str | None:
+        """AFTERGLOW_WEBHOOK_URL, which defaults to AFTERGLOW_PUBLIC_URL."""
+        return self.webhook_url or self.public_url
+
+    @property
+    def workspace_url(self) -> str:
+        """Where a therapist's browser reaches /app: the public URL, else this machine."""
+        return self.public_url or f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def mini_app(self) -> bool:
+        """Telegram opens a Mini App only from an https URL."""
+        return (self.public_url or "").startswith("https://")
 
     @property
     def zone(self) -> ZoneInfo:

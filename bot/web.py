@@ -1,4 +1,5 @@
-"""The HTTP side: Telegram's webhook, /healthz, /readyz and /metrics (Starlette)."""
+"""The HTTP side: Telegram's webhook, /healthz, /readyz, /metrics and the therapist workspace
+under /app (Starlette; the workspace is bot/workspace/)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -21,6 +23,8 @@ from bot.db.models import Delivery
 from bot.dispatch.dispatcher import Dispatcher
 from bot.dispatch.leader import Leadership
 from bot.runtime import Runtime
+from bot.workspace.guard import SecurityHeaders
+from bot.workspace.routes import build_routes as workspace_routes
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +104,20 @@ def build_web(app: Any, rt: Runtime, leadership: Leadership) -> Starlette:
             return PlainTextResponse("error", status_code=500)
         return PlainTextResponse("ok")
 
+    def kick(why: str) -> None:
+        """A workspace change made something due now: the leader's dispatcher looks at once
+        (a follower's is stopped and leaves it to the next tick of the leader)."""
+        if dispatcher.stopping or not app.running:
+            return
+        app.create_task(dispatcher.tick(), name=f"dispatch-after-{why}")
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
             Route(WEBHOOK_PATH, webhook, methods=["POST"]),
-        ]
+            *workspace_routes(rt, kick),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
     )

@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     Time,
     UniqueConstraint,
     text,
@@ -379,3 +380,44 @@ class StaffMessage(Base):
     message_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))  # "alert", "escalation", "replies", "export"
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkspaceLink(Base):
+    """A browser sign-in link from /dashboard: single use, 10 minutes, stored as a hash."""
+
+    __tablename__ = "workspace_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WorkspaceSession(Base):
+    """A signed-in browser: the cookie holds a random token, the row only its hash."""
+
+    __tablename__ = "workspace_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OwnTemplate(Base):
+    """A therapist's own schedule template: template YAML, checked like a content file,
+    usable in /session by its name (never a library template's name)."""
+
+    __tablename__ = "own_templates"
+    __table_args__ = (UniqueConstraint("therapist_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    therapist_id: Mapped[int] = mapped_column(ForeignKey("therapists.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

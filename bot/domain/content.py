@@ -402,6 +402,24 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
     return library, []
 
 
+def parse_template_text(
+    name: str, text: str, library: ContentLibrary
+) -> tuple[Template | None, list[Problem]]:
+    """A template written outside the content folders (a therapist's own, in the workspace),
+    checked by the same rules as `templates/<name>.yaml` against `library`'s prompts and
+    questionnaires. Problems name `templates/<name>.yaml` and its lines, as
+    `afterglow content check` would."""
+    report = Report()
+    f = report.file(Path("templates") / f"{name}.yaml")
+    root = read_root(f, text)
+    template: Template | None = None
+    if root is not None:
+        parsed = _parse_template(f, root)
+        template = _resolve_template(parsed, set(library.prompts), set(library.questionnaires))
+    problems = report.problems()
+    return (None if problems else template), problems
+
+
 def _check_folder(folder: Path, report: Report) -> bool:
     if not folder.exists():
         report.file(folder).add(1, "content folder does not exist")

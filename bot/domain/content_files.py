@@ -86,15 +86,18 @@ def yaml_files(folder: Path, report: Report) -> list[Path]:
     return files
 
 
-def read_root(f: File) -> MappingNode | None:
-    try:
-        text = f.path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        f.add(1, f"file is not valid UTF-8 ({exc.reason} at byte {exc.start})")
-        return None
-    except OSError as exc:
-        f.add(1, f"cannot read file: {exc.strerror or exc}")
-        return None
+def read_root(f: File, text: str | None = None) -> MappingNode | None:
+    """The file's top-level mapping; `text` stands in for the file's contents (a template
+    stored in the database is checked exactly like one in a folder)."""
+    if text is None:
+        try:
+            text = f.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            f.add(1, f"file is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+            return None
+        except OSError as exc:
+            f.add(1, f"cannot read file: {exc.strerror or exc}")
+            return None
     try:
         root = compose(text)
     except yaml.MarkedYAMLError as exc:

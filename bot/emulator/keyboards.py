@@ -70,6 +70,17 @@ def _check_button(button: Any) -> None:
         url = str(button["url"])
         if not url.startswith(("http://", "https://", "tg://")):
             raise bad_request("BUTTON_URL_INVALID")
+    if "web_app" in button:
+        check_web_app(button["web_app"])
+
+
+def check_web_app(web_app: Any) -> None:
+    """Telegram opens a Mini App from an https URL only."""
+    url = str(web_app.get("url", "")) if isinstance(web_app, dict) else ""
+    if not url.startswith("https://"):
+        raise bad_request(
+            f"inline keyboard button Web App URL '{url}' is invalid: Only HTTPS links are allowed"
+        )
 
 
 def inline_only(markup: dict[str, Any] | None) -> dict[str, Any] | None:

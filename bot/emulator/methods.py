@@ -11,7 +11,12 @@ from typing import Any
 
 from bot.emulator.entities import render_text
 from bot.emulator.faults import ApiError, bad_request
-from bot.emulator.keyboards import decode_json_param, inline_only, parse_reply_markup
+from bot.emulator.keyboards import (
+    check_web_app,
+    decode_json_param,
+    inline_only,
+    parse_reply_markup,
+)
 from bot.emulator.store import ChatStore, StoredFile, StoredMessage
 from bot.emulator.transcript import describe_message
 from bot.emulator.updates import without_nested_reply
@@ -58,6 +63,7 @@ class BotMethods:
     def __init__(self, store: ChatStore) -> None:
         self.store = store
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.menu_buttons: dict[str, dict[str, Any]] = {}  # by chat id ("" for the default)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -70,6 +76,8 @@ class BotMethods:
             "deleteMessage": self.delete_message,
             "answerCallbackQuery": self.answer_callback_query,
             "setMyCommands": self.set_my_commands,
+            "setChatMenuButton": self.set_chat_menu_button,
+            "getChatMenuButton": self.get_chat_menu_button,
             "getMyCommands": self.get_my_commands,
             "deleteMyCommands": self.delete_my_commands,
             "setMessageReaction": self.set_message_reaction,
@@ -324,6 +332,29 @@ class BotMethods:
     def delete_my_commands(self, params: dict[str, Any]) -> bool:
         self.commands.pop(self._commands_key(params), None)
         return True
+
+    def set_chat_menu_button(self, params: dict[str, Any]) -> bool:
+        button = decode_json_param(params.get("menu_button"), "menu button") or {"type": "default"}
+        if not isinstance(button, dict) or button.get("type") not in (
+            "default",
+            "commands",
+            "web_app",
+        ):
+            raise bad_request("can't parse menu button")
+        if button["type"] == "web_app":
+            if not button.get("text"):
+                raise bad_request("menu button text is empty")
+            check_web_app(button.get("web_app"))
+        chat = params.get("chat_id")
+        if chat is not None:
+            self.store.writable_chat(chat_id_param(params))
+        self.menu_buttons[str(chat) if chat is not None else ""] = copy.deepcopy(button)
+        return True
+
+    def get_chat_menu_button(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = params.get("chat_id")
+        key = str(chat) if chat is not None else ""
+        return copy.deepcopy(self.menu_buttons.get(key) or {"type": "default"})
 
     def set_message_reaction(self, params: dict[str, Any]) -> bool:
         chat_id = chat_id_param(params)

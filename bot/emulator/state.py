@@ -220,6 +220,11 @@ class BotApiState(PersonSide):
             params["scope"] = dict(scope)
         return self._methods.get_my_commands(params)
 
+    def menu_button(self, chat_id: int | None = None) -> dict[str, Any]:
+        """The chat's menu button as `setChatMenuButton` left it (default: commands)."""
+        params = {"chat_id": chat_id} if chat_id is not None else {}
+        return self._methods.get_chat_menu_button(params)
+
     def transcript(self) -> list[TranscriptEntry]:
         return list(self.store.transcript)
 

@@ -23,7 +23,15 @@ from telegram.error import BadRequest
 from bot.db.models import Therapist
 from bot.handlers.common import Context, answer, effects, kick_dispatcher, remember_shown, who
 from bot.handlers.therapist import therapist_only
-from bot.services import access, console, exports, replies, schedule_edits, sessions
+from bot.services import (
+    access,
+    console,
+    exports,
+    own_templates,
+    replies,
+    schedule_edits,
+    sessions,
+)
 from bot.services.errors import STALE_BUTTON, UserError
 from bot.telegram.ratelimit import interactive
 from bot.views import console as view
@@ -495,7 +503,9 @@ async def add_command(update: Update, context: Context, therapist: Therapist) ->
 
 @therapist_only
 async def templates_command(update: Update, context: Context, therapist: Therapist) -> None:
-    await answer(update, view.templates_text(context.runtime.content))
+    async with context.runtime.sessions() as session:
+        own = await own_templates.names(session, therapist_id=therapist.id)
+    await answer(update, view.templates_text(context.runtime.content, own))
 
 
 async def _send_export(update: Update, context: Context, export: exports.PatientExport) -> None:

@@ -27,6 +27,7 @@ from bot.handlers import (
     safety,
     strangers,
     therapist,
+    workspace,
 )
 from bot.handlers.common import Context, answer, finish_update, mark_processed, on_error, who
 from bot.services.errors import STALE_BUTTON
@@ -128,6 +129,7 @@ def register(app: Application) -> None:  # type: ignore[type-arg]
         **console.COMMANDS,
         **course.COMMANDS,
         **measures.COMMANDS,
+        **workspace.COMMANDS,
     }
     for name, callback in commands.items():
         app.add_handler(CommandHandler(name, callback, filters=PRIVATE))

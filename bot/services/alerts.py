@@ -41,6 +41,7 @@ class AlertView:
     text: str  # the message, or for a check-in "question → answer" (plain)
     question: str | None
     answer: str | None
+    patient_id: int | None = None
 
 
 async def raise_alert(
@@ -155,6 +156,7 @@ async def view(
         text,
         question,
         answer,
+        patient.id,
     )
 
 
@@ -291,3 +293,39 @@ async def acknowledge(
         alert_id=alert.id,
     )
     return Acknowledged(alert.id, False, name, now)
+
+
+async def open_for(
+    session: AsyncSession,
+    *,
+    therapist_id: int,
+    content: ContentLibrary,
+    cipher: Cipher,
+    now: datetime,
+    patient_id: int | None = None,
+) -> list[AlertView]:
+    """The therapist's unacknowledged alerts (of one patient, if given), newest first; the
+    read is audited, since an alert shows the patient's words."""
+    query = (
+        select(Alert.id, Alert.patient_id)
+        .join(Patient, Patient.id == Alert.patient_id)
+        .where(
+            Patient.therapist_id == therapist_id,
+            Patient.status != PatientStatus.ERASED,
+            Alert.acknowledged_at.is_(None),
+        )
+        .order_by(Alert.created_at.desc(), Alert.id.desc())
+    )
+    if patient_id is not None:
+        query = query.where(Alert.patient_id == patient_id)
+    rows = (await session.execute(query)).all()
+    views = [await view(session, alert_id, content=content, cipher=cipher) for alert_id, _ in rows]
+    audit.record(
+        session,
+        at=now,
+        actor=audit.as_therapist(therapist_id),
+        action="alerts.list",
+        patient_id=patient_id,
+        alerts=[alert_id for alert_id, _ in rows],
+    )
+    return views

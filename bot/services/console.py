@@ -155,6 +155,17 @@ def _summary(row: Any) -> PatientSummary:
     )
 
 
+async def summaries(
+    session: AsyncSession, *, therapist_id: int
+) -> list[tuple[Patient, PatientSummary]]:
+    """Every patient of the therapist (not erased) with their aggregates, by pseudonym:
+    one query. The caller audits what it shows."""
+    result = await session.execute(
+        _summary_query(therapist_id).order_by(func.lower(Patient.pseudonym), Patient.id)
+    )
+    return [(row[0], _summary(row)) for row in result.all()]
+
+
 async def list_patients(
     session: AsyncSession, *, therapist_id: int, page: int, now: datetime, exact: bool = False
 ) -> PatientPage:

@@ -26,7 +26,7 @@ from bot.domain import schedule
 from bot.domain.content import ContentLibrary
 from bot.domain.content import Template as ContentTemplate
 from bot.domain.content import TemplateStep as ContentStep
-from bot.services import audit
+from bot.services import audit, own_templates
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
 
 DEFAULT_TEMPLATE = "standard"
@@ -216,9 +216,12 @@ async def log_session(
     if patient.status is PatientStatus.STOPPED:
         raise UserError(f"{patient.pseudonym} has stopped all messages; nothing was planned.")
     name = template_name or patient.default_template or DEFAULT_TEMPLATE
-    template = content.templates.get(name)
+    template = content.templates.get(name) or await own_templates.find(
+        session, therapist_id=therapist_id, name=name, library=content
+    )
     if template is None:
-        known = ", ".join(sorted(content.templates))
+        mine = await own_templates.names(session, therapist_id=therapist_id)
+        known = ", ".join([*sorted(content.templates), *mine])
         raise UserError(f"There is no template “{name}”. Templates: {known}.")
     tz = zone_of(patient)
     start = start_at or (schedule.resolve_local(local_start, tz) if local_start else now)

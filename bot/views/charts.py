@@ -1,4 +1,5 @@
-"""The `/trends` and `/progress` charts as PNG bytes: check-in values over time (and, for the
+"""The `/trends` and `/progress` charts as PNG bytes (and the workspace's as SVG, drawn by the
+same code): check-in values over time (and, for the
 therapist, questionnaire totals on their bands), sessions as vertical markers, dates in the
 patient's local time. The image holds no text but its axis labels: no name, no words of the
 patient, no legend (the axis label names each line by its content key and colour).
@@ -116,6 +117,19 @@ _FIGURES: dict[float, Any] = {}
 
 
 def trend_png(data: TrendData) -> bytes:
+    return _chart(data, "png")
+
+
+def trend_svg(data: TrendData) -> bytes:
+    """The same chart as SVG for the workspace page: text stays text (readable, selectable,
+    scaled by the browser), and no hash salt so the same data draws the same bytes."""
+    from matplotlib import rc_context
+
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "afterglow"}):
+        return _chart(data, "svg")
+
+
+def _chart(data: TrendData, fmt: str) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -130,7 +144,7 @@ def trend_png(data: TrendData) -> bytes:
             fig = _FIGURES[height] = Figure(figsize=(WIDTH_IN, height), dpi=DPI)
             FigureCanvasAgg(fig)
         fig.clear()
-        return _draw(fig, data, series, totals, panels, tz)
+        return _draw(fig, data, series, totals, panels, tz, fmt)
 
 
 def _draw(
@@ -140,6 +154,7 @@ def _draw(
     totals: list[TotalSeries],
     panels: list[str],
     tz: ZoneInfo,
+    fmt: str,
 ) -> bytes:
     import matplotlib.dates as mdates
 
@@ -171,5 +186,8 @@ def _draw(
     # a light PNG compression: a third of the encoding time for a slightly larger file.
     fig.subplots_adjust(left=0.08, right=0.98, top=0.97, bottom=0.13 if len(panels) < 2 else 0.09)
     out = io.BytesIO()
-    fig.savefig(out, format="png", pil_kwargs={"compress_level": 1})
+    if fmt == "png":
+        fig.savefig(out, format="png", pil_kwargs={"compress_level": 1})
+    else:
+        fig.savefig(out, format=fmt, metadata={"Date": None})
     return out.getvalue()

@@ -3,9 +3,10 @@ taken from the database goes through `esc`). Times are shown in the patient's ti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
 from bot.domain.content import ContentLibrary, TemplateStep
 from bot.domain.schedule import QuietHours, format_duration
@@ -57,7 +58,7 @@ def _button(label: str, data: str) -> InlineKeyboardButton:
 # --- /patients ------------------------------------------------------------------------------
 
 
-def _next(row: PatientSummary) -> str:
+def next_prompt(row: PatientSummary) -> str:
     """The next prompt, or why none is coming: what the therapist needs to act on."""
     if row.next_prompt is not None:
         return local(row.next_prompt, row.timezone)
@@ -80,7 +81,7 @@ def patients_text(page: PatientPage) -> str:
         zone = esc(row.timezone) if row.timezone else "no time zone yet"
         out.append(
             f"\n<b>{esc(row.pseudonym)}</b> · {STATUS[row.status]} · {zone}\n"
-            f"last session {_when(row.last_session, row.timezone)} · next {_next(row)} · "
+            f"last session {_when(row.last_session, row.timezone)} · next {next_prompt(row)} · "
             f"{row.unanswered} unanswered"
         )
     out.append("\n<i>Times are the patient's local time. Tap a patient to open them.</i>")
@@ -118,7 +119,7 @@ def card_text(card: PatientSummary, note: str = "") -> str:
         f"Quiet hours: {quiet_text(card.quiet)}\n"
         f"Default template: {template}\n"
         f"Last session: {_when(card.last_session, card.timezone)}\n"
-        f"Next prompt: {_next(card)}\n"
+        f"Next prompt: {next_prompt(card)}\n"
         f"Unanswered reflections: {card.unanswered}"
     )
     if card.latest_score is not None:
@@ -198,7 +199,7 @@ def quiet_set(card: PatientSummary, moved: int) -> str:
 
 # --- /schedule ------------------------------------------------------------------------------
 
-_STATE = {
+STATE = {
     DeliveryState.SCHEDULED: "scheduled",
     DeliveryState.HELD: "held (paused)",
     DeliveryState.SENDING: "sending now",
@@ -213,7 +214,7 @@ _STATE = {
 }
 
 
-def _what(line: DeliveryLine) -> str:
+def delivery_what(line: DeliveryLine) -> str:
     if line.custom_text is not None:
         return f"{line.kind.value} “{esc(shorten(line.custom_text, 50))}”"
     return f"{line.kind.value} {esc(line.prompt_key or '?')}"
@@ -229,9 +230,9 @@ def _repeats(line: DeliveryLine, zone: str | None) -> str:
 
 def _line_text(line: DeliveryLine, zone: str | None, pseudonym: str) -> str:
     before = " · before the session" if line.preparation else ""
-    what = f"{_what(line)}{_repeats(line, zone)}{before}"
+    what = f"{delivery_what(line)}{_repeats(line, zone)}{before}"
     head = f"{line.number}. {local(line.due_at, zone)} · {what} · "
-    state = _STATE[line.state]
+    state = STATE[line.state]
     if line.state is DeliveryState.SENT and line.sent_at is not None:
         sent = local(line.sent_at, zone)
         state = "sent" if sent == local(line.due_at, zone) else f"sent {sent}"
@@ -302,7 +303,7 @@ def schedule_keyboard(codec: CallbackCodec, view: ScheduleView) -> InlineKeyboar
 
 def postpone_footer(line: DeliveryLine, zone: str | None) -> str:
     return (
-        f"<b>Postpone #{line.number}</b> ({_what(line)}, due {local(line.due_at, zone)}):\n"
+        f"<b>Postpone #{line.number}</b> ({delivery_what(line)}, due {local(line.due_at, zone)}):\n"
         f"tap below, or type <code>/postpone {line.number} +3h</code> "
         "(counted from when it is due: +30m, +3h, +1d@10:00)."
     )
@@ -371,8 +372,8 @@ def _extras(step: TemplateStep) -> str:
     return f" · {' · '.join(parts)}" if parts else ""
 
 
-def templates_text(content: ContentLibrary) -> str:
-    if not content.templates:
+def templates_text(content: ContentLibrary, own: Sequence[str] = ()) -> str:
+    if not content.templates and not own:
         return "There are no templates."
     out = ["<b>Templates</b> (offsets from the session start, patient's local time)"]
     for name in sorted(content.templates):
@@ -384,6 +385,11 @@ def templates_text(content: ContentLibrary) -> str:
             if step.questionnaire:
                 kind = " (questionnaire)"
             out.append(f"  {esc(str(step.offset))} → {esc(step.prompt_key)}{kind}{_extras(step)}")
+    if own:
+        out.append(
+            "\n<b>Your own</b> (see and edit them with /dashboard): "
+            + ", ".join(f"<b>{esc(name)}</b>" for name in own)
+        )
     out.append("\n<i>Choose one with /session &lt;pseudonym&gt; … &lt;template&gt;.</i>")
     return clip("\n".join(out))
 
@@ -426,4 +432,28 @@ def resumed_note(outcome: ResumeOutcome) -> str:
     return (
         f"Resumed: {outcome.sent_soon} sent now, {outcome.missed} missed, "
         f"{outcome.rescheduled} keep their time."
+    )
+
+
+# --- /dashboard ---------------------------------------------------------------------------
+
+WORKSPACE_BUTTON = "Open the workspace"
+
+
+def dashboard_text(link: str, minutes: int, mini_app: bool) -> str:
+    inside = (
+        "Tap the button below to open it here in Telegram, or open this link in a browser "
+        if mini_app
+        else "Open this link in a browser "
+    )
+    return (
+        "<b>Your workspace</b>: patients, their prompts and replies, charts, templates "
+        f"and alerts.\n\n{inside}(it signs you in once and is valid for {minutes} minutes; "
+        f"don't share it):\n{esc(link)}"
+    )
+
+
+def dashboard_keyboard(app_url: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(WORKSPACE_BUTTON, web_app=WebAppInfo(app_url))]]
     )

@@ -12,6 +12,11 @@ from bot.views.render import clip, esc, local
 
 SHIFT_LABELS = {"-1h": "−1 hour", "+1h": "+1 hour", "-1d": "−1 day", "+1d": "+1 day"}
 SHIFT_LABELS["+7d"] = "+1 week"
+SESSION_STATE = {
+    SessionState.PLANNED: "planned",
+    SessionState.STARTED: "done",
+    SessionState.CANCELLED: "cancelled",
+}
 _SHIFT_KEYS = tuple(SHIFTS)  # buttons carry the index: "+1d" would be fine, a shorter id is safer
 
 
@@ -31,11 +36,7 @@ def _counts(line: SessionLine) -> str:
 
 
 def _line(number: int, line: SessionLine, zone: str | None) -> str:
-    state = {
-        SessionState.PLANNED: "planned",
-        SessionState.STARTED: "done",
-        SessionState.CANCELLED: "cancelled",
-    }[line.state]
+    state = SESSION_STATE[line.state]
     return (
         f"{number}. {local(line.started_at, zone)} · {esc(line.template)} · {state}{_counts(line)}"
     )

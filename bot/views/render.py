@@ -297,6 +297,8 @@ THERAPIST_HELP = (
     "/export &lt;pseudonym&gt; – all deliveries and answers as a CSV file\n"
     "/pause &lt;pseudonym&gt;, /resume &lt;pseudonym&gt; – hold or restart prompts\n"
     "/templates – the schedule templates\n"
+    "/dashboard – open your workspace (patients, replies, charts, templates) in a browser "
+    "or here in Telegram\n"
     "/help – this list\n\n"
     "Use pseudonyms, never real names. Times you type are in the patient's time zone."
 )

@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from cryptography.fernet import Fernet
 from sqlalchemy import Integer, column, inspect
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from bot.config import ConfigError
 from bot.db import migrate
@@ -573,3 +573,35 @@ async def test_0008_takes_questionnaires_and_refuses_to_go_down_while_they_exist
         assert await _kept_0006(url) == before
         with pytest.raises(IntegrityError):
             await _run(url, questionnaire)
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0009_adds_the_workspace_tables_and_keeps_everything(
+    backend: str, tmp_path: Path
+) -> None:
+    """0009 only adds tables: existing rows pass through both ways; an own template is unique
+    per therapist and name; the downgrade drops the three tables and nothing else."""
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0008")
+        await _run(url, *LAKE, *COURSE)
+        before = await _kept_0006(url)
+        await asyncio.to_thread(migrate.upgrade, url, "0009")
+        assert await _kept_0006(url) == before
+        own = (
+            "INSERT INTO own_templates (therapist_id, name, body, created_at, updated_at) "
+            "VALUES (1, 'mine', 'name: mine', '2026-11-09 10:00:00+00', '2026-11-09 10:00:00+00')"
+        )
+        await _run(
+            url,
+            own,
+            "INSERT INTO workspace_links (therapist_id, token_hash, created_at, expires_at) "
+            f"VALUES (1, '{'a' * 64}', '2026-11-09 10:00:00+00', '2026-11-09 10:10:00+00')",
+            "INSERT INTO workspace_sessions (therapist_id, token_hash, created_at, last_seen_at) "
+            f"VALUES (1, '{'b' * 64}', '2026-11-09 10:00:00+00', '2026-11-09 10:00:00+00')",
+        )
+        with pytest.raises(IntegrityError):
+            await _run(url, own)
+        await asyncio.to_thread(migrate.downgrade, url, "0008")
+        assert await _kept_0006(url) == before
+        with pytest.raises(ProgrammingError if backend == "postgres" else OperationalError):
+            await _run(url, "SELECT count(*) FROM own_templates")
