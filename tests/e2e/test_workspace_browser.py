@@ -114,6 +114,8 @@ async def test_the_mini_app_opens_with_signed_init_data_in_the_telegram_theme(
         await page.get_by_role("link", name="lake").click()
         await page.get_by_role("heading", name="lake").wait_for()  # the header went along
         assert await page.evaluate("() => document.cookie") == ""
+        await page.get_by_role("button", name="Pause messages").click()  # a POST, no cookie
+        await page.get_by_role("status").filter(has_text="Paused lake").wait_for()
 
         tampered = fragment.replace("auth_date%3D", "auth_date%3D1")
         other = await browser.new_page()

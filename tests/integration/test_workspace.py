@@ -398,6 +398,34 @@ async def test_plan_move_and_cancel_a_session_pause_resume_and_add(world: World)
     assert len(custom) == 1 and b"What helped" not in custom[0].custom_text_enc  # encrypted
 
 
+async def test_a_delivery_whose_outcome_is_unknown_can_be_sent_again(world: World) -> None:
+    therapist = await world.therapist()
+    await world.enrolled_patient(therapist, "lake")
+    await world.say(therapist, "/session lake")
+    lake = await _patient_id(world, "lake")
+    first = (await world.deliveries("lake"))[0]
+    async with world.rt.sessions() as session, session.begin():
+        row = await session.get(Delivery, first.id)
+        assert row is not None
+        row.state, row.sent_at = DeliveryState.UNKNOWN, world.clock.now()
+    async with browser(world) as b:
+        await sign_in(world, therapist, b)
+        page = await b.get(f"/app/patients/{lake}")
+        assert "it is never re-sent automatically" in page.text
+        version = re.search(
+            rf'/deliveries/{first.id}/again">\s*<input[^>]*>\s*<input type="hidden" '
+            r'name="version" value="(\d+)"',
+            page.text,
+        )
+        assert version
+        again = await b.post(f"/app/patients/{lake}/deliveries/{first.id}/again",
+                             version=version.group(1))  # fmt: skip
+        assert again.status_code == 200 and "Sending edu-after-session again now." in again.text
+    async with world.rt.sessions() as session:
+        state = await session.scalar(select(Delivery.state).where(Delivery.id == first.id))
+    assert state is not DeliveryState.UNKNOWN
+
+
 async def test_alerts_page_lists_and_acknowledges_an_alert(world: World) -> None:
     therapist = await world.therapist()
     patient = await world.enrolled_patient(therapist, "lake")
