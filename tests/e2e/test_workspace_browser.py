@@ -32,14 +32,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         yield w
 
 
-async def _signed_in(world: World, browser: Any, base: str, **page_options: Any) -> Any:
-    therapist = world.state.user(world._next_user, "Dr Rivera")
+async def _signed_in(world: World, therapist: Any, browser: Any, base: str, **page: Any) -> Any:
+    """A new page signed in with the therapist's /dashboard link, on the patient list."""
     token = await dashboard_link(world, therapist)
-    page = await browser.new_page(**page_options)
-    await page.goto(f"{base}/app/signin?token={token}")
-    await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url("**/app/patients")
-    return page
+    tab = await browser.new_page(**page)
+    await tab.goto(f"{base}/app/signin?token={token}")
+    await tab.get_by_role("button", name="Sign in").click()
+    await tab.wait_for_url("**/app/patients")
+    return tab
 
 
 async def test_sign_in_open_a_patient_postpone_and_see_it_in_the_chat(world: World) -> None:
@@ -47,11 +47,7 @@ async def test_sign_in_open_a_patient_postpone_and_see_it_in_the_chat(world: Wor
     await world.enrolled_patient(therapist, "lake")
     await world.say(therapist, "/session lake")
     async with served(world) as base, chromium() as browser:
-        token = await dashboard_link(world, therapist)
-        page = await browser.new_page()
-        await page.goto(f"{base}/app/signin?token={token}")
-        await page.get_by_role("button", name="Sign in").click()
-        await page.wait_for_url("**/app/patients")
+        page = await _signed_in(world, therapist, browser, base)
         await page.get_by_role("link", name="lake").click()
         await page.wait_for_url("**/app/patients/*")
         row = page.locator("tr", has_text="ref-one-word").first
@@ -68,11 +64,7 @@ async def test_create_a_template_from_a_copy_and_use_it_in_a_session(world: Worl
     therapist = await world.therapist()
     await world.enrolled_patient(therapist, "lake")
     async with served(world) as base, chromium() as browser:
-        token = await dashboard_link(world, therapist)
-        page = await browser.new_page()
-        await page.goto(f"{base}/app/signin?token={token}")
-        await page.get_by_role("button", name="Sign in").click()
-        await page.wait_for_url("**/app/patients")
+        page = await _signed_in(world, therapist, browser, base)
         await page.get_by_role("link", name="Templates").click()
         await page.get_by_role("button", name="Copy “short” to edit").click()
         name = page.get_by_label("Name", exact=True)
@@ -169,11 +161,14 @@ async def test_pages_fit_a_phone_are_labelled_and_keep_contrast(world: World, sc
     await world.enrolled_patient(therapist, "lake")
     await world.say(therapist, "/session lake")
     async with served(world) as base, chromium() as browser:
-        token = await dashboard_link(world, therapist)
-        page = await browser.new_page(viewport={"width": 360, "height": 740}, color_scheme=scheme)
-        await page.goto(f"{base}/app/signin?token={token}")
-        await page.get_by_role("button", name="Sign in").click()
-        await page.wait_for_url("**/app/patients")
+        page = await _signed_in(
+            world,
+            therapist,
+            browser,
+            base,
+            viewport={"width": 360, "height": 740},
+            color_scheme=scheme,
+        )
         links = await page.evaluate(
             "() => [...document.querySelectorAll('a[href^=\"/app/patients/\"]')].map(a => a.href)"
         )
