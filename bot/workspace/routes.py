@@ -331,6 +331,9 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
         except NotFound:
             raise
         except UserError as exc:
+            if isinstance(exc, sessions.NeedsConfirmation) and "plan_form" in forms:
+                # Most of a back-dated session's prompts are too late: offer "Log it anyway".
+                forms["plan_form"] = {**forms["plan_form"], "confirm": True}
             return await patient_page(caller, patient_id, notice=exc.message, kind="error",
                                       status=400, **forms)  # fmt: skip
         if why is not None:
@@ -398,10 +401,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
             )  # fmt: skip
             return web.plain(chat.session_planned(plan))
 
-        try:
-            return await act(caller, patient_id, change, why="session", plan_form=plan_form)
-        except sessions.NeedsConfirmation:  # pragma: no cover - act turns it into a page
-            raise
+        return await act(caller, patient_id, change, why="session", plan_form=plan_form)
 
     async def move_session(request: Request, caller: Caller) -> Response:
         patient_id = _patient_id(request)

@@ -361,6 +361,13 @@ async def test_plan_move_and_cancel_a_session_pause_resume_and_add(world: World)
         ahead = await b.post(f"/app/patients/{lake}/sessions", date="2028-03-10", time="10:00",
                              template="course")  # fmt: skip
         assert ahead.status_code == 400 and "up to 180 days ahead" in ahead.text
+        # Back-dated by a week: most prompts are too late, so it asks before logging.
+        late = await b.post(f"/app/patients/{lake}/sessions", date="2026-03-03", time="10:00",
+                            template="short")  # fmt: skip
+        assert late.status_code == 400 and "Log it anyway" in late.text
+        logged = await b.post(f"/app/patients/{lake}/sessions", date="2026-03-03",
+                              time="10:00", template="short", confirmed="1")  # fmt: skip
+        assert logged.status_code == 200 and "Session logged for lake" in logged.text
         planned = await b.post(f"/app/patients/{lake}/sessions", date="2026-03-17",
                                time="10:00", template="course")  # fmt: skip
         assert planned.status_code == 200 and "Session planned for lake" in planned.text
