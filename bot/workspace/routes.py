@@ -59,9 +59,8 @@ REPLIES_SHOWN = 50
 DELIVERY_VERBS = {"skip", "send", "again", "hour", "morning"}
 
 
-def _html(body: str, status: int = 200, push: str | None = None) -> HTMLResponse:
-    headers = {"HX-Push-Url": push} if push else None
-    return HTMLResponse(body, status_code=status, headers=headers)
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status)
 
 
 def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
@@ -84,7 +83,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
             )
 
     async def show(
-        caller: Caller | None, name: str, *, status: int = 200, push: str | None = None,
+        caller: Caller | None, name: str, *, status: int = 200,
         **context: Any,
     ) -> HTMLResponse:  # fmt: skip
         for key in ("notice", "notice_kind", "problems", "problems_title", "section"):
@@ -98,7 +97,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
             open_alerts=count,
             **context,
         )
-        return _html(body, status, push)
+        return _html(body, status)
 
     def message(
         heading: str, text: str, status: int, caller: Caller | None = None
@@ -265,7 +264,6 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
             caller,
             "patient.html",
             status=status,
-            push=f"/app/patients/{patient_id}" if caller.csrf is not None else None,
             section="patients",
             card=card,
             sessions=listing,
@@ -576,13 +574,13 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
     async def editor(
         caller: Caller, template_id: int, draft: own_templates.Draft, *,
         notice: str | None = None, problems: list[str] | None = None,
-        problem_steps: set[int] | None = None, status: int = 200, push: str | None = None,
+        problem_steps: set[int] | None = None, status: int = 200,
         preview_form: dict[str, str] | None = None,
     ) -> Response:  # fmt: skip
         form = preview_form or _preview_form(None)
         checked = own_templates.check(draft, rt.content)
         return await show(
-            caller, "template_edit.html", status=status, push=push, section="templates",
+            caller, "template_edit.html", status=status, section="templates",
             template_id=template_id, draft=draft, rows=draft.steps, notice=notice,
             problems=problems, problem_steps=problem_steps or set(),
             keys=sorted([*rt.content.prompts, *rt.content.questionnaires]),
