@@ -28,40 +28,40 @@ def _hash(row_id: str) -> str:
     return hashlib.sha256(f"{SALT}:{row_id}".encode()).hexdigest()
 
 
-def _existing() -> dict[str, str]:
-    """id -> split, for every message already in a split file."""
-    where: dict[str, str] = {}
+def _existing() -> dict[str, list[dict[str, str]]]:
+    """split name -> its messages, as the split files hold them now."""
+    rows: dict[str, list[dict[str, str]]] = {name: [] for name, _ in SPLITS}
     for name, _ in SPLITS:
         path = OUT / f"{name}.jsonl"
         if path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
-                    where[json.loads(line)["id"]] = name
-    return where
+                    rows[name].append(json.loads(line))
+    return rows
 
 
 def main(paths: list[str]) -> None:
+    # Start from what is already split, so a new round only adds: passing only the new files
+    # must never drop (or move) a message placed earlier.
+    out = _existing()
+    placed = {row["id"] for rows in out.values() for row in rows}
+    seen_text = {" ".join(row["text"].lower().split()) for rows in out.values() for row in rows}
+    first_round = not placed
     by_category: dict[str, list[dict[str, str]]] = defaultdict(list)
-    seen_text: set[str] = set()
     for path in paths:
         for line in Path(path).read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             item = json.loads(line)
             key = " ".join(item["text"].lower().split())
-            if key in seen_text:
+            if item["id"] in placed or key in seen_text:
                 continue
             seen_text.add(key)
-            row = {k: item[k] for k in ("id", "label", "category", "text")}
-            by_category[item["category"]].append(row)
-    placed = _existing()
-    out: dict[str, list[dict[str, str]]] = {name: [] for name, _ in SPLITS}
-    for rows in by_category.values():
-        fresh = [r for r in rows if r["id"] not in placed]
-        for row in rows:
-            if row["id"] in placed:
-                out[placed[row["id"]]].append(row)
-        if not placed:  # the first round: by rank within the category
+            by_category[item["category"]].append(
+                {k: item[k] for k in ("id", "label", "category", "text")}
+            )
+    for fresh in by_category.values():
+        if first_round:  # the first round: by rank within the category
             fresh.sort(key=lambda r: _hash(r["id"]))
             cut1 = round(len(fresh) * SPLITS[0][1])
             cut2 = cut1 + round(len(fresh) * SPLITS[1][1])
