@@ -31,7 +31,9 @@ from bot.domain.safety.phrases import PhraseMatcher  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "safety" / "corpus"
 EPOCHS = 10
-RATE = 0.3
+# 0.3 before round 4; 0.2 did best in cross-validation (88.7 % vs 87.1 %) and keeps
+# labelled.yaml under 5 % false alerts (0.1 did not).
+RATE = 0.2
 L2 = 1e-2
 MIN_COUNT = 2  # features seen fewer times in train are dropped (noise, and a smaller file)
 

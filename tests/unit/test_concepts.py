@@ -73,6 +73,18 @@ def test_the_corpus_is_big_enough_and_its_splits_do_not_overlap() -> None:
         "thank you for everything. this is my last message",
         "if the next session doesnt work im out. like out out",
         "could really go for a permanent nap and i mean permanent",
+        # rules added with round 4 of the corpus (these sentences are not from it)
+        "the 3rd is coming. same day my brother went. feels right",
+        "did it again with a blade last night, sleeves down at work",
+        "put another tally on my thigh. number nine",
+        "hose and tape are in the garage now",
+        "i'm jealous of people who just die in their sleep",
+        "i want to be with my mum again and i dont mean visiting the grave",
+        "letters sealed. day chosen.",
+        "wrote my note. feels lighter knowing its done before friday",
+        "scalding water over my wrist, not by accident",
+        "the hook took my weight when i tried it with the rope",
+        "my story's finished. signing off",
         "ready to uninstall myself from this world",
         "every night i pray god takes me in my sleep",
         "I'm not suicidal",  # the bare word alerts; nothing cancels it
@@ -98,6 +110,11 @@ def test_risk_said_sideways_alerts(rules_only: Screener, text: str) -> None:
         "said goodbye to my old self in the session, not a sad goodbye",
         "thanks for everything this week, see you thursday!",
         "my gran passed peacefully, the hospice nurses were angels",
+        "feeling hopeless about the custody hearing, lawyer never rings back",
+        "my new kitten scratched my arm up while i was trimming her claws",
+        "forgot my thyroid tablets this morning, took them at lunch, fine tomorrow",
+        "charcoal and tape in the boot for the bbq at the campsite saturday",
+        "burnt my hand on the tawa making rotis for dinner",
     ],
 )
 def test_look_alikes_stay_quiet(rules_only: Screener, text: str) -> None:
