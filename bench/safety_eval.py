@@ -26,6 +26,7 @@ from bot.domain.safety.evaluation import Labelled, evaluate, read_labelled  # no
 from bot.domain.safety.phrases import PhraseMatcher  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "safety" / "corpus"
+CORPORA = {"en": CORPUS, "es": CORPUS.parent / "es", "de": CORPUS.parent / "de"}
 SPLITS = ("train", "dev", "heldout")
 
 
@@ -69,7 +70,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", default="heldout", help="comma-separated: train,dev,heldout")
     parser.add_argument("--timing", action="store_true", help="also time the screener")
+    parser.add_argument(
+        "--language",
+        default="en",
+        choices=sorted(CORPORA),
+        help="whose corpus: en (corpus/), es or de (es/, de/: their own writers and split)",
+    )
     args = parser.parse_args()
+    corpus = CORPORA[args.language]
     screener = load_screener([builtin_dir()])
     print(f"{len(screener.phrases)} phrases, "
           f"{sum(len(c.rules) for c in screener.concepts)} concept rules, "
@@ -78,11 +86,11 @@ def main() -> None:
     for name in args.splits.split(","):
         if name not in SPLITS:
             parser.error(f"unknown split {name!r}")
-        items = read_labelled(CORPUS / f"{name}.jsonl")
+        items = read_labelled(corpus / f"{name}.jsonl")
         quality(screener, name, items)
     if args.timing:
         for name in SPLITS:
-            everything.extend(i.text for i in read_labelled(CORPUS / f"{name}.jsonl"))
+            everything.extend(i.text for i in read_labelled(corpus / f"{name}.jsonl"))
         timing(screener, everything)
 
 

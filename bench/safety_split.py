@@ -9,6 +9,7 @@ within each category (60 / 20 / 20); later messages go by the same hash read as 
 only, never messages: the held-out split is not to be read while tuning.
 
     python bench/safety_split.py DRAFT.jsonl [DRAFT.jsonl ...]
+    python bench/safety_split.py --out tests/fixtures/safety/es tests/fixtures/safety/es/E*.jsonl
 """
 
 from __future__ import annotations
@@ -84,4 +85,8 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    if args[:1] == ["--out"]:  # another language's corpus: tests/fixtures/safety/es
+        OUT = Path(args[1])
+        args = args[2:]
+    main(args)
