@@ -11,11 +11,11 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import BotCommand
 from telegram.error import InvalidToken, NetworkError
 from telegram.ext import Application, ContextTypes
 from telegram.request import BaseRequest
 
+from bot import i18n
 from bot.clock import Clock, SystemClock
 from bot.config import ConfigError, Settings, is_loopback
 from bot.db import migrate, problems
@@ -30,36 +30,19 @@ from bot.handlers import router
 from bot.handlers.context import Context
 from bot.runtime import Runtime
 from bot.services import keycheck
+from bot.services import languages as language_service
+from bot.telegram import menus
 from bot.telegram.http_server import EmbeddedServer
 from bot.telegram.polling import ALLOWED_UPDATES, Poller
 from bot.telegram.ratelimit import PacedRateLimiter
 from bot.telegram.updates import MAX_CONCURRENT, PerChatUpdateProcessor
+from bot.views import controls as controls_view
 from bot.views.callbacks import CallbackCodec
 from bot.web import WEBHOOK_PATH, build_web
 
 log = logging.getLogger(__name__)
 
 PTBApp = Application[Any, Any, Any, Any, Any, Any]
-
-COMMANDS = [
-    BotCommand("help", "What this bot does and your options"),
-    BotCommand("crisis", "Where to get help right now"),
-    BotCommand("pause", "Take a break from messages"),
-    BotCommand("resume", "Continue after a break"),
-    BotCommand("settings", "Time zone and quiet hours"),
-    BotCommand("mydata", "A copy of what is stored about you"),
-    BotCommand("stop", "Stop all messages"),
-]
-
-
-PROGRESS = BotCommand("progress", "Your check-ins as a chart")
-
-
-def patient_commands(settings: Settings) -> list[BotCommand]:
-    """The command menu; /progress only where the clinic shows patients their charts."""
-    if not settings.show_scores_to_patient:
-        return COMMANDS
-    return [*COMMANDS[:-1], PROGRESS, COMMANDS[-1]]
 
 
 def build_runtime(settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -144,7 +127,37 @@ async def _post_init(app: PTBApp) -> None:
     rt.bot_username = app.bot.username
     dispatcher: Dispatcher = app.bot_data["dispatcher"]
     await dispatcher.recover(startup=True)
-    await app.bot.set_my_commands(patient_commands(rt.settings))
+    await languages_still_offered(rt)
+    settings = rt.settings
+    await menus.publish_patient_menus(
+        app.bot,
+        settings.offered_languages,
+        settings.default_language,
+        show_progress=settings.show_scores_to_patient,
+    )
+
+
+async def languages_still_offered(rt: Runtime) -> None:
+    """Patients in a language taken out of AFTERGLOW_LANGUAGES move to the default, told once."""
+    default = rt.settings.default_language
+
+    def notice(old: str) -> str:
+        with i18n.using(default):
+            return controls_view.language_fallback_notice(old, default)
+
+    async with rt.sessions() as session, session.begin():
+        moved = await language_service.fall_back_removed(
+            session,
+            offered=rt.settings.offered_languages,
+            default=default,
+            notice=notice,
+            cipher=rt.cipher,
+            now=rt.clock.now(),
+        )
+    if moved:
+        log.warning(
+            "%d patient(s) moved to %s: their language is no longer offered", moved, default
+        )
 
 
 async def _post_shutdown(app: PTBApp) -> None:

@@ -43,6 +43,11 @@ app.add_typer(therapist_app, name="therapist")
 app.add_typer(content_app, name="content")
 app.add_typer(keys_app, name="keys")
 app.add_typer(safety_app, name="safety")
+i18n_app = typer.Typer(
+    help="The bot's text catalogues (gettext, Babel): extract, update, compile, check.",
+    no_args_is_help=True,
+)
+app.add_typer(i18n_app, name="i18n")
 
 
 def fail(message: str) -> NoReturn:
@@ -161,11 +166,15 @@ def run(
 @app.command(cls=OneLineCommand)
 def demo(
     days: Annotated[int, typer.Option(min=1, max=14, help="Simulated days after the session.")] = 7,
+    language: Annotated[str, typer.Option(help="The patient's language: en, es or de.")] = "en",
 ) -> None:
     """Show a week of integration: the real bot against a built-in Telegram emulator."""
     from bot.demo import run_demo
+    from bot.domain.languages import BUILT_IN
 
-    sys.exit(asyncio.run(run_demo(days=days)))
+    if language not in BUILT_IN:
+        fail(f"--language: choose one of {', '.join(BUILT_IN)}")
+    sys.exit(asyncio.run(run_demo(days=days, language=language)))
 
 
 @db_app.command("upgrade", cls=OneLineCommand)
@@ -363,6 +372,54 @@ def content_check(
         f"content ok: {len(library.prompts)} prompts, {len(library.templates)} templates, "
         f"{len(library.questionnaires)} questionnaire(s) from {len(folders)} folder(s)"
     )
+    total = len(library.prompts) + len(library.questionnaires)
+    for language, missing in library.missing_translations().items():
+        typer.echo(f"  {language}: {total - len(missing)} of {total} translated", nl=not missing)
+        if missing:  # sent in the default language meanwhile (counted in /metrics)
+            typer.echo(f"; missing: {', '.join(missing)}")
+    for language in settings().offered_languages:
+        if language != "en" and language not in library.languages():
+            typer.echo(f"  {language}: offered, but no content is translated into it")
+
+
+@i18n_app.command("extract", cls=OneLineCommand)
+def i18n_extract() -> None:
+    """Collect every bot text marked for translation into bot/locale/afterglow.pot."""
+    from bot import catalogues
+
+    typer.echo(f"wrote {catalogues.extract()}")
+
+
+@i18n_app.command("update", cls=OneLineCommand)
+def i18n_update() -> None:
+    """Merge the template into each language's .po (new texts empty, for the translator)."""
+    from bot import catalogues
+
+    for path in catalogues.update():
+        typer.echo(f"updated {path}")
+
+
+@i18n_app.command("compile", cls=OneLineCommand)
+def i18n_compile() -> None:
+    """Compile each .po into the .mo the bot reads (and the wheel ships)."""
+    from bot import catalogues
+
+    for path in catalogues.compile_all():
+        typer.echo(f"compiled {path}")
+
+
+@i18n_app.command("check", cls=OneLineCommand)
+def i18n_check() -> None:
+    """Every translation keeps its placeholders; every catalogue is compiled and current."""
+    from bot import catalogues
+
+    problems = catalogues.check()
+    for problem in problems:
+        where = f" {problem.msgid[:60]!r}" if problem.msgid else ""
+        typer.echo(f"{problem.language}:{where} {problem.problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("catalogues ok")
 
 
 def _screener() -> Screener:

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.languages import parse_languages
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -88,6 +90,9 @@ class Settings(BaseSettings):
     dispatch_interval: float = Field(default=1.0, gt=0, le=60)
     # A questionnaire's score is the therapist's to discuss; a clinic may choose to show it.
     show_scores_to_patient: bool = False
+    # The languages offered to patients (built in: en, es, de) and the one they fall back to.
+    languages: str = "en,es,de"
+    default_language: str = "en"
 
     @field_validator(
         "misfire_grace",
@@ -100,6 +105,11 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: str) -> str:
+        return ",".join(parse_languages(value))
 
     @field_validator("clinic_timezone")
     @classmethod
@@ -173,6 +183,15 @@ class Settings(BaseSettings):
                 raise ValueError("AFTERGLOW_WEBHOOK_SECRET is required when AFTERGLOW_MODE=webhook")
         return self
 
+    @model_validator(mode="after")
+    def _default_language(self) -> Settings:
+        if self.default_language not in self.offered_languages:
+            raise ValueError(
+                f"AFTERGLOW_DEFAULT_LANGUAGE: {self.default_language!r} is not in "
+                f"AFTERGLOW_LANGUAGES ({self.languages})"
+            )
+        return self
+
     @property
     def webhook_base(self) -> str | None:
         """AFTERGLOW_WEBHOOK_URL, which defaults to AFTERGLOW_PUBLIC_URL."""
@@ -191,6 +210,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.clinic_timezone)
+
+    @property
+    def offered_languages(self) -> tuple[str, ...]:
+        return parse_languages(self.languages)
 
     @property
     def content_paths(self) -> list[Path]:

@@ -16,13 +16,17 @@ from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet
 
+from bot import i18n
 from bot.app import PTBApp, build_application, build_runtime
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.db import migrate, queries
 from bot.dispatch.dispatcher import Dispatcher
+from bot.domain import languages
+from bot.domain.content import plain_text
 from bot.emulator import BotApiState, EmulatorServer, TranscriptEntry, render_transcript
 from bot.emulator.updates import EmuUser
+from bot.i18n import _
 from bot.runtime import Runtime
 from bot.services import enrollment
 from bot.telegram.polling import Poller
@@ -33,28 +37,50 @@ ZONE = "America/New_York"
 # Tuesday 10 March 2026, 13:00 in New York: the session has just ended.
 SESSION_END = datetime(2026, 3, 10, 17, 0, tzinfo=UTC)
 
-# The scripted patient's answers, by words of the question they answer.
+# The scripted patient's answers, by the reflection they answer, in each demo language.
 ANSWERS = {
-    "single word": "Soft. Like something loosened in my chest.",
-    "stands out most": "How much I've been bracing all the time, even with people I love.",
-    "favourite loop": "I said 'I'm so stupid' when I dropped a glass. Caught it this time.",
-    "good friend feeling": "That it's okay to be tired after something this big. Go slowly.",
-    "one small step": "Calling my sister back. I've put it off for a month.",
-    "bring to it": "The bracing. And the call with my sister, if I've made it by then.",
+    "en": {
+        "ref-one-word": "Soft. Like something loosened in my chest.",
+        "ref-what-stood-out": "How much I've been bracing all the time, even with people I love.",
+        "ref-looping-thought": "I said 'I'm so stupid' when I dropped a glass. Caught it.",
+        "ref-kind-words": "That it's okay to be tired after something this big. Go slowly.",
+        "ref-small-step": "Calling my sister back. I've put it off for a month.",
+        "ref-notes-for-therapist": "The bracing. And the call with my sister, if I've made it.",
+    },
+    "es": {
+        "ref-one-word": "Suave. Como si algo se hubiera aflojado en el pecho.",
+        "ref-what-stood-out": "Lo mucho que vivo en tensión, hasta con la gente que quiero.",
+        "ref-looping-thought": "Me dije 'qué torpe soy' al romper un vaso. Esta vez me di cuenta.",
+        "ref-kind-words": "Que está bien estar cansada después de algo tan grande. Despacio.",
+        "ref-small-step": "Llamar a mi hermana. Llevo un mes posponiéndolo.",
+        "ref-notes-for-therapist": "La tensión. Y la llamada a mi hermana, si ya la hice.",
+    },
+    "de": {
+        "ref-one-word": "Weich. Als hätte sich in der Brust etwas gelöst.",
+        "ref-what-stood-out": "Wie angespannt ich immer bin, sogar bei Menschen, die ich liebe.",
+        "ref-looping-thought": "'Wie blöd bin ich', als mir ein Glas runterfiel. Diesmal gemerkt.",
+        "ref-kind-words": "Dass es okay ist, nach so etwas Großem müde zu sein. Langsam.",
+        "ref-small-step": "Meine Schwester zurückrufen. Das schiebe ich seit Wochen auf.",
+        "ref-notes-for-therapist": "Die Anspannung. Und das Telefonat mit meiner Schwester.",
+    },
 }
-ANSWERED_AFTER_REMINDER = "one small step"  # left for a day, to show the reminder
+ANSWERED_AFTER_REMINDER = "ref-small-step"  # left for a day, to show the reminder
+PATIENT_NAMES = {"en": "Sam", "es": "Sofía", "de": "Lena"}
 
 
 class Script:
     """Drives the people in the emulator and waits for the bot to answer."""
 
-    def __init__(self, state: BotApiState, rt: Runtime, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, state: BotApiState, rt: Runtime, dispatcher: Dispatcher, language: str = "en"
+    ) -> None:
         self.state = state
         self.rt = rt
         self.dispatcher = dispatcher
+        self.language = language
 
     async def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
-        for _ in range(500):  # up to 5 s of real time; the bot answers in milliseconds
+        for _attempt in range(500):  # up to 5 s of real time; the bot answers in milliseconds
             if predicate():
                 return
             await asyncio.sleep(0.01)
@@ -87,8 +113,14 @@ def _buttons(message: dict[str, Any]) -> list[str]:
     return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
 
 
-def _answer_for(text: str) -> tuple[str, str] | None:
-    return next(((key, said) for key, said in ANSWERS.items() if key in text), None)
+def _answer_for(script: Script, text: str) -> tuple[str, str] | None:
+    """Which scripted reflection this message asks (or reminds of), and the answer."""
+    content = script.rt.content.in_language(script.language)
+    for key, said in ANSWERS[script.language].items():
+        words = plain_text(content.prompt(key).text)[:40]
+        if words and words in plain_text(text):
+            return key, said
+    return None
 
 
 async def _patient_answers(
@@ -99,33 +131,38 @@ async def _patient_answers(
     text = message.get("text", "")
     labels = _buttons(message)
     markup = message.get("reply_markup") or {}
+    with i18n.using(script.language):
+        got_it, help_label = _("Got it"), render.help_button().text
+        reminder_start = nudge_prefix()
     if markup.get("force_reply"):
-        found = _answer_for(text)
-        reminder = text.startswith(render.NUDGE_START)
+        found = _answer_for(script, text)
+        reminder = text.startswith(reminder_start)
         if found is not None and (reminder or found[0] != ANSWERED_AFTER_REMINDER):
             await script.say(patient, found[1], reply_to=message["message_id"])
             return n + 1
         return n
-    if " of " in text and labels and labels[0] not in ("Got it", "◀ Back"):
-        await _questionnaire(script, patient, message)
+    if " of " in text and labels and labels[0] not in (got_it, "◀ Back"):
+        await _questionnaire(script, patient, message, help_label)
         return n + 1
-    if "Got it" in labels and n % 2 == 0:
-        await script.tap(patient, message["message_id"], "Got it")
+    if got_it in labels and n % 2 == 0:
+        await script.tap(patient, message["message_id"], got_it)
     elif "7" in labels:
         await script.tap(patient, message["message_id"], "7")
-    elif labels and labels[0] != "Need help now" and "Got it" not in labels:
+    elif labels and labels[0] != help_label and got_it not in labels:
         await script.tap(patient, message["message_id"], labels[0])
     return n
 
 
-async def _questionnaire(script: Script, patient: EmuUser, message: dict[str, Any]) -> None:
+async def _questionnaire(
+    script: Script, patient: EmuUser, message: dict[str, Any], help_label: str
+) -> None:
     """A questionnaire's message moves item by item: the patient taps an answer on each."""
     mid = message["message_id"]
-    for _ in range(QUESTIONNAIRE_ITEMS_AT_MOST):
+    for _item in range(QUESTIONNAIRE_ITEMS_AT_MOST):
         shown = next(
             (m for m in script.state.sent_messages(patient.id) if m["message_id"] == mid), None
         )
-        options = [b for b in _buttons(shown or {}) if b not in ("◀ Back", "Need help now")]
+        options = [b for b in _buttons(shown or {}) if b not in ("◀ Back", help_label)]
         if shown is None or not options:
             return  # the thank-you has no buttons
         await script.tap(patient, mid, options[min(2, len(options) - 1)])
@@ -134,7 +171,7 @@ async def _questionnaire(script: Script, patient: EmuUser, message: dict[str, An
 QUESTIONNAIRE_ITEMS_AT_MOST = 30
 
 
-async def run_demo(days: int = 7, out: Callable[[str], None] = print) -> int:
+async def run_demo(days: int = 7, out: Callable[[str], None] = print, language: str = "en") -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="afterglow-demo-") as tmp:
         clock = FakeClock(SESSION_END - timedelta(minutes=30))
@@ -160,24 +197,28 @@ async def run_demo(days: int = 7, out: Callable[[str], None] = print) -> int:
             poller = Poller(app, timeout=1)
             await poller.start()
             try:
-                await _story(app, rt, state, clock, days)
+                await _story(app, rt, state, clock, days, language)
             finally:
                 await poller.stop()
                 await app.stop()
                 await app.shutdown()
         zones = [(chat, ZoneInfo(ZONE)) for chat in (1001, 2002)]
-        out(_header(days))
+        out(_header(days, language))
         entries = [_compact(entry) for entry in state.transcript()]
         out(render_transcript(entries, tz=ZoneInfo(ZONE), zones=zones))
-        out(_footer(state))
+        out(_footer(state, language))
     return 0
 
 
-async def _story(app: PTBApp, rt: Runtime, state: BotApiState, clock: FakeClock, days: int) -> None:
+async def _story(
+    app: PTBApp, rt: Runtime, state: BotApiState, clock: FakeClock, days: int, language: str
+) -> None:
     dispatcher: Dispatcher = app.bot_data["dispatcher"]
-    script = Script(state, rt, dispatcher)
+    script = Script(state, rt, dispatcher, language)
     therapist = state.user(1001, "Dr Rivera")
-    patient = state.user(2002, "Sam")
+    patient = state.user(2002, PATIENT_NAMES[language], language_code=language)
+    with i18n.using(language):
+        agree = _("I agree")
 
     # The clinic operator registers the therapist (`afterglow therapist invite`).
     async with rt.sessions() as session, session.begin():
@@ -189,11 +230,14 @@ async def _story(app: PTBApp, rt: Runtime, state: BotApiState, clock: FakeClock,
     clock.advance(timedelta(minutes=5))
     before = len(state.sent_messages(patient.id))
     await state.open_link(patient, link)
-    await script.wait_for(lambda: len(state.sent_messages(patient.id)) > before, "consent")
-    await script.tap(patient, script.last(patient)["message_id"], "I agree")
-    await script.wait_for(lambda: "which time zone" in script.last(patient).get("text", ""), "zone")
-    await script.tap(patient, script.last(patient)["message_id"], "New York")
-    await script.wait_for(lambda: "all set" in script.last(patient).get("text", ""), "welcome")
+    await script.wait_for(lambda: len(state.sent_messages(patient.id)) > before, "languages")
+    await script.tap(patient, script.last(patient)["message_id"], languages.NAMES[language])
+    await script.wait_for(lambda: agree in _buttons(script.last(patient)), "consent")
+    await script.tap(patient, script.last(patient)["message_id"], agree)
+    await script.wait_for(lambda: "New York" in _buttons(script.last(patient)), "zone")
+    zone_question = script.last(patient)["message_id"]
+    await script.tap(patient, zone_question, "New York")
+    await script.wait_for(lambda: script.last(patient)["message_id"] != zone_question, "welcome")
 
     clock.set(SESSION_END)
     await script.say(therapist, "/session river-7")
@@ -233,18 +277,24 @@ def _compact(entry: TranscriptEntry) -> TranscriptEntry:
     return replace(entry, text=f"(edited) … {tail}")
 
 
-def _header(days: int) -> str:
+def _header(days: int, language: str = "en") -> str:
     return (
         "Afterglow demo: the real bot against a local Telegram emulator, a temporary database\n"
         f"and a simulated clock; {days} day(s) after one session. Times are New York time.\n"
-        + "="
-        * 78
+        f"The patient chose {languages.NAMES[language]}.\n" + "=" * 78
     )
 
 
-def _footer(state: BotApiState) -> str:
+def nudge_prefix() -> str:
+    """How a reminder starts in the current language (before the question it names)."""
+    return render.nudge(None).split(_("the question above"))[0]
+
+
+def _footer(state: BotApiState, language: str = "en") -> str:
     protected = [m for m in state.sent_messages(2002) if m.get("has_protected_content")]
-    reminders = [m for m in protected if m.get("text", "").startswith(render.NUDGE_START)]
+    with i18n.using(language):
+        prefix = nudge_prefix()
+    reminders = [m for m in protected if m.get("text", "").startswith(prefix)]
     return (
         "=" * 78
         + f"\n{len(protected) - len(reminders)} prompts delivered to the patient, "

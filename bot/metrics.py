@@ -21,3 +21,8 @@ TELEGRAM_ERRORS = Counter(
     "afterglow_telegram_errors_total", "Telegram API errors by kind", ["kind"]
 )
 DISPATCH_TICKS = Counter("afterglow_dispatch_ticks_total", "Dispatcher ticks run")
+CONTENT_FALLBACKS = Counter(
+    "afterglow_content_fallback_total",
+    "Prompts sent in the default language because the patient's had no translation",
+    ["language"],
+)

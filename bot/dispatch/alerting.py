@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +41,7 @@ class Alerter:
         return InlineKeyboardMarkup([[button]])
 
     def _text(self, view: alerts.AlertView, *, escalation: bool) -> str:
+        view = replace(view, pseudonym=render.with_language(view.pseudonym, view.language))
         crisis = self.rt.crisis
         when = render.local(view.created_at, view.timezone)
         quoted = html.escape(render.shorten(view.text, MAX_QUOTED), quote=False)

@@ -26,15 +26,16 @@ from datetime import datetime, timedelta
 from telegram import Bot, ForceReply, InlineKeyboardMarkup
 from telegram.error import RetryAfter
 
-from bot import metrics
+from bot import i18n, metrics
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.dispatch import claims, reminders
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
-from bot.domain import answers, schedule
+from bot.domain import answers, languages, schedule
 from bot.domain.answers import AnswerPolicy
+from bot.domain.content import DEFAULT_LANGUAGE
 from bot.runtime import Runtime
 from bot.services import brief, course, disclosures, participation, reachability
 from bot.services.sessions import quiet_hours, zone_of
@@ -97,6 +98,7 @@ class _Job:
     due_at: datetime
     attempts: int
     answers: AnswerPolicy  # when it is reminded and stops taking answers, once sent
+    language: str = DEFAULT_LANGUAGE  # the patient's: which translation of the prompt
 
 
 class Dispatcher:
@@ -255,7 +257,8 @@ class Dispatcher:
         if decision.action is schedule.Action.WAIT:
             return {}, None
         try:
-            text = self._text(delivery)
+            language = self._language(patient, delivery)
+            text = self._text(delivery, language)
             chat_id = identity.chat_of(patient, self.rt.cipher)
             assert chat_id is not None  # telegram_enc is set (checked above)
         except (KeyError, CryptoKeyError) as exc:
@@ -278,8 +281,26 @@ class Dispatcher:
             delivery.due_at,
             delivery.attempts + 1,
             self._answers(delivery),
+            language,
         )
         return {}, job  # claimed together with the rest of the batch
+
+    def _language(self, patient: Patient, delivery: Delivery) -> str:
+        """The patient's language, counted in /metrics when this prompt is not in it (it goes
+        out in the default language: a missing translation never holds a step back)."""
+        settings = self.rt.settings
+        language = languages.effective(
+            patient.language, settings.offered_languages, settings.default_language
+        )
+        key = delivery.prompt_key
+        if (
+            language != DEFAULT_LANGUAGE
+            and key is not None
+            and delivery.custom_text_enc is None
+            and not self.rt.content.has_translation(key, language)
+        ):
+            metrics.CONTENT_FALLBACKS.labels(language=language).inc()
+        return language
 
     def _answers(self, delivery: Delivery) -> AnswerPolicy:
         settings = self.rt.settings
@@ -291,22 +312,32 @@ class Dispatcher:
             answer_window=settings.answer_window,
         )
 
-    def _text(self, delivery: Delivery) -> str:
+    def _text(self, delivery: Delivery, language: str) -> str:
+        with i18n.using(language):
+            return self._text_in(delivery, language)
+
+    def _text_in(self, delivery: Delivery, language: str) -> str:
+        content = self.rt.content.in_language(language)
         if delivery.kind is PromptKind.QUESTIONNAIRE:
-            questionnaire = self.rt.content.questionnaire(delivery.prompt_key or "")
+            questionnaire = content.questionnaire(delivery.prompt_key or "")
             return questionnaire_view.screen_text(questionnaire, 0, intro=True)
         if delivery.custom_text_enc is not None:
             return render.prompt_html(None, self.rt.cipher.decrypt(delivery.custom_text_enc))
-        return render.prompt_html(self.rt.content.prompt(delivery.prompt_key or ""), None)
+        return render.prompt_html(content.prompt(delivery.prompt_key or ""), None)
 
     def _message(self, job: _Job) -> tuple[str, InlineKeyboardMarkup | ForceReply]:
+        with i18n.using(job.language):
+            return self._message_in(job)
+
+    def _message_in(self, job: _Job) -> tuple[str, InlineKeyboardMarkup | ForceReply]:
+        content = self.rt.content.in_language(job.language)
         if job.kind == PromptKind.QUESTIONNAIRE.value:
-            questionnaire = self.rt.content.questionnaire(job.prompt_key or "")
+            questionnaire = content.questionnaire(job.prompt_key or "")
             keyboard = questionnaire_view.screen_keyboard(
                 self.codec, job.delivery_id, questionnaire, 0, None
             )
             return job.text, keyboard
-        prompt = self.rt.content.prompts.get(job.prompt_key or "")
+        prompt = content.prompts.get(job.prompt_key or "")
         return render.prompt_message(prompt, job.text, job.kind, job.delivery_id, self.codec)
 
     async def _send(

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import aliased
 
+from bot import i18n
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
-from bot.domain import answers
+from bot.domain import answers, languages
 from bot.domain.schedule import defer_quiet
 from bot.runtime import Runtime
 from bot.services import replies
@@ -53,7 +54,7 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
                 .with_for_update(skip_locked=True, of=Delivery)
             )
         ).all()
-        due: list[tuple[int, int, int | None, str | None]] = []
+        due: list[tuple[int, int, int | None, str | None, str]] = []
         for delivery, patient in rows:
             tz, quiet = zone_of(patient), quiet_hours(patient)
             if quiet.contains(now.astimezone(tz).time()):
@@ -72,19 +73,25 @@ async def nudge(rt: Runtime, bot: Any, *, batch: int) -> int:
             delivery.remind_at = _answers(rt, delivery).reminder_at(
                 delivery.sent_at, delivery.reminders_sent, last=now
             )
+            language = languages.effective(
+                patient.language, rt.settings.offered_languages, rt.settings.default_language
+            )
+            content = rt.content.in_language(language)  # quoted as it was asked
             try:
-                question: str | None = replies.question_text(delivery, rt.content, rt.cipher)
+                question: str | None = replies.question_text(delivery, content, rt.cipher)
             except CryptoKeyError:  # a lost key must not cost the other reminders
                 question = None
-            due.append((delivery.id, chat_id, delivery.telegram_message_id, question))
+            due.append((delivery.id, chat_id, delivery.telegram_message_id, question, language))
     sent = 0
-    for delivery_id, chat_id, original, question in due:
+    for delivery_id, chat_id, original, question, language in due:
+        with i18n.using(language):
+            text, markup = render.nudge(question), render.nudge_markup()
         message_id = await notify(
             bot,
             chat_id,
-            render.nudge(question),
+            text,
             reply_to=original,
-            reply_markup=render.nudge_markup(),
+            reply_markup=markup,
             protect_content=True,
         )
         if message_id is None:

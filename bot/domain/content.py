@@ -54,9 +54,17 @@ from bot.domain.schedule import (
     parse_duration,
     parse_offset,
 )
+from bot.domain.translations import (
+    Pending,
+    check_prompt,
+    check_questionnaire,
+    language_folders,
+    missing_translations,
+)
 
 __all__ = [
     "BUILTIN_DIR",
+    "DEFAULT_LANGUAGE",
     "ENV_VAR",
     "KIND_TEXT_LIMITS",
     "TELEGRAM_TEXT_LIMIT",
@@ -81,6 +89,8 @@ PromptKind = Literal["education", "reflection", "checkin"]
 KINDS: tuple[PromptKind, ...] = get_args(PromptKind)
 
 ENV_VAR = "AFTERGLOW_CONTENT_DIRS"
+# The language the top-level files are written in; prompts/<language>/ hold translations.
+DEFAULT_LANGUAGE = "en"
 TELEGRAM_TEXT_LIMIT = 4096
 KIND_TEXT_LIMITS: Mapping[PromptKind, int] = MappingProxyType(
     {"education": 900, "reflection": 1000, "checkin": 1000}
@@ -265,6 +275,54 @@ class ContentLibrary:
     questionnaires: Mapping[str, Questionnaire] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # language -> key -> the translated prompt / questionnaire (bot/domain/translations.py)
+    translations: Mapping[str, Mapping[str, Prompt]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    questionnaire_translations: Mapping[str, Mapping[str, Questionnaire]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    _in: dict[str, ContentLibrary] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def languages(self) -> frozenset[str]:
+        """The languages some content is translated into (the originals' not counted)."""
+        return frozenset(self.translations) | frozenset(self.questionnaire_translations)
+
+    def has_translation(self, key: str, language: str) -> bool:
+        return key in self.translations.get(language, {}) or key in (
+            self.questionnaire_translations.get(language, {})
+        )
+
+    def in_language(self, language: str) -> ContentLibrary:
+        """The same library with every prompt and questionnaire translated into `language`
+        where a translation exists; the rest stay as written (the default language)."""
+        if language not in self.languages():
+            return self
+        cached = self._in.get(language)
+        if cached is None:
+            cached = ContentLibrary(
+                MappingProxyType({**self.prompts, **self.translations.get(language, {})}),
+                self.templates,
+                MappingProxyType(
+                    {**self.questionnaires, **self.questionnaire_translations.get(language, {})}
+                ),
+            )
+            self._in[language] = cached
+        return cached
+
+    def missing_translations(self) -> dict[str, list[str]]:
+        """language -> prompt and questionnaire keys not translated into it."""
+        keys = sorted(self.prompts) + sorted(self.questionnaires)
+        have = {
+            language: {
+                **self.translations.get(language, {}),
+                **self.questionnaire_translations.get(language, {}),
+            }
+            for language in self.languages()
+        }
+        return missing_translations(keys, have)
 
     def prompt(self, key: str) -> Prompt:
         try:
@@ -312,7 +370,10 @@ def dirs_from_env(environ: Mapping[str, str] | None = None) -> list[Path]:
 
 
 def load_content(
-    extra_dirs: Sequence[Path] = (), *, include_builtin: bool = True
+    extra_dirs: Sequence[Path] = (),
+    *,
+    include_builtin: bool = True,
+    default_language: str = DEFAULT_LANGUAGE,
 ) -> ContentLibrary:
     """Load built-ins then `extra_dirs` in order; raise ContentError listing every problem.
 
@@ -320,18 +381,23 @@ def load_content(
     control exactly which folders are loaded.
     """
     dirs = [builtin_dir(), *extra_dirs] if include_builtin else list(extra_dirs)
-    library, problems = check_content(dirs)
+    library, problems = check_content(dirs, default_language=default_language)
     if problems or library is None:
         raise ContentError(problems)
     return library
 
 
-def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Problem]]:
+def check_content(
+    dirs: Sequence[Path], *, default_language: str = DEFAULT_LANGUAGE
+) -> tuple[ContentLibrary | None, list[Problem]]:
     """Validate `dirs` as one library, later folders overriding earlier ones by key/name.
 
     Returns (library, []) when clean, otherwise (None, problems). Never raises for content
-    problems; a missing folder is a problem too.
+    problems; a missing folder is a problem too. Translations (`prompts/<language>/`) are
+    checked against the merged originals, so a clinic may translate a built-in prompt.
     """
+    pending_prompts: list[tuple[Pending, Prompt]] = []
+    pending_questionnaires: list[tuple[Pending, Questionnaire]] = []
     report = Report()
     prompts: dict[str, Prompt] = {}
     known_keys: set[str] = set()
@@ -348,8 +414,9 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
         visited.add(folder.resolve())
         if not _check_folder(folder, report):
             continue
+        _read_translations(folder, report, pending_prompts, pending_questionnaires)
         seen: dict[str, tuple[Path, int]] = {}
-        for path in yaml_files(folder / "prompts", report):
+        for path in yaml_files(folder / "prompts", report, translations=True):
             f = report.file(path)
             root = read_root(f)
             if root is None:
@@ -362,7 +429,7 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
             if prompt is not None:
                 prompts[prompt.key] = prompt
         seen = {}
-        for path in yaml_files(folder / "questionnaires", report):
+        for path in yaml_files(folder / "questionnaires", report, translations=True):
             f = report.file(path)
             root = read_root(f)
             if root is None:
@@ -393,13 +460,60 @@ def check_content(dirs: Sequence[Path]) -> tuple[ContentLibrary | None, list[Pro
         if template is not None:
             templates[template.name] = template
 
+    translated: dict[str, dict[str, Prompt]] = {}
+    for pending, prompt in pending_prompts:
+        if check_prompt(pending, prompt, prompts, default_language):
+            translated.setdefault(pending.language, {})[prompt.key] = prompt
+    translated_q: dict[str, dict[str, Questionnaire]] = {}
+    for pending, questionnaire in pending_questionnaires:
+        if check_questionnaire(pending, questionnaire, questionnaires, default_language):
+            translated_q.setdefault(pending.language, {})[questionnaire.key] = questionnaire
+
     problems = report.problems()
     if problems:
         return None, problems
     library = ContentLibrary(
-        MappingProxyType(prompts), MappingProxyType(templates), MappingProxyType(questionnaires)
+        MappingProxyType(prompts),
+        MappingProxyType(templates),
+        MappingProxyType(questionnaires),
+        MappingProxyType({k: MappingProxyType(v) for k, v in translated.items()}),
+        MappingProxyType({k: MappingProxyType(v) for k, v in translated_q.items()}),
     )
     return library, []
+
+
+def _read_translations(
+    folder: Path,
+    report: Report,
+    prompts: list[tuple[Pending, Prompt]],
+    questionnaires: list[tuple[Pending, Questionnaire]],
+) -> None:
+    """Parse `prompts/<language>/*.yaml` and `questionnaires/<language>/*.yaml` of one
+    folder; a later folder's translation of the same key replaces an earlier one."""
+    for language, sub in language_folders(folder / "prompts"):
+        seen: dict[str, tuple[Path, int]] = {}
+        for path in yaml_files(sub, report):
+            f = report.file(path)
+            root = read_root(f)
+            if root is None:
+                continue
+            prompt, key, line = _parse_prompt(f, root)
+            if key is not None and is_duplicate(f, "key", key, line, seen):
+                continue
+            if prompt is not None:
+                prompts.append((Pending(language, f, line), prompt))
+    for language, sub in language_folders(folder / "questionnaires"):
+        seen = {}
+        for path in yaml_files(sub, report):
+            f = report.file(path)
+            root = read_root(f)
+            if root is None:
+                continue
+            questionnaire, key, line = parse_questionnaire(f, root)
+            if key is not None and is_duplicate(f, "questionnaire", key, line, seen):
+                continue
+            if questionnaire is not None:
+                questionnaires.append((Pending(language, f, line), questionnaire))
 
 
 def parse_template_text(

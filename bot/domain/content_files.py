@@ -5,6 +5,7 @@ and questionnaires, so every kind of content reports its mistakes the same way."
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,13 +67,20 @@ def suggest(word: str, options: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def yaml_files(folder: Path, report: Report) -> list[Path]:
+# A subfolder named like a language code holds translations (bot/domain/translations.py).
+LANGUAGE_FOLDER_RE = re.compile(r"[a-z]{2}(-[A-Z]{2})?")
+
+
+def yaml_files(folder: Path, report: Report, *, translations: bool = False) -> list[Path]:
+    """The folder's .yaml files; with `translations`, language subfolders are read elsewhere."""
     if not folder.is_dir():
         return []
     files: list[Path] = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             continue  # editor swap files and the like
+        if path.is_dir() and translations and LANGUAGE_FOLDER_RE.fullmatch(path.name):
+            continue
         if path.is_dir():
             # Silently skipping a whole subfolder would hide content a clinician expects.
             if any(path.rglob("*.yaml")):

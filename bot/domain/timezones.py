@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cache
+from importlib import resources
+from pathlib import Path
 from zoneinfo import available_timezones
 
 from bot.domain.cities import CITY_ZONES
@@ -58,3 +60,27 @@ COMMON_ZONES = (
     "Europe/Berlin",
     "Australia/Sydney",
 )
+
+
+@cache
+def _countries() -> dict[str, str]:
+    """zone name -> ISO country code, from the zone database's own zone.tab."""
+    sources = [Path("/usr/share/zoneinfo/zone.tab")]
+    try:
+        text = resources.files("tzdata").joinpath("zoneinfo/zone.tab").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        text = next((p.read_text("utf-8") for p in sources if p.is_file()), "")
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) >= 3:
+            out[parts[2]] = parts[0]
+    return out
+
+
+def country_of(zone: str | None) -> str | None:
+    """The country a time zone is in ("Europe/Vienna" -> "AT"), or None (UTC, unknown):
+    which crisis lines a patient is given follows where they are, not only their language."""
+    return _countries().get(zone or "")

@@ -14,12 +14,16 @@ from telegram import InlineKeyboardMarkup, ReplyKeyboardRemove, Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
 
+from bot import i18n
 from bot.db import identity, queries, seen_updates
 from bot.db.crypto import CryptoKeyError
 from bot.db.identity import TelegramUser
 from bot.db.models import Patient, Therapist
+from bot.domain import languages
 from bot.handlers.context import Context as Context
+from bot.i18n import _
 from bot.services import disclosures
+from bot.telegram import menus
 from bot.telegram.ratelimit import interactive
 from bot.telegram.sending import notify, send_html
 from bot.views import render
@@ -39,10 +43,19 @@ def telegram_user(context: Context, user_id: int) -> TelegramUser:
 
 
 async def who(session: AsyncSession, update: Update, context: Context) -> Who:
+    """The sender's roles; also sets the language of this update's texts to theirs."""
     user = update.effective_user
     if user is None:
         return Who(None, None)
-    return Who(*await queries.roles_by_user(session, telegram_user(context, user.id)))
+    role = Who(*await queries.roles_by_user(session, telegram_user(context, user.id)))
+    if role.patient is not None:
+        settings = context.runtime.settings
+        i18n.use(
+            languages.effective(
+                role.patient.language, settings.offered_languages, settings.default_language
+            )
+        )
+    return role
 
 
 async def answer(
@@ -107,6 +120,11 @@ async def mark_processed(update: Update, context: Context) -> None:
     in the same transaction as its effects, so a crash in between loses nothing."""
     _unrecorded.set(update.update_id)
     rt = context.runtime
+    # Until the sender's record says otherwise (`who`): their Telegram language if offered.
+    user = update.effective_user
+    telegram = languages.from_telegram(user.language_code if user is not None else None)
+    offered = rt.settings.offered_languages
+    i18n.use(telegram if telegram in offered else rt.settings.default_language)
     try:
         async with rt.engine.connect() as conn:
             seen = await seen_updates.seen(conn, update.update_id)
@@ -168,9 +186,11 @@ async def on_error(update: object, context: Context) -> None:
                 await update.callback_query.answer()
             if _read_only(update):  # "may not have been saved" would be untrue and alarming
                 unreadable = isinstance(error, CryptoKeyError)
-                await answer(update, render.READ_FAILED_KEYS if unreadable else render.READ_FAILED)
+                await answer(
+                    update, _(render.READ_FAILED_KEYS) if unreadable else _(render.READ_FAILED)
+                )
             else:
-                await answer(update, render.SOMETHING_WRONG)
+                await answer(update, _(render.SOMETHING_WRONG))
         except TelegramError:
             log.warning("could not tell chat about the failure of update %s", update_id)
 
@@ -209,3 +229,22 @@ def kick_dispatcher(context: Context, why: str) -> None:
     if dispatcher is None or dispatcher.stopping or not context.application.running:
         return
     context.application.create_task(dispatcher.tick(), name=f"dispatch-after-{why}")
+
+
+async def refresh_menu(context: Context, chat_id: int, language: str, *, therapist: bool) -> None:
+    """After a language or role change: that chat's command menu in its language."""
+    await menus.set_chat_menu(
+        context.bot,
+        chat_id,
+        language,
+        therapist=therapist,
+        show_progress=context.runtime.settings.show_scores_to_patient,
+    )
+
+
+def telegram_language(update: Update, context: Context) -> str:
+    """The sender's Telegram language if we offer it, else the clinic's default."""
+    user = update.effective_user
+    settings = context.runtime.settings
+    found = languages.from_telegram(user.language_code if user is not None else None)
+    return found if found in settings.offered_languages else settings.default_language

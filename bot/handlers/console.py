@@ -242,7 +242,11 @@ async def replies_button(
         )
     await ack(update)
     shown = await answer(
-        update, render.replies_listing(patient.pseudonym, patient.timezone, views), protect=True
+        update,
+        render.replies_listing(
+            render.with_language(patient.pseudonym, patient.language), patient.timezone, views
+        ),
+        protect=True,
     )
     await remember_shown(context, update, patient.id, shown, "replies")
 

@@ -22,10 +22,22 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, InputFile, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
+from bot import i18n
 from bot.db.models import Patient, PatientStatus
-from bot.handlers import strangers
-from bot.handlers.common import Context, answer, effects, kick_dispatcher, tell, who
+from bot.domain import languages
+from bot.handlers import safety, strangers
+from bot.handlers.common import (
+    Context,
+    answer,
+    effects,
+    kick_dispatcher,
+    refresh_menu,
+    tell,
+    who,
+)
+from bot.i18n import _
 from bot.services import audit, mydata, participation
+from bot.services import languages as language_service
 from bot.services.errors import UserError
 from bot.services.sessions import quiet_hours
 from bot.telegram.ratelimit import interactive
@@ -90,7 +102,7 @@ def patient_only(handler: PatientHandler) -> CommandCallback:
         patient = role.patient
         if patient is None or patient.status in GONE:
             if role.therapist is not None:
-                await answer(update, render.NOT_AVAILABLE)
+                await answer(update, _(render.NOT_AVAILABLE))
             else:
                 await strangers.not_enrolled(update, context)
             return
@@ -140,7 +152,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
     now = rt.clock.now()
     until = now + timedelta(days=days) if days is not None else None
     async with effects(context) as session:
-        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
+        me = await _me(session, update, context, patient.id, _(render.NOT_ENROLLED))
         again = me.status is PatientStatus.PAUSED
         await participation.pause(
             session, patient=me, until=until, actor=audit.as_patient(me.id), now=now
@@ -153,7 +165,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
 async def resume_self(update: Update, context: Context, patient: Patient) -> None:
     rt = context.runtime
     async with effects(context) as session:
-        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
+        me = await _me(session, update, context, patient.id, _(render.NOT_ENROLLED))
         result = await participation.resume(
             session,
             patient=me,
@@ -174,7 +186,7 @@ async def stop_command(update: Update, context: Context, patient: Patient) -> No
     if patient.status is PatientStatus.STOPPED:
         await answer(update, cr.ALREADY_STOPPED)
     elif patient.status not in participation.RECEIVING:
-        await answer(update, render.esc(participation.FINISH_SETUP))
+        await answer(update, render.esc(_(participation.FINISH_SETUP)))
     else:
         await answer(update, cr.STOP_CONFIRM, cr.stop_keyboard(context.codec, patient.id))
 
@@ -252,7 +264,7 @@ async def mydata_command(update: Update, context: Context, patient: Patient) -> 
     if chat is None:
         return
     async with effects(context) as session:
-        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
+        me = await _me(session, update, context, patient.id, _(render.NOT_ENROLLED))
         data = await mydata.my_data(
             session, patient=me, cipher=rt.cipher, content=rt.content, now=rt.clock.now()
         )
@@ -315,10 +327,18 @@ async def _delete_staff_copies(context: Context, messages: list[tuple[int, int]]
 def _card(context: Context, patient: Patient) -> tuple[str, InlineKeyboardMarkup]:
     rt = context.runtime
     quiet = quiet_hours(patient)
+    offered = rt.settings.offered_languages
+    language = languages.effective(patient.language, offered, rt.settings.default_language)
     return (
-        cr.settings_card(patient.timezone, quiet, rt.clock.now()),
+        cr.settings_card(patient.timezone, quiet, rt.clock.now(), language),
         cr.settings_keyboard(
-            context.codec, patient.id, rt.settings.clinic_timezone, patient.timezone, quiet
+            context.codec,
+            patient.id,
+            rt.settings.clinic_timezone,
+            patient.timezone,
+            quiet,
+            language,
+            offered,
         ),
     )
 
@@ -330,19 +350,33 @@ async def settings_command(update: Update, context: Context, patient: Patient) -
     what = args[0].lower() if args else ""
     if not args:
         if patient.status not in participation.JOINED:
-            raise UserError(participation.FINISH_SETUP)
+            raise UserError(_(participation.FINISH_SETUP))
         await answer(update, *_card(context, patient))
         return
-    if what not in ("zone", "quiet") or len(args) < 2:
-        await answer(update, cr.SETTINGS_USAGE)
+    if what not in ("zone", "quiet", "language") or len(args) < 2:
+        await answer(update, _(cr.SETTINGS_USAGE))
         return
     value = " ".join(args[1:])
+    changed_to: str | None = None
     async with effects(context) as session:
-        me = await _me(session, update, context, patient.id, render.NOT_ENROLLED)
-        if what == "zone":
+        me = await _me(session, update, context, patient.id, _(render.NOT_ENROLLED))
+        if what == "language":
+            chosen = await language_service.change_language(
+                session,
+                patient=me,
+                code=value,
+                offered=rt.settings.offered_languages,
+                now=rt.clock.now(),
+            )
+            i18n.use(chosen)
+            safety.forget_locale(context)
+            text = cr.language_changed(chosen)
+            changed_to = chosen
+        elif what == "zone":
             zone, moved = await participation.change_zone(
                 session, patient=me, zone_text=value, now=rt.clock.now()
             )
+            safety.forget_locale(context)
             text = cr.zone_changed(zone, moved)
         else:
             quiet, moved = await participation.change_quiet_hours(
@@ -350,10 +384,18 @@ async def settings_command(update: Update, context: Context, patient: Patient) -
             )
             text = cr.quiet_changed(quiet, moved)
     await answer(update, text)
+    if changed_to is not None and update.effective_chat is not None:
+        await refresh_menu(context, update.effective_chat.id, changed_to, therapist=False)
 
 
 async def _settings_button(
-    update: Update, context: Context, data: Callback, *, zone: str | None, quiet: str | None
+    update: Update,
+    context: Context,
+    data: Callback,
+    *,
+    zone: str | None = None,
+    quiet: str | None = None,
+    language: str | None = None,
 ) -> None:
     query = update.callback_query
     if query is None:
@@ -362,7 +404,17 @@ async def _settings_button(
     try:
         async with effects(context) as session:
             me = await _me(session, update, context, data.int_arg(0))
-            if zone is not None:
+            if language is not None:
+                chosen = await language_service.change_language(
+                    session,
+                    patient=me,
+                    code=language,
+                    offered=rt.settings.offered_languages,
+                    now=rt.clock.now(),
+                )
+                i18n.use(chosen)
+                done = cr.language_changed(chosen)
+            elif zone is not None:
                 name, moved = await participation.change_zone(
                     session, patient=me, zone_text=zone, now=rt.clock.now()
                 )
@@ -382,11 +434,22 @@ async def _settings_button(
 
 
 async def zone_button(update: Update, context: Context, data: Callback) -> None:
-    await _settings_button(update, context, data, zone=data.args[1], quiet=None)
+    await _settings_button(update, context, data, zone=data.args[1])
+    safety.forget_locale(context)
 
 
 async def quiet_button(update: Update, context: Context, data: Callback) -> None:
-    await _settings_button(update, context, data, zone=None, quiet=quiet_from_code(data.args[1]))
+    await _settings_button(update, context, data, quiet=quiet_from_code(data.args[1]))
+
+
+async def language_button(update: Update, context: Context, data: Callback) -> None:
+    await _settings_button(update, context, data, language=data.args[1])
+    safety.forget_locale(context)
+    if (
+        update.effective_chat is not None
+        and data.args[1] in context.runtime.settings.offered_languages
+    ):
+        await refresh_menu(context, update.effective_chat.id, data.args[1], therapist=False)
 
 
 # --- what the router wires --------------------------------------------------------------------
@@ -404,4 +467,5 @@ BUTTONS: dict[str, ButtonHandler] = {
     "pr": rejoin_button,
     "pz": zone_button,
     "pq": quiet_button,
+    "pl": language_button,
 }

@@ -9,11 +9,22 @@ from telegram import InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
-from bot import metrics
+from bot import i18n, metrics
 from bot.db import queries
 from bot.db.models import AlertKind, InviteKind, PatientStatus
+from bot.domain import languages
 from bot.handlers import controls, safety, strangers
-from bot.handlers.common import Context, answer, effects, telegram_user, tell, who
+from bot.handlers.common import (
+    Context,
+    answer,
+    effects,
+    refresh_menu,
+    telegram_language,
+    telegram_user,
+    tell,
+    who,
+)
+from bot.i18n import _
 from bot.services import alerts, enrollment, participation, reachability, replies, therapists
 from bot.services.errors import STALE_BUTTON, UserError
 from bot.views import render
@@ -55,12 +66,47 @@ async def start(update: Update, context: Context) -> None:
         return
     if opened.kind is InviteKind.THERAPIST:
         await answer(update, render.therapist_welcome(opened.therapist_name or ""))
+        await refresh_menu(
+            context, update.effective_chat.id, telegram_language(update, context), therapist=True
+        )
         return
+    settings = rt.settings
+    offered = settings.offered_languages
+    if len(offered) == 1:
+        await _show_consent(update, context, opened.invite_id, offered[0])
+        return
+    # The language comes first: the consent must be read in the language it is agreed in.
+    codes = languages.offer(offered, user.language_code, settings.default_language)
     await answer(
         update,
-        render.consent_text(rt.settings.clinic_name),
-        render.consent_keyboard(context.codec, opened.invite_id),
+        render.language_question(),
+        render.language_keyboard(context.codec, opened.invite_id, codes),
     )
+
+
+async def _show_consent(update: Update, context: Context, invite_id: int, language: str) -> None:
+    i18n.use(language)
+    await answer(
+        update,
+        render.consent_text(context.runtime.settings.clinic_name),
+        render.consent_keyboard(context.codec, invite_id, language),
+    )
+
+
+async def language_button(update: Update, context: Context, data: Callback) -> None:
+    """A language chosen on the first screen: the consent follows in it. Nothing is stored
+    yet (the choice rides on the consent buttons until the patient agrees)."""
+    query = update.callback_query
+    if query is None:
+        return
+    settings = context.runtime.settings
+    code = data.args[1] if len(data.args) > 1 else ""
+    if code not in settings.offered_languages:
+        code = settings.default_language  # a language removed since the button was shown
+    with contextlib.suppress(TelegramError):  # cosmetic
+        await query.answer()
+        await query.edit_message_text(render.language_chosen(code), parse_mode=ParseMode.HTML)
+    await _show_consent(update, context, data.int_arg(0), code)
 
 
 async def _start_without_token(update: Update, context: Context) -> None:
@@ -76,12 +122,14 @@ async def _start_without_token(update: Update, context: Context) -> None:
                     session, therapist_id=role.therapist.id, chat_id=chat.id, now=rt.clock.now()
                 )
         await answer(update, render.therapist_welcome_back(role.therapist.name, confirmed))
+        if chat is not None:
+            await refresh_menu(context, chat.id, telegram_language(update, context), therapist=True)
     elif role.patient is not None and role.patient.status is PatientStatus.ONBOARDING:
         await _ask_timezone(update, context)
     elif role.patient is not None and role.patient.status is PatientStatus.STOPPED:
         await controls.rejoin_prompt(update, context, role.patient)
     elif role.patient is not None and role.patient.status is not PatientStatus.ERASED:
-        await answer(update, render.PATIENT_HELP)
+        await answer(update, _(render.PATIENT_HELP))
     else:
         await strangers.not_enrolled(update, context)
 
@@ -99,6 +147,11 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
     if query is None or user is None or chat is None:
         return
     agreed = data.action == "ca"
+    # Buttons from before languages carry none: they showed the English text.
+    language = data.args[1] if len(data.args) > 1 else languages.BUILT_IN[0]
+    if language not in languages.BUILT_IN:
+        language = languages.BUILT_IN[0]
+    i18n.use(language)
     try:
         async with effects(context) as session:
             if agreed:
@@ -109,6 +162,7 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
                     chat_id=chat.id,
                     cipher=rt.cipher,
                     now=rt.clock.now(),
+                    language=language,
                 )
             else:
                 await enrollment.decline_consent(
@@ -120,7 +174,7 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
-    choice = "✓ You agreed." if agreed else "You declined."
+    choice = _("✓ You agreed.") if agreed else _("You declined.")
     with contextlib.suppress(TelegramError):  # cosmetic: the next message matters more
         await query.answer()
         await query.edit_message_text(
@@ -128,9 +182,10 @@ async def consent(update: Update, context: Context, data: Callback) -> None:
             parse_mode=ParseMode.HTML,
         )
     if agreed:
+        await refresh_menu(context, chat.id, language, therapist=False)
         await _ask_timezone(update, context)
     else:
-        await answer(update, render.DECLINED)
+        await answer(update, _(render.DECLINED))
 
 
 async def timezone_button(update: Update, context: Context, data: Callback) -> None:
@@ -243,7 +298,7 @@ def _acknowledgement(outcome: replies.TextOutcome) -> str:
         return render.ack_joined(outcome.question)
     if outcome.recorded is replies.Recorded.ANSWER and outcome.question is not None:
         return render.ack_answer(outcome.question)
-    return render.ACK_NOTE
+    return _(render.ACK_NOTE)
 
 
 async def _show_checkin_answered(
@@ -289,7 +344,7 @@ async def non_text(update: Update, context: Context) -> None:
     async with rt.sessions() as session:
         role = await who(session, update, context)
     if role.patient is not None and role.patient.status is not PatientStatus.ERASED:
-        await answer(update, render.TEXT_PLEASE)
+        await answer(update, _(render.TEXT_PLEASE))
     elif role.therapist is None:
         await strangers.not_enrolled(update, context)
 
@@ -338,7 +393,7 @@ async def checkin_tap(update: Update, context: Context, data: Callback) -> None:
                 render.checkin_recorded(outcome.prompt_text, outcome.label),
                 parse_mode=ParseMode.HTML,
             )
-        await query.answer("Already recorded." if outcome.already else "Thank you, saved.")
+        await query.answer(_("Already recorded.") if outcome.already else _("Thank you, saved."))
 
 
 async def _checkin_risk(update: Update, context: Context, alert_id: int) -> None:
@@ -366,12 +421,12 @@ async def got_it(update: Update, context: Context, data: Callback) -> None:
         return
     with contextlib.suppress(TelegramError):
         if first and query.message is not None:
-            await query.edit_message_reply_markup(InlineKeyboardMarkup([[render.HELP_BUTTON]]))
-        await query.answer(render.ACK_GOT_IT)
+            await query.edit_message_reply_markup(InlineKeyboardMarkup([[render.help_button()]]))
+        await query.answer(_(render.ACK_GOT_IT))
 
 
 async def help_patient(update: Update) -> None:
-    await answer(update, render.PATIENT_HELP)
+    await answer(update, _(render.PATIENT_HELP))
 
 
 async def chat_member(update: Update, context: Context) -> None:

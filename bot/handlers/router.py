@@ -30,6 +30,7 @@ from bot.handlers import (
     workspace,
 )
 from bot.handlers.common import Context, answer, finish_update, mark_processed, on_error, who
+from bot.i18n import _
 from bot.services.errors import STALE_BUTTON
 from bot.views import render
 from bot.views.callbacks import HELP, Callback
@@ -44,7 +45,7 @@ async def help_command(update: Update, context: Context) -> None:
     if role.therapist is not None:
         await answer(update, render.THERAPIST_HELP)
     elif role.patient is not None:
-        await answer(update, render.PATIENT_HELP)
+        await answer(update, _(render.PATIENT_HELP))
     else:
         await strangers.not_enrolled(update, context)
 
@@ -73,7 +74,7 @@ async def unknown_command(update: Update, context: Context) -> None:
     async with context.runtime.sessions() as session:
         role = await who(session, update, context)
     if role.therapist is not None or role.patient is not None:
-        await answer(update, render.NOT_AVAILABLE)
+        await answer(update, _(render.NOT_AVAILABLE))
     else:
         await strangers.not_enrolled(update, context)
 
@@ -81,6 +82,7 @@ async def unknown_command(update: Update, context: Context) -> None:
 # Button action codes → handlers. Codes are short because they travel in callback data;
 # patient-side codes start with a lowercase letter other than "t", therapist-side with "t".
 BUTTONS: dict[str, ButtonHandler] = {
+    "lg": patient.language_button,
     "ca": patient.consent,
     "cd": patient.consent,
     "tz": patient.timezone_button,

@@ -3,6 +3,7 @@ priority lane: it must arrive fast, and even when the database is unreachable.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -12,9 +13,12 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot import metrics
+from bot.db import queries
 from bot.db.models import AlertKind
 from bot.dispatch.alerting import Alerter
+from bot.domain import languages
 from bot.domain.safety import Match
+from bot.domain.timezones import country_of
 from bot.handlers.common import Context, effects, telegram_user
 from bot.services import alerts
 from bot.services.errors import UserError
@@ -31,13 +35,56 @@ def alerter(context: Context) -> Alerter:
     return value
 
 
+# How long the crisis path may wait to learn a patient's language and country: the database
+# must never hold the resources up (a slow or down database sends them in Telegram's language).
+LOCALE_LOOKUP = 0.3
+_LOCALE = "afterglow_locale"  # context.user_data key (PTB keeps user_data in memory only)
+
+
+async def locale(update: Update, context: Context) -> tuple[str | None, str | None]:
+    """(language, country) for the crisis resources: the patient's chosen language and the
+    country of their time zone, remembered in memory once read; else Telegram's language."""
+    user = update.effective_user
+    if user is None:
+        return None, None
+    data = context.user_data
+    if data is not None and isinstance(data.get(_LOCALE), tuple):
+        language, country = data[_LOCALE]
+        return language, country
+    rt = context.runtime
+    fallback = (languages.from_telegram(user.language_code), None)
+    try:
+        async with asyncio.timeout(LOCALE_LOOKUP), rt.sessions() as session:
+            patient = await queries.patient_by_user(session, telegram_user(context, user.id))
+    except Exception as exc:
+        log.warning("crisis resources: patient's language not read (%s)", type(exc).__name__)
+        return fallback
+    if patient is None:
+        return fallback
+    offered = rt.settings.offered_languages
+    found = (
+        languages.effective(patient.language, offered, rt.settings.default_language),
+        country_of(patient.timezone),
+    )
+    if data is not None:
+        data[_LOCALE] = found
+    return found
+
+
+def forget_locale(context: Context) -> None:
+    """After a language or time-zone change: read it again next time."""
+    if context.user_data is not None:
+        context.user_data.pop(_LOCALE, None)
+
+
 async def send_resources(update: Update, context: Context) -> None:
     """At-least-once: one retry on a transient failure; never raises into the handler."""
     chat = update.effective_chat
     if chat is None:
         return
     rt = context.runtime
-    text = rt.crisis.resources(rt.settings.clinic_phone)
+    language, country = await locale(update, context)
+    text = rt.crisis.resources(rt.settings.clinic_phone, language, country)
     for attempt in (1, 2):
         try:
             await context.bot.send_message(

@@ -11,6 +11,7 @@ from telegram import Update
 
 from bot.db import queries
 from bot.handlers.common import Context, answer, telegram_user
+from bot.i18n import _
 from bot.views import render
 
 DECLINE_COMMANDS = ("/stop", "/delete", "/erase")
@@ -31,7 +32,7 @@ async def not_enrolled(update: Update, context: Context) -> None:
     if invite is not None:
         text = (message.text or "") if message is not None else ""
         declining = text.split(maxsplit=1)[0].split("@")[0] in DECLINE_COMMANDS if text else False
-        hint = render.CONSENT_DECLINE_HINT if declining else render.CONSENT_STEP_HINT
+        hint = _(render.CONSENT_DECLINE_HINT) if declining else _(render.CONSENT_STEP_HINT)
         await answer(
             update,
             f"{hint}\n\n{render.consent_text(rt.settings.clinic_name)}",
@@ -40,4 +41,4 @@ async def not_enrolled(update: Update, context: Context) -> None:
     elif former is not None:
         await answer(update, render.therapist_deactivated(rt.settings.clinic_name))
     else:
-        await answer(update, render.NOT_ENROLLED)
+        await answer(update, _(render.NOT_ENROLLED))

@@ -13,6 +13,7 @@ from telegram import Update
 from bot.db.models import Therapist
 from bot.handlers import strangers
 from bot.handlers.common import Context, answer, effects, kick_dispatcher, remember_shown, who
+from bot.i18n import _
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
 from bot.views import render
@@ -34,7 +35,7 @@ def therapist_only(
             role = await who(session, update, context)
         if role.therapist is None:
             if role.patient is not None:
-                await answer(update, render.NOT_AVAILABLE)
+                await answer(update, _(render.NOT_AVAILABLE))
             else:
                 await strangers.not_enrolled(update, context)
             return
@@ -140,7 +141,11 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
             now=rt.clock.now(),
         )
     shown = await answer(
-        update, render.replies_listing(patient.pseudonym, patient.timezone, views), protect=True
+        update,
+        render.replies_listing(
+            render.with_language(patient.pseudonym, patient.language), patient.timezone, views
+        ),
+        protect=True,
     )
     await remember_shown(context, update, patient.id, shown, "replies")
 

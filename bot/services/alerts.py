@@ -42,6 +42,7 @@ class AlertView:
     question: str | None
     answer: str | None
     patient_id: int | None = None
+    language: str = "en"  # the patient's: which language the words were most likely in
 
 
 async def raise_alert(
@@ -157,6 +158,7 @@ async def view(
         question,
         answer,
         patient.id,
+        patient.language,
     )
 
 

@@ -85,6 +85,7 @@ class PatientSummary:
     held: int  # deliveries held by a pause or a block
     unanswered: int  # reflections sent, not answered, still open
     latest_score: Score | None = None  # the newest questionnaire total (on the card only)
+    language: str = "en"  # the patient's: the language their answers are in
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def _summary(row: Any) -> PatientSummary:
         next_prompt=next_due,
         held=int(held or 0),
         unanswered=int(unanswered or 0),
+        language=patient.language,
     )
 
 

@@ -16,12 +16,20 @@ from bot.db.crypto import Cipher
 from bot.db.identity import TelegramUser
 from bot.db.models import Invite, InviteKind, Patient, PatientStatus, Therapist
 from bot.domain.timezones import resolve_zone
+from bot.i18n import N_, _
 from bot.services import audit
 from bot.services.errors import UserError
 
 # The version of the consent text (bot/views/render.py consent_text) stored with each
 # agreement: change it whenever the text's meaning changes.
 CONSENT_VERSION = "2026-11"
+
+
+def consent_version(language: str) -> str:
+    """The English text is the version itself; each translation is its own text version."""
+    return CONSENT_VERSION if language == "en" else f"{CONSENT_VERSION}.{language}"
+
+
 INVITE_LIFETIME = timedelta(days=7)
 PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
@@ -113,7 +121,7 @@ class OpenedInvite:
     therapist_name: str | None = None  # set when a therapist invite was just redeemed
 
 
-ALREADY_SET_UP = "You're already set up with us. Send /help to see what you can do."
+ALREADY_SET_UP = N_("You're already set up with us. Send /help to see what you can do.")
 THERAPIST_NOT_PATIENT = (
     "This link invites a patient, and your Telegram account is a therapist account, so it "
     "can't join with it. To try the patient side, open the link from another account."
@@ -150,7 +158,7 @@ async def _why_spent(session: AsyncSession, invite: Invite, user: TelegramUser) 
     if patient.telegram_index in user.indexes:
         if patient.status is PatientStatus.ONBOARDING:
             return "You've already agreed ✓ One more step: tell me your time zone."
-        return ALREADY_SET_UP
+        return _(ALREADY_SET_UP)
     if patient.telegram_index is not None:
         return USED_BY_SOMEONE_ELSE
     newer = await queries.newer_patient_invite(session, invite)
@@ -199,7 +207,7 @@ async def open_invite(
     if as_therapist is not None:
         raise UserError(THERAPIST_NOT_PATIENT)
     if as_patient is not None:
-        raise UserError(ALREADY_SET_UP)
+        raise UserError(_(ALREADY_SET_UP))
     invite.opened_by_index = user.index
     return OpenedInvite(InviteKind.PATIENT, invite.id)
 
@@ -221,10 +229,13 @@ async def accept_consent(
     chat_id: int,
     cipher: Cipher,
     now: datetime,
+    language: str = "en",
 ) -> Patient:
+    """Agree to the consent text shown in `language`: the patient's language from now on,
+    and the version recorded (a consent in Spanish is its own text: "2026-11.es")."""
     invite = await _patient_invite(session, invite_id, now, user)
     if await queries.patient_by_user(session, user) is not None:
-        raise UserError(ALREADY_SET_UP)
+        raise UserError(_(ALREADY_SET_UP))
     if await queries.therapist_by_user(session, user.id) is not None:
         raise UserError(THERAPIST_NOT_PATIENT)
     assert invite.patient_id is not None
@@ -233,8 +244,10 @@ async def accept_consent(
         raise UserError("This invitation is no longer valid.")
     invite.used_at = now
     identity.link(patient, cipher, user, chat_id)
-    patient.consent_version = CONSENT_VERSION
+    version = consent_version(language)
+    patient.consent_version = version
     patient.consent_at = now
+    patient.language = language
     patient.status = PatientStatus.ONBOARDING
     audit.record(
         session,
@@ -242,7 +255,8 @@ async def accept_consent(
         actor=audit.as_patient(patient.id),
         action="consent.agree",
         patient_id=patient.id,
-        version=CONSENT_VERSION,
+        version=version,
+        language=language,
     )
     return patient
 
@@ -270,8 +284,10 @@ async def set_timezone(
     zone = resolve_zone(text)
     if zone is None:
         raise UserError(
-            "I couldn't find that time zone. Try a city (like Chicago) or a name "
-            "like America/Chicago."
+            _(
+                "I couldn't find that time zone. Try a city (like Chicago) or a name "
+                "like America/Chicago."
+            )
         )
     patient.timezone = zone
     finished = patient.status is PatientStatus.ONBOARDING

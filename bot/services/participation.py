@@ -28,6 +28,7 @@ from bot.db.models import (
 )
 from bot.domain import schedule
 from bot.domain.timezones import resolve_zone
+from bot.i18n import N_, _
 from bot.services import audit, disclosures, replanning
 from bot.services.errors import STALE_BUTTON, UserError
 from bot.services.replanning import Released, hold_pending, release_held, replan_pending
@@ -46,7 +47,7 @@ NOT_JOINED = (PatientStatus.INVITED, PatientStatus.ONBOARDING, PatientStatus.DEC
 MAX_QUIET = timedelta(hours=16)  # leave at least 8 waking hours for prompts
 ERASED_NAME = "~erased-{id}"  # "~" never passes check_pseudonym: the old name can be reused
 
-FINISH_SETUP = "Please finish setting up first: choose your time zone."
+FINISH_SETUP = N_("Please finish setting up first: choose your time zone.")
 ALREADY_STOPPED = "You've already stopped all messages. Send /start to receive them again."
 
 
@@ -110,7 +111,7 @@ def _cannot_pause(patient: Patient, by_self: bool) -> str | None:
         )
     if patient.status is PatientStatus.ERASED:
         return "This account's data has been erased." if by_self else f"{name} has been erased."
-    return FINISH_SETUP if by_self else f"{name} hasn't finished joining yet."
+    return _(FINISH_SETUP) if by_self else f"{name} hasn't finished joining yet."
 
 
 async def pause(
@@ -155,7 +156,7 @@ def _cannot_resume(patient: Patient, by_self: bool) -> str | None:
             else f"{name} has stopped all messages; only they can start them again."
         )
     if patient.status in NOT_JOINED:
-        return FINISH_SETUP if by_self else f"{name} hasn't finished joining yet."
+        return _(FINISH_SETUP) if by_self else f"{name} hasn't finished joining yet."
     if patient.status is PatientStatus.ERASED:
         return "This account's data has been erased." if by_self else f"{name} has been erased."
     return "You're not on a break: messages are on." if by_self else f"{name} isn't paused."
@@ -271,7 +272,7 @@ async def rejoin(session: AsyncSession, *, patient: Patient, now: datetime) -> N
 
 def _check_settings(patient: Patient) -> None:
     if patient.status not in JOINED:
-        raise UserError(FINISH_SETUP)
+        raise UserError(_(FINISH_SETUP))
 
 
 async def change_zone(
@@ -284,8 +285,10 @@ async def change_zone(
     zone = resolve_zone(zone_text)
     if zone is None:
         raise UserError(
-            "I couldn't find that time zone. Try a city (like Chicago) or a name like "
-            "America/Chicago. Nothing was changed."
+            _(
+                "I couldn't find that time zone. Try a city (like Chicago) or a name like "
+                "America/Chicago. Nothing was changed."
+            )
         )
     old = zone_of(patient)
     patient.timezone = zone

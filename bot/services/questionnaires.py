@@ -81,7 +81,8 @@ async def _open(
         or delivery.kind is not PromptKind.QUESTIONNAIRE
     ):
         raise NotFound(STALE_BUTTON)
-    questionnaire = content.questionnaires.get(delivery.prompt_key or "")
+    translated = content.in_language(patient.language)
+    questionnaire = translated.questionnaires.get(delivery.prompt_key or "")
     if questionnaire is None:
         raise NotFound("This questionnaire is no longer available.")
     if delivery.state not in (DeliveryState.SENT, DeliveryState.ANSWERED):

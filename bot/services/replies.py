@@ -121,6 +121,7 @@ async def record_text(
 ) -> TextOutcome:
     """One read, then the writes `linking.file` decides: a check-in's typed answer, the text
     joined to the last reply, or a new reply (marking the question it answers answered)."""
+    content = content.in_language(patient.language)  # questions quoted as they were asked
     found = await queries.reply_context(
         session, patient.id, reply_to_message_id, now - linking.FALLBACK_WINDOW
     )
@@ -257,7 +258,8 @@ async def record_choice(
 ) -> ChoiceOutcome:
     """One tap records a check-in; a second tap (stale message) changes nothing."""
     delivery = await _own_sent_delivery(session, patient, delivery_id, PromptKind.CHECKIN)
-    prompt = content.prompts.get(delivery.prompt_key or "")
+    # The patient's words back to them, in the language the question was asked in.
+    prompt = content.in_language(patient.language).prompts.get(delivery.prompt_key or "")
     if prompt is None:
         raise NotFound("This question is no longer available.")
     if delivery.state is DeliveryState.ANSWERED:

@@ -3,13 +3,16 @@ after a stop, /settings, /mydata and /forgetme. HTML; anything typed goes throug
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.domain import languages
 from bot.domain.schedule import QuietHours
 from bot.domain.timezones import COMMON_ZONES
+from bot.i18n import N_, _, ngettext
 from bot.services.errors import STALE_BUTTON
 from bot.views.callbacks import CallbackCodec
 from bot.views.render import esc, local
@@ -143,33 +146,42 @@ MYDATA_CAPTION = (
 
 # --- settings -------------------------------------------------------------------------------
 
-SETTINGS_USAGE = (
+SETTINGS_USAGE = N_(
     "Send /settings to see your settings, or change them directly:\n"
     "<code>/settings zone Denver</code> (a city or a zone name like America/Denver)\n"
-    "<code>/settings quiet 22:00-07:30</code> (no messages between these times)"
+    "<code>/settings quiet 22:00-07:30</code> (no messages between these times)\n"
+    "<code>/settings language es</code> (en, es or de)"
 )
 QUIET_PRESETS = ("21:00-08:00", "22:00-07:00", "23:00-08:00", "20:00-07:00", "00:00-00:00")
 
 
 def quiet_label(quiet: QuietHours) -> str:
-    return "none" if quiet.start == quiet.end else f"{quiet.start:%H:%M}–{quiet.end:%H:%M}"
+    return _("none") if quiet.start == quiet.end else f"{quiet.start:%H:%M}–{quiet.end:%H:%M}"
 
 
-def settings_card(zone: str | None, quiet: QuietHours, now: datetime) -> str:
+def settings_card(zone: str | None, quiet: QuietHours, now: datetime, language: str) -> str:
     shown = zone or "UTC"
     clock = now.astimezone(ZoneInfo(shown)).strftime("%H:%M")
     quiet_line = (
-        "Quiet hours: <b>none</b> (messages may arrive at any time)"
+        _("Quiet hours: <b>none</b> (messages may arrive at any time)")
         if quiet.start == quiet.end
-        else f"Quiet hours: <b>{quiet_label(quiet)}</b> (nothing arrives then)"
+        else _("Quiet hours: <b>{hours}</b> (nothing arrives then)").format(
+            hours=quiet_label(quiet)
+        )
     )
-    return (
+    return _(
         "<b>Your settings</b>\n"
-        f"Time zone: <b>{esc(shown)}</b> (it's {clock} there now)\n"
-        f"{quiet_line}\n\n"
+        "Language: <b>{language}</b>\n"
+        "Time zone: <b>{zone}</b> (it's {clock} there now)\n"
+        "{quiet_line}\n\n"
         "Tap below to change them, or type:\n"
         "<code>/settings zone Denver</code> (a city or a zone name)\n"
         "<code>/settings quiet 22:00-07:30</code>"
+    ).format(
+        language=esc(languages.NAMES.get(language, language)),
+        zone=esc(shown),
+        clock=clock,
+        quiet_line=quiet_line,
     )
 
 
@@ -184,7 +196,20 @@ def settings_keyboard(
     clinic_zone: str,
     zone: str | None,
     quiet: QuietHours,
+    language: str,
+    offered: Sequence[str],
 ) -> InlineKeyboardMarkup:
+    rows: list[list[InlineKeyboardButton]] = []
+    if len(offered) > 1:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    ("✓ " if code == language else "") + languages.NAMES[code],
+                    callback_data=codec.encode("pl", patient_id, code),
+                )
+                for code in offered
+            ]
+        )
     zones = [clinic_zone, *(z for z in COMMON_ZONES if z != clinic_zone)]
     zone_buttons: list[InlineKeyboardButton] = []
     for name in zones:
@@ -196,12 +221,16 @@ def settings_keyboard(
         zone_buttons.append(
             InlineKeyboardButton(mark + name.split("/")[-1].replace("_", " "), callback_data=data)
         )
-    rows = [zone_buttons[i : i + 2] for i in range(0, len(zone_buttons), 2)]
+    rows.extend(zone_buttons[i : i + 2] for i in range(0, len(zone_buttons), 2))
     current = str(quiet)
     quiet_buttons = []
     for preset in QUIET_PRESETS:
         parsed = QuietHours.parse(preset)
-        label = "No quiet hours" if parsed.start == parsed.end else f"Quiet {quiet_label(parsed)}"
+        label = (
+            _("No quiet hours")
+            if parsed.start == parsed.end
+            else _("Quiet {hours}").format(hours=quiet_label(parsed))
+        )
         mark = "✓ " if preset == current else ""
         quiet_buttons.append(
             InlineKeyboardButton(
@@ -212,22 +241,47 @@ def settings_keyboard(
     return InlineKeyboardMarkup(rows)
 
 
+def _moved(moved: int) -> str:
+    return ngettext(
+        "{n} upcoming message moved to keep its local time.",
+        "{n} upcoming messages moved to keep their local times.",
+        moved,
+    ).format(n=moved)
+
+
 def zone_changed(zone: str, moved: int) -> str:
-    text = f"Time zone set to <b>{esc(zone)}</b>."
-    if moved:
-        text += f" {_count(moved, 'upcoming message')} moved to keep their local times."
-    return text
+    text = _("Time zone set to <b>{zone}</b>.").format(zone=esc(zone))
+    return f"{text} {_moved(moved)}" if moved else text
 
 
 def quiet_changed(quiet: QuietHours, moved: int) -> str:
     text = (
-        "Quiet hours turned off."
+        _("Quiet hours turned off.")
         if quiet.start == quiet.end
-        else f"Quiet hours set to <b>{quiet_label(quiet)}</b>."
+        else _("Quiet hours set to <b>{hours}</b>.").format(hours=quiet_label(quiet))
     )
     if moved:
-        text += f" {_count(moved, 'upcoming message')} moved out of them."
+        text += " " + ngettext(
+            "{n} upcoming message moved out of them.",
+            "{n} upcoming messages moved out of them.",
+            moved,
+        ).format(n=moved)
     return text
+
+
+def language_changed(language: str) -> str:
+    """Said in the new language: the first words the patient reads in it."""
+    return _("From now on I'll write to you in {language}.").format(
+        language=esc(languages.NAMES[language])
+    )
+
+
+def language_fallback_notice(removed: str, language: str) -> str:
+    """To a patient whose language the clinic no longer offers, once, in the new one."""
+    return _(
+        "A note from your clinic: messages in {removed} are no longer available here, so from "
+        "now on they will come in {language}. You can choose another language with /settings."
+    ).format(removed=languages.NAMES.get(removed, removed), language=languages.NAMES[language])
 
 
 # --- shared ---------------------------------------------------------------------------------

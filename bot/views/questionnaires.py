@@ -8,7 +8,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.domain.questionnaires import Band, Questionnaire
 from bot.services.scores import Score, ScoreSheet
 from bot.views.callbacks import CallbackCodec
-from bot.views.render import HELP_BUTTON, clip, esc, local
+from bot.views.render import clip, esc, help_button, local
 
 ANSWER = "qa"  # delivery id, item number (from 1), value
 BACK = "qb"  # delivery id, the item number shown
@@ -53,7 +53,7 @@ def screen_keyboard(
                 )
             ]
         )
-    rows.append([HELP_BUTTON])
+    rows.append([help_button()])
     return InlineKeyboardMarkup(rows)
 
 

@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.domain import languages
 from bot.domain.content import Prompt, plain_text
 from bot.domain.timezones import COMMON_ZONES
+from bot.i18n import N_, _
 from bot.services.replies import ReplyView
 from bot.services.sessions import PlannedItem, SessionPlan
 from bot.views.callbacks import HELP, CallbackCodec
@@ -49,47 +51,80 @@ def waited(span: timedelta) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
+def with_language(pseudonym: str, language: str) -> str:
+    """A pseudonym as staff see it: with the patient's language when it is not English, so
+    an alert or a reply in Spanish is read knowing it ("lago, Español")."""
+    if language == languages.BUILT_IN[0]:
+        return pseudonym
+    return f"{pseudonym}, {languages.NAMES.get(language, language)}"
+
+
 def local(moment: datetime, zone: str | None) -> str:
     tz = ZoneInfo(zone or "UTC")
     return moment.astimezone(tz).strftime("%a %d %b %H:%M")
 
 
-HELP_BUTTON = InlineKeyboardButton("Need help now", callback_data=HELP)
+def help_button() -> InlineKeyboardButton:
+    """The "Need help now" button on every prompt, in the reader's language."""
+    return InlineKeyboardButton(_("Need help now"), callback_data=HELP)
+
 
 # --- patients -----------------------------------------------------------------------------
 
-NOT_ENROLLED = (
+# Texts marked N_ are catalogue entries translated where they are sent: _(render.X).
+NOT_ENROLLED = N_(
     "Hello. This is a private service of a therapy clinic. If your therapist gave you a link, "
     "please open that link to start."
 )
 
 
+def language_question() -> str:
+    """The first onboarding message, before anything else: it is in every offered language,
+    since we do not know the reader's yet."""
+    return "Choose your language · Elige tu idioma · Wähle deine Sprache"
+
+
+def language_chosen(code: str) -> str:
+    return f"{language_question()}\n\n<b>✓ {languages.NAMES[code]}</b>"
+
+
+def language_keyboard(
+    codec: CallbackCodec, invite_id: int, codes: Sequence[str]
+) -> InlineKeyboardMarkup:
+    buttons = [
+        InlineKeyboardButton(languages.NAMES[c], callback_data=codec.encode("lg", invite_id, c))
+        for c in codes
+    ]
+    return InlineKeyboardMarkup([[b] for b in buttons])
+
+
 def consent_text(clinic: str) -> str:
     """The consent a patient agrees to; a change of its meaning needs a new
     `enrollment.CONSENT_VERSION`, which is stored with each agreement."""
-    return (
-        f"<b>Welcome to Afterglow</b>, the integration companion of {esc(clinic)}.\n\n"
+    return _(
+        "<b>Welcome to Afterglow</b>, the integration companion of {clinic}.\n\n"
         "<b>What you'll get:</b> after each treatment session, short notes about what may be "
         "happening in your brain and body, gentle questions to reflect on, and quick check-ins. "
         "You answer by simply typing or tapping.\n\n"
-        "<b>What is stored:</b> your answers, when prompts were sent and answered, your time zone "
-        "and your Telegram account id. Your answers are stored encrypted.\n\n"
+        "<b>What is stored:</b> your answers, when prompts were sent and answered, your time zone, "
+        "your language and your Telegram account id. Your answers are stored encrypted.\n\n"
         "<b>Who sees it:</b> only your own therapist, to prepare your next session. Nobody else "
         "using this bot can see anything about you.\n\n"
         "<b>This is not an emergency service.</b> Messages are not read in real time. If you are "
-        "in danger, call your local emergency number (911 in the US) or the 988 Suicide & Crisis "
-        "Lifeline (call or text 988 in the US). You can also tap “Need help now” at any time.\n\n"
+        "in danger, call your local emergency number (911 in the US) or the 988 Suicide &amp; "
+        "Crisis Lifeline (call or text 988 in the US). You can also tap “Need help now” at any "
+        "time.\n\n"
         "<b>You stay in control:</b> /pause to take a break, /stop to stop all messages, /mydata "
         "for a copy of your data, /forgetme to delete your answers.\n\n"
         "Do you agree to take part?"
-    )
+    ).format(clinic=esc(clinic))
 
 
-CONSENT_STEP_HINT = (
+CONSENT_STEP_HINT = N_(
     "You're one step from starting: please read the note below and tap “I agree” or "
     "“No, thanks”. Nothing is stored until you agree."
 )
-CONSENT_DECLINE_HINT = (
+CONSENT_DECLINE_HINT = N_(
     "Nothing has been stored about you. If you'd rather not join, tap “No, thanks” below — "
     "that's completely fine."
 )
@@ -102,29 +137,36 @@ def therapist_deactivated(clinic: str) -> str:
     )
 
 
-def consent_keyboard(codec: CallbackCodec, invite_id: int) -> InlineKeyboardMarkup:
+def consent_keyboard(
+    codec: CallbackCodec, invite_id: int, language: str = languages.BUILT_IN[0]
+) -> InlineKeyboardMarkup:
+    """The consent buttons carry the language of the text shown: that is the text agreed to."""
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("I agree", callback_data=codec.encode("ca", invite_id)),
-                InlineKeyboardButton("No, thanks", callback_data=codec.encode("cd", invite_id)),
+                InlineKeyboardButton(
+                    _("I agree"), callback_data=codec.encode("ca", invite_id, language)
+                ),
+                InlineKeyboardButton(
+                    _("No, thanks"), callback_data=codec.encode("cd", invite_id, language)
+                ),
             ]
         ]
     )
 
 
-DECLINED = (
+DECLINED = N_(
     "That's completely fine. Nothing about you has been stored. If you change your mind, "
     "ask your therapist for a new link."
 )
 
 
 def timezone_question(clinic_zone: str) -> str:
-    return (
+    return _(
         "Thank you. One more thing: which time zone are you in? This makes sure messages arrive "
-        f"at sensible times. Tap one below, or type a city (like Denver) or a zone name "
-        f"(like {esc(clinic_zone)})."
-    )
+        "at sensible times. Tap one below, or type a city (like Denver) or a zone name "
+        "(like {zone})."
+    ).format(zone=esc(clinic_zone))
 
 
 def timezone_keyboard(codec: CallbackCodec, clinic_zone: str) -> InlineKeyboardMarkup:
@@ -139,20 +181,20 @@ def timezone_keyboard(codec: CallbackCodec, clinic_zone: str) -> InlineKeyboardM
 
 
 def welcome(zone: str) -> str:
-    return (
-        f"You're all set. Your time zone is {esc(zone)}; quiet hours are 21:00–08:00, so nothing "
+    return _(
+        "You're all set. Your time zone is {zone}; quiet hours are 21:00–08:00, so nothing "
         "arrives at night.\n\nAfter your next session your therapist will start a short series "
         "of notes and questions. Answer whenever it suits you; there are no wrong answers. "
         "Send /help any time to see your options."
-    )
+    ).format(zone=esc(zone))
 
 
-PATIENT_HELP = (
+PATIENT_HELP = N_(
     "<b>How this works</b>\n"
     "After each session you'll get short notes, questions and check-ins. Just type your answer, "
     "or tap a button. Your therapist reads your answers before your next session.\n\n"
     "/pause [days] – take a break (/resume to continue)\n"
-    "/settings – your time zone and quiet hours\n"
+    "/settings – your language, time zone and quiet hours\n"
     "/stop – stop all messages\n"
     "/mydata – get a copy of what is stored about you\n"
     "/forgetme – delete your answers\n"
@@ -160,13 +202,13 @@ PATIENT_HELP = (
     "This chat is not monitored in real time and is not an emergency service."
 )
 
-NOT_AVAILABLE = "Sorry, that command isn't available here. Send /help to see what you can do."
-TEXT_PLEASE = (
+NOT_AVAILABLE = N_("Sorry, that command isn't available here. Send /help to see what you can do.")
+TEXT_PLEASE = N_(
     "Thank you for sharing. I can only keep written answers, so this wasn't saved. "
     "If you'd like, put it into a few words and send them as text."
 )
-ACK_NOTE = "Thank you, I've kept this as a note."
-ACK_JOINED_NOTE = "Added to your note."
+ACK_NOTE = N_("Thank you, I've kept this as a note.")
+ACK_JOINED_NOTE = N_("Added to your note.")
 QUOTE_WORDS = 60  # characters of a question quoted back: enough to know which one
 
 
@@ -189,29 +231,31 @@ def quoted(question: str) -> str:
 
 
 def ack_answer(question: str) -> str:
-    return f"Thank you, saved as your answer to {quoted(question)}"
+    return _("Thank you, saved as your answer to {question}").format(question=quoted(question))
 
 
 def ack_joined(question: str | None) -> str:
     if question is None:
-        return ACK_JOINED_NOTE
-    return f"Added to your answer to {quoted(question)}"
+        return _(ACK_JOINED_NOTE)
+    return _("Added to your answer to {question}").format(question=quoted(question))
 
 
 def ack_choice(question: str, label: str) -> str:
-    return f"Thank you, saved <b>{esc(label)}</b> as your answer to {quoted(question)}"
+    return _("Thank you, saved <b>{label}</b> as your answer to {question}").format(
+        label=esc(label), question=quoted(question)
+    )
 
 
-ACK_GOT_IT = "Got it ✓"
-READ_FAILED = (
+ACK_GOT_IT = N_("Got it ✓")
+READ_FAILED = N_(
     "Sorry, something went wrong on our side and I couldn't show that. Nothing was changed. "
     "Please try again in a little while."
 )
-READ_FAILED_KEYS = (
+READ_FAILED_KEYS = N_(
     "Sorry, I couldn't open the stored text because of a problem with the clinic's "
     "encryption keys. Nothing was changed; the clinic can see this in its logs."
 )
-SOMETHING_WRONG = (
+SOMETHING_WRONG = N_(
     "Sorry, something went wrong on our side and this may not have been saved. "
     "Please try again in a little while."
 )
@@ -224,14 +268,17 @@ def prompt_message(
     if kind == "reflection":
         # Telegram allows one reply markup: ForceReply wins so the answer links by reply-to,
         # and help is one tap away through the /crisis command link.
-        body = f"{text}\n\n<i>Just type your answer. Need help now? Tap /crisis</i>"
-        return clip(body), ForceReply(input_field_placeholder="Your answer…")
+        hint = _("Just type your answer. Need help now? Tap /crisis")
+        placeholder = _("Your answer…")
+        return clip(f"{text}\n\n<i>{hint}</i>"), ForceReply(input_field_placeholder=placeholder)
     rows: list[list[InlineKeyboardButton]] = []
     if kind == "checkin" and prompt is not None:
         rows.extend(checkin_rows(prompt, delivery_id, codec))
     elif kind == "education" and (prompt is None or prompt.ack):
-        rows.append([InlineKeyboardButton("Got it", callback_data=codec.encode("ok", delivery_id))])
-    rows.append([HELP_BUTTON])
+        rows.append(
+            [InlineKeyboardButton(_("Got it"), callback_data=codec.encode("ok", delivery_id))]
+        )
+    rows.append([help_button()])
     return clip(text), InlineKeyboardMarkup(rows)
 
 
@@ -259,24 +306,25 @@ def checkin_scale_legend(prompt: Prompt) -> str:
 
 
 def checkin_recorded(text: str, label: str) -> str:
-    return clip(f"{text}\n\n✓ You answered: <b>{esc(label)}</b>")
+    answered = _("✓ You answered: <b>{label}</b>").format(label=esc(label))
+    return clip(f"{text}\n\n{answered}")
 
 
-NUDGE_START = "A gentle reminder about"
+NUDGE_START = "A gentle reminder about"  # how the English reminder starts
 
 
 def nudge(question: str | None) -> str:
     """A reminder names its question (it is also sent as a reply to it): by the time it
     arrives, other prompts may sit between the two."""
-    which = quoted(question) if question is not None else "the question above"
-    return (
-        f"{NUDGE_START} {which}: it's still open, if you'd like to answer it. "
+    which = quoted(question) if question is not None else _("the question above")
+    return _(
+        "A gentle reminder about {which}: it's still open, if you'd like to answer it. "
         "A few words are plenty, and it's fine to let it go."
-    )
+    ).format(which=which)
 
 
 def nudge_markup() -> ForceReply:
-    return ForceReply(input_field_placeholder="Your answer…")
+    return ForceReply(input_field_placeholder=_("Your answer…"))
 
 
 # --- therapists ---------------------------------------------------------------------------

@@ -125,19 +125,16 @@ async def test_invite_links_are_single_use_and_expire(world: World) -> None:
     await world.say(dr, "/invite fern")
     link = LINK.search(world.last(dr)["text"]).group(0)  # type: ignore[union-attr]
     first, second = world.person("One"), world.person("Two")
-    await world.state.open_link(first, link)
-    await world.feed()
+    await world.open_invite(first, link)
     await world.tap(first, world.last(first)["message_id"], "I agree")
-    await world.state.open_link(second, link)
-    await world.feed()
+    await world.open_invite(second, link)
     assert "already been used" in world.last(second)["text"]
 
     await world.say(dr, "/invite moss")
     old = LINK.search(world.last(dr)["text"]).group(0)  # type: ignore[union-attr]
     world.clock.advance(timedelta(days=8))
     late = world.person("Late")
-    await world.state.open_link(late, old)
-    await world.feed()
+    await world.open_invite(late, old)
     assert "expired" in world.last(late)["text"]
 
     unknown = world.person("Guess")
@@ -150,8 +147,7 @@ async def test_declining_stores_nothing(world: World) -> None:
     await world.say(dr, "/invite birch")
     link = LINK.search(world.last(dr)["text"]).group(0)  # type: ignore[union-attr]
     pat = world.person("Birch")
-    await world.state.open_link(pat, link)
-    await world.feed()
+    await world.open_invite(pat, link)
     await world.tap(pat, world.last(pat)["message_id"], "No, thanks")
     assert "Nothing about you has been stored" in world.last(pat)["text"]
     async with world.rt.engine.connect() as conn:
@@ -202,8 +198,7 @@ async def test_onboarding_re_asks_for_a_bad_zone_and_accepts_a_city(world: World
     await world.say(dr, "/invite pine")
     link = LINK.search(world.last(dr)["text"]).group(0)  # type: ignore[union-attr]
     pat = world.person("Pine")
-    await world.state.open_link(pat, link)
-    await world.feed()
+    await world.open_invite(pat, link)
     await world.tap(pat, world.last(pat)["message_id"], "I agree")
     await world.say(pat, "Atlantis")
     assert "couldn't find that time zone" in world.last(pat)["text"]
@@ -218,8 +213,7 @@ async def test_second_start_does_not_re_enrol(world: World) -> None:
     assert "How this works" in world.last(pat)["text"]
     await world.say(dr, "/invite other")
     link = LINK.search(world.last(dr)["text"]).group(0)  # type: ignore[union-attr]
-    await world.state.open_link(pat, link)
-    await world.feed()
+    await world.open_invite(pat, link)
     assert "already set up" in world.last(pat)["text"]
     async with world.rt.engine.connect() as conn:
         rows = (

@@ -43,8 +43,7 @@ async def on_consent_screen(world: World, therapist: EmuUser, pseudonym: str) ->
     person = world.person(pseudonym.title())
     link = LINK.search(world.last(therapist)["text"])
     assert link is not None
-    await world.state.open_link(person, link.group(0))
-    await world.feed()
+    await world.open_invite(person, link.group(0))
     return person
 
 

@@ -33,9 +33,7 @@ async def _invited(world: World, dr: EmuUser, pseudonym: str) -> str:
 
 
 async def _open(world: World, person: EmuUser, link: str) -> dict[str, Any]:
-    await world.state.open_link(person, link)
-    await world.feed()
-    return world.last(person)
+    return await world.open_invite(person, link)
 
 
 async def _press(world: World, person: EmuUser, message: dict[str, Any], data: str) -> None:

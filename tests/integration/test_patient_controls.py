@@ -806,8 +806,7 @@ async def test_forgetme_cancel_stale_and_someone_elses_button(world: World) -> N
     await world.say(dr, "/invite river")
     link = LINK.search(world.last(dr)["text"])
     assert link is not None
-    await world.state.open_link(river, link.group(0))
-    await world.feed()
+    await world.open_invite(river, link.group(0))
     await world.tap(river, world.last(river)["message_id"], "I agree")
     await world.say(river, "Chicago")
     assert "You're all set" in world.last(river)["text"]

@@ -76,6 +76,8 @@ async def test_first_prompt_goes_out_on_the_first_tick_after_the_session(
         try:
             await state.send_text(patient, f"/start {token}")
             await wait_for(lambda: state.sent_messages(patient.id), 5)
+            await state.press_button(patient, state.last_sent(patient.id)["message_id"], "English")
+            await wait_for(lambda: "I agree" in str(state.last_sent(patient.id)), 5)
             await state.press_button(patient, state.last_sent(patient.id)["message_id"], "I agree")
             await wait_for(lambda: "which time zone" in state.last_sent(patient.id)["text"], 5)
             await state.send_text(patient, awake_zone())

@@ -97,7 +97,7 @@ async def test_progress_when_switched_on(backend: str, tmp_path: Path) -> None:
         assert "Only you and your therapist" in photo.caption and "river" not in photo.caption
         await world.say(other, "/progress")
         assert "nothing to chart yet" in world.last(other)["text"]
-        from bot.app import COMMANDS, patient_commands
+        from bot.views.menus import patient_menu
 
-        shown = [c.command for c in patient_commands(world.rt.settings)]
-        assert "progress" in shown and "progress" not in [c.command for c in COMMANDS]
+        shown = [c.command for c in patient_menu(world.rt.settings.show_scores_to_patient)]
+        assert "progress" in shown and "progress" not in [c.command for c in patient_menu(False)]

@@ -64,9 +64,9 @@ class World:
     def texts(self, person: EmuUser) -> list[str]:
         return [m.get("text", "") for m in self.state.sent_messages(person.id)]
 
-    def person(self, name: str) -> EmuUser:
+    def person(self, name: str, language_code: str = "en") -> EmuUser:
         self._next_user += 1
-        return self.state.user(self._next_user, name)
+        return self.state.user(self._next_user, name, language_code=language_code)
 
     async def therapist(self, name: str = "Dr Rivera") -> EmuUser:
         """A therapist added by id who has also opened the bot (their /start confirmed the
@@ -93,18 +93,36 @@ class World:
             )
         return person
 
+    async def open_invite(
+        self, person: EmuUser, link: str, language: str = "English"
+    ) -> dict[str, Any]:
+        """Open an invite link and choose the language on the first screen (when more than
+        one is offered); returns the consent message."""
+        await self.state.open_link(person, link)
+        await self.feed()
+        first = self.last(person)
+        if first.get("text", "").startswith("Choose your language"):
+            await self.tap(person, first["message_id"], language)
+        return self.last(person)
+
     async def enrolled_patient(
-        self, therapist: EmuUser, pseudonym: str, zone: str = "America/New_York"
+        self,
+        therapist: EmuUser,
+        pseudonym: str,
+        zone: str = "America/New_York",
+        *,
+        language: str = "English",
+        agree: str = "I agree",
+        all_set: str = "You're all set",
     ) -> EmuUser:
         await self.say(therapist, f"/invite {pseudonym}")
         link = LINK.search(self.last(therapist)["text"])
         assert link, self.last(therapist)["text"]
         patient = self.person(pseudonym.title())
-        await self.state.open_link(patient, link.group(0))
-        await self.feed()
-        await self.tap(patient, self.last(patient)["message_id"], "I agree")
+        await self.open_invite(patient, link.group(0), language)
+        await self.tap(patient, self.last(patient)["message_id"], agree)
         await self.say(patient, zone)
-        assert "You're all set" in self.last(patient)["text"]
+        assert all_set in self.last(patient)["text"]
         return patient
 
     async def deliveries(self, pseudonym: str) -> list[Delivery]:

@@ -57,18 +57,25 @@ def test_quiet_hours_rules() -> None:
 
 def test_settings_keyboard_fits_telegram_and_marks_current_choice() -> None:
     quiet = QuietHours(time(22), time(7))
-    markup = cr.settings_keyboard(CODEC, 987654321, "America/Argentina/ComodRivadavia", None, quiet)
+    offered = ("en", "es", "de")
+    markup = cr.settings_keyboard(
+        CODEC, 987654321, "America/Argentina/ComodRivadavia", None, quiet, "es", offered
+    )
     buttons = [b for row in markup.inline_keyboard for b in row]
     for button in buttons:
         assert isinstance(button.callback_data, str)
         assert len(button.callback_data.encode()) <= MAX_BYTES
     texts = [b.text for b in buttons]
     assert "ComodRivadavia" in texts and "✓ Quiet 22:00–07:00" in texts
-    assert len(texts) == 1 + len(COMMON_ZONES) + len(cr.QUIET_PRESETS)
+    assert "✓ Español" in texts and "English" in texts and "Deutsch" in texts
+    assert len(texts) == len(offered) + 1 + len(COMMON_ZONES) + len(cr.QUIET_PRESETS)
+    # One language offered: no language row at all.
+    single = cr.settings_keyboard(CODEC, 1, "UTC", None, quiet, "en", ("en",))
+    assert "English" not in [b.text for row in single.inline_keyboard for b in row]
 
     # A zone name too long for callback data is left out; typing it still works.
     long_zone = "America/" + "X" * 50
-    markup = cr.settings_keyboard(CODEC, 1, long_zone, long_zone, quiet)
+    markup = cr.settings_keyboard(CODEC, 1, long_zone, long_zone, quiet, "en", offered)
     assert all("X" * 10 not in b.text for row in markup.inline_keyboard for b in row)
 
 
@@ -78,5 +85,6 @@ def test_texts_escape_and_count() -> None:
     assert "3 older messages that came due a while ago were skipped" in cr.resumed(0, 3)
     until = datetime(2026, 3, 13, 14, 0, tzinfo=UTC)
     assert "until Fri 13 Mar 10:00 (your time)" in cr.paused(until, "America/New_York", again=False)
-    card = cr.settings_card(None, QuietHours(time(0), time(0)), until)
+    card = cr.settings_card(None, QuietHours(time(0), time(0)), until, "en")
     assert "Time zone: <b>UTC</b> (it's 14:00 there now)" in card and "<b>none</b>" in card
+    assert "Language: <b>English</b>" in card

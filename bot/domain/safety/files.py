@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,11 +19,22 @@ __all__ = [
     "iter_safety_files",
     "line_of",
     "mapping",
+    "resources_language",
     "scalar",
 ]
 
 SAFETY_SUBDIR = "safety"
 RESOURCES_FILE = "resources.yaml"
+# resources.yaml is the default language's; resources.es.yaml and the like translate it.
+_RESOURCES_RE = re.compile(r"resources(?:\.([a-z]{2}(?:-[A-Z]{2})?))?\.yaml")
+
+
+def resources_language(path: Path) -> str | None:
+    """ "" for resources.yaml, "es" for resources.es.yaml, None for any other file."""
+    m = _RESOURCES_RE.fullmatch(path.name)
+    if m is None:
+        return None
+    return m.group(1) or ""
 
 
 class SafetyContentError(Exception):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from bot.domain.safety.concepts import CONCEPTS_SUFFIX, ConceptSet, load_concept_file, sentences
 from bot.domain.safety.files import (
-    RESOURCES_FILE,
     SAFETY_SUBDIR,
     SafetyContentError,
     iter_safety_files,
+    resources_language,
 )
 from bot.domain.safety.model import MODEL_SUFFIX, LinearModel, load_model
 from bot.domain.safety.normalise import fallback_form, screen_forms
@@ -142,7 +142,7 @@ def _load(dirs: Sequence[Path]) -> Screener:
     concepts: list[ConceptSet] = []
     models: list[LinearModel] = []
     for path in iter_safety_files(dirs):
-        if path.name == RESOURCES_FILE:
+        if resources_language(path) is not None:
             continue
         if path.name.endswith(CONCEPTS_SUFFIX):
             concepts.append(load_concept_file(path))

@@ -6,7 +6,7 @@ import html
 import re
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -19,6 +19,7 @@ from bot.domain.safety.files import (
     iter_safety_files,
     line_of,
     mapping,
+    resources_language,
     scalar,
 )
 
@@ -55,6 +56,10 @@ _TEXT_RULES: Mapping[str, tuple[frozenset[str], frozenset[str]]] = MappingProxyT
     }
 )
 CRISIS_TEXT_FIELDS: tuple[str, ...] = tuple(_TEXT_RULES)
+# patient_resources for one country ("patient_resources_AT"): its lines, in any language.
+_COUNTRY_FIELD_RE = re.compile(r"patient_resources_([A-Z]{2})")
+# What a translation needs: the patient's texts. Staff texts fall back to the default's.
+_TRANSLATION_REQUIRED = ("patient_resources",)
 _REQUIRED_TEXTS = (
     "patient_resources",
     "therapist_alert",
@@ -84,21 +89,59 @@ class CrisisTexts:
     questionnaire_risk_alert: str
     oncall_unassigned: str
     clinic_phone_line: str = DEFAULT_CLINIC_PHONE_LINE
+    # language ("" for resources.yaml) -> field -> text: translations and country variants
+    localized: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
-    def resources(self, clinic_phone: str | None) -> str:
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(k for k in self.localized if k)
+
+    def _pick(self, language: str | None, country: str | None) -> tuple[str, str]:
+        """(patient_resources, clinic_phone_line) for a language and country: the country's
+        text in that language, else the language's own, else the default file's country
+        text, else the default."""
+        own = self.localized.get(language or "", {})
+        default = self.localized.get("", {})
+        field_name = f"patient_resources_{country}" if country else ""
+        body = (
+            own.get(field_name)
+            or own.get("patient_resources")
+            or (default.get(field_name) if not own else None)
+            or self.patient_resources
+        )
+        return body, own.get("clinic_phone_line") or self.clinic_phone_line
+
+    def resources(
+        self, clinic_phone: str | None, language: str | None = None, country: str | None = None
+    ) -> str:
         """The patient's crisis resources; `clinic_phone` is the raw configured number.
 
-        With a phone, {clinic_phone_line} becomes that line (the number HTML-escaped here);
-        without one, a line holding only the placeholder is removed.
+        In the patient's language and for their country where the content has them (see
+        `_pick`). With a phone, {clinic_phone_line} becomes that line (the number
+        HTML-escaped here); without one, a line holding only the placeholder is removed.
         """
+        body, phone_line = self._pick(language, country)
         phone = (clinic_phone or "").strip()
         if phone:
-            line = self.clinic_phone_line.format(clinic_phone=html.escape(phone, quote=False))
-            text = self.patient_resources.format(clinic_phone_line=line)
+            line = phone_line.format(clinic_phone=html.escape(phone, quote=False))
+            text = body.format(clinic_phone_line=line)
         else:
-            text = _PHONE_LINE_RE.sub("", self.patient_resources)
+            text = _PHONE_LINE_RE.sub("", body)
             text = text.format(clinic_phone_line="")
         return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+    def every_resources(self, clinic_phone: str | None) -> list[tuple[str, str]]:
+        """(label, text) of every patient crisis text, for review and the test that renders
+        them all."""
+        out = [("default", self.resources(clinic_phone))]
+        for language, texts in sorted(self.localized.items()):
+            for name in sorted(texts):
+                m = _COUNTRY_FIELD_RE.fullmatch(name)
+                if name == "patient_resources" or m:
+                    country = m.group(1) if m else None
+                    label = f"{language or 'default'}{'/' + country if country else ''}"
+                    out.append((label, self.resources(clinic_phone, language, country)))
+        return out
 
 
 # Crisis texts must show even when nothing else works: the smallest markup, bold and italic.
@@ -117,8 +160,16 @@ def _check_html(text: str) -> str | None:
     return None
 
 
+def _rule(name: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    if _COUNTRY_FIELD_RE.fullmatch(name):
+        return _TEXT_RULES["patient_resources"]
+    return _TEXT_RULES.get(name)
+
+
 def _check_placeholders(name: str, text: str) -> str | None:
-    allowed, required = _TEXT_RULES[name]
+    rule = _rule(name)
+    assert rule is not None
+    allowed, required = rule
     try:
         parsed = list(string.Formatter().parse(text))
     except ValueError as exc:
@@ -142,14 +193,22 @@ def _check_placeholders(name: str, text: str) -> str | None:
     return None
 
 
-def _load_resources_file(path: Path) -> dict[str, str]:
+def _load_resources_file(path: Path, language: str) -> dict[str, str]:
     texts: dict[str, str] = {}
     for name, key_node, value_node in mapping(path, compose(path), "a mapping of crisis texts"):
-        if name not in _TEXT_RULES:
+        if name == "language":
+            said = scalar(value_node)
+            if said != (language or said):
+                raise SafetyContentError(
+                    path, line_of(value_node), f"language {said!r} in a file for {language!r}"
+                )
+            continue
+        if _rule(name) is None:
             raise SafetyContentError(
                 path,
                 line_of(key_node),
-                f"unknown field {name!r} (allowed: {', '.join(CRISIS_TEXT_FIELDS)})",
+                f"unknown field {name!r} (allowed: {', '.join(CRISIS_TEXT_FIELDS)}, "
+                "patient_resources_<COUNTRY> such as patient_resources_AT)",
             )
         raw = scalar(value_node)
         if raw is None or not raw.strip():
@@ -170,11 +229,26 @@ def load_crisis_texts(dirs: Sequence[Path]) -> CrisisTexts:
     Pass the same folders as the content loader: `[builtin_dir(), *dirs_from_env()]`.
     """
     merged: dict[str, str] = {}
+    localized: dict[str, dict[str, str]] = {}
     last: Path | None = None
     for path in iter_safety_files(dirs):
-        if path.name == RESOURCES_FILE:
-            merged.update(_load_resources_file(path))
-            last = path
+        language = resources_language(path)
+        if language is None:
+            continue
+        texts = _load_resources_file(path, language)
+        if language:
+            missing_here = [n for n in _TRANSLATION_REQUIRED if n not in texts]
+            if missing_here and language not in localized:
+                raise SafetyContentError(
+                    path, 1, "a translation needs at least: " + ", ".join(missing_here)
+                )
+            localized.setdefault(language, {}).update(texts)
+            continue
+        merged.update(texts)
+        localized.setdefault("", {}).update(
+            {k: v for k, v in texts.items() if _COUNTRY_FIELD_RE.fullmatch(k)}
+        )
+        last = path
     folder = Path(dirs[0]) if dirs else Path()
     where = last or folder / SAFETY_SUBDIR / RESOURCES_FILE
     missing = [name for name in _REQUIRED_TEXTS if name not in merged]
@@ -189,4 +263,5 @@ def load_crisis_texts(dirs: Sequence[Path]) -> CrisisTexts:
         questionnaire_risk_alert=merged["questionnaire_risk_alert"],
         oncall_unassigned=merged["oncall_unassigned"],
         clinic_phone_line=merged.get("clinic_phone_line", DEFAULT_CLINIC_PHONE_LINE),
+        localized=MappingProxyType({k: MappingProxyType(v) for k, v in localized.items()}),
     )

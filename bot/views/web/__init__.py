@@ -17,6 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot.domain import languages
 from bot.domain.content import plain_text
 from bot.services.course import version as session_version
 from bot.views import console as chat_console
@@ -85,6 +86,7 @@ _ENV.globals.update(
     htmx=ASSETS[HTMX],
     STATUS=chat_console.STATUS,
     STATE=chat_console.STATE,
+    LANGUAGES=languages.NAMES,
     SESSION_STATE=chat_course.SESSION_STATE,
     SHIFT_LABELS=chat_course.SHIFT_LABELS,
     quiet_text=chat_console.quiet_text,
