@@ -127,7 +127,7 @@ def test_an_ignored_look_alike_does_not_hide_another_mention(rules_only: Screene
 
 
 def test_typos_reach_concept_words_but_never_change_a_letter(rules_only: Screener) -> None:
-    concepts = rules_only.concepts[0]
+    concepts = next(c for c in rules_only.concepts if c.language == "en")
     assert concepts._correct("tabelts") == "tablets"  # two letters swapped
     assert concepts._correct("tablts") == "tablets"  # one missing
     assert concepts._correct("paracetamoll") == "paracetamol"  # one too many

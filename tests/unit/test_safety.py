@@ -278,8 +278,9 @@ def test_screen_returns_the_leftmost_match(screener: Screener) -> None:
 def test_screen_all_lists_every_distinct_phrase_in_order(screener: Screener) -> None:
     matches = screener.screen_all("tired of living. kms. I might overdose, tired of living again")
     phrases = [m for m in matches if m.layer == "phrase"]
-    assert [m.category for m in phrases] == ["hopelessness", "slang", "overdose"]
-    assert len({m.phrase for m in phrases}) == len(phrases)  # "tired of living" counted once
+    english = [m for m in phrases if m.language == "en"]  # de.yaml knows "overdose" too
+    assert [m.category for m in english] == ["hopelessness", "slang", "overdose"]
+    assert len({(m.language, m.phrase) for m in phrases}) == len(phrases)  # each phrase once
     assert matches[: len(phrases)] == phrases  # phrases first, then concept rules
     assert {m.layer for m in matches[len(phrases) :]} <= {"concept", "model"}
     assert screener.screen_all("a lovely walk by the river") == []
@@ -454,9 +455,9 @@ def test_clinic_folder_adds_phrases_and_keeps_the_built_in_ones(tmp_path: Path) 
 
 
 def test_a_new_language_file_is_loaded(tmp_path: Path) -> None:
-    write(tmp_path, "de.yaml", "language: de\nphrases:\n  suicide:\n    - mich umbringen\n")
+    write(tmp_path, "pt.yaml", "language: pt\nphrases:\n  suicide:\n    - vou me matar\n")
     screener = load_screener([builtin_dir(), tmp_path])
-    assert screener.screen("Ich will mich UMBRINGEN") == Match("mich umbringen", "suicide", "de")
+    assert screener.screen("acho que VOU ME MATAR") == Match("vou me matar", "suicide", "pt")
 
 
 def test_resources_file_is_not_read_as_phrases(tmp_path: Path) -> None:
