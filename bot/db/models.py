@@ -90,6 +90,9 @@ class Therapist(Base):
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The language of their texts: Telegram's language code of their latest message, if the
+    # clinic offers it. None until they write; alerts then go in the clinic's default.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     patients: Mapped[list[Patient]] = relationship(back_populates="therapist")
 

@@ -605,3 +605,24 @@ async def test_0009_adds_the_workspace_tables_and_keeps_everything(
         assert await _kept_0006(url) == before
         with pytest.raises(ProgrammingError if backend == "postgres" else OperationalError):
             await _run(url, "SELECT count(*) FROM own_templates")
+
+
+@pytest.mark.parametrize("backend", backends())
+async def test_0010_gives_therapists_a_language_and_keeps_everything(
+    backend: str, tmp_path: Path
+) -> None:
+    """0010 adds one nullable column: existing therapists have no language (the default
+    applies) and every row passes through both ways; a set language goes with the column."""
+    async with database_url(backend, tmp_path) as url:
+        await asyncio.to_thread(migrate.upgrade, url, "0009")
+        await _run(url, *LAKE, *COURSE)
+        before = await _kept_0006(url)
+        await asyncio.to_thread(migrate.upgrade, url, "0010")
+        assert await _kept_0006(url) == before
+        assert await _run(url, "SELECT DISTINCT language FROM therapists") == [(None,)]
+        await _run(url, "UPDATE therapists SET language = 'de'")
+        assert await _run(url, "SELECT DISTINCT language FROM therapists") == [("de",)]
+        await asyncio.to_thread(migrate.downgrade, url, "0009")
+        assert await _kept_0006(url) == before
+        with pytest.raises(ProgrammingError if backend == "postgres" else OperationalError):
+            await _run(url, "SELECT language FROM therapists")
