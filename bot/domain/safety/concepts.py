@@ -146,8 +146,11 @@ class ConceptSet:
     _ignore_prefixed: Mapping[str, list[tuple[str, re.Pattern[str]]]] = field(
         init=False, repr=False, compare=False
     )
+    _needs: tuple[tuple[frozenset[str], ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        needs = tuple(tuple(frozenset(slot) for slot in rule.need) for rule in self.rules)
+        object.__setattr__(self, "_needs", needs)
         # Every term is indexed by the words (and stems) it can start with, so a sentence
         # only tries the terms whose first word it holds: screening stays well under 1 ms.
         singles: dict[str, list[tuple[_Term, re.Pattern[str]]]] = {}
@@ -296,7 +299,12 @@ class ConceptSet:
         """Rules met by the normalised sentences `forms` (see `sentences`)."""
         found = self._find(forms)
         hits: list[ConceptHit] = []
-        for rule in self.rules:
+        present = found.at.keys()
+        if not present:
+            return hits
+        for rule, needs in zip(self.rules, self._needs, strict=True):
+            if any(present.isdisjoint(slot) for slot in needs):
+                continue  # a slot no word filled: most rules, for most messages
             terms = _meets(rule, found)
             if terms is not None:
                 hits.append(ConceptHit(rule.name, rule.category, self.language, terms))

@@ -22,6 +22,7 @@ from pathlib import Path
 from yaml.nodes import MappingNode, SequenceNode
 
 from bot.domain.safety.files import SafetyContentError, compose, line_of, mapping, scalar
+from bot.domain.safety.firsts import first_characters
 from bot.domain.safety.normalise import normalize, screen_forms
 
 __all__ = [
@@ -397,10 +398,25 @@ class PhraseMatcher:
         )
 
     def _compile_any(self, masked: bool) -> re.Pattern[str] | None:
+        """Every phrase in one expression, grouped by first character (see firsts.py); it
+        only finds where a phrase starts, `_compile_each` says which."""
         if not self.phrases:
             return None
-        bodies = (p.masked_pattern if masked else p.pattern for p in self.phrases)
-        return re.compile(" (?:" + "|".join(f"(?:{b})" for b in bodies) + ")(?= )")
+        by_first: dict[str, list[str]] = {}
+        anywhere: list[str] = []
+        for phrase in self.phrases:
+            body = phrase.masked_pattern if masked else phrase.pattern
+            firsts = first_characters(body)
+            for char in sorted(firsts) if firsts is not None else ():
+                by_first.setdefault(char, []).append(body)
+            if firsts is None:
+                anywhere.append(body)
+        groups = [
+            f"(?={re.escape(char)})(?:{'|'.join(f'(?:{b})' for b in bodies)})"
+            for char, bodies in sorted(by_first.items())
+        ]
+        groups.extend(f"(?:{b})" for b in anywhere)
+        return re.compile(" (?:" + "|".join(groups) + ")(?= )")
 
     def _patterns(self, masked: bool) -> _Compiled:
         if not masked:
