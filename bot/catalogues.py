@@ -1,6 +1,6 @@
 """The gettext catalogues of the bot's texts: extract, update and compile them with Babel.
 
-    afterglow i18n extract   # bot/**.py -> bot/locale/afterglow.pot
+    afterglow i18n extract   # bot/**.py and the workspace's templates -> bot/locale/afterglow.pot
     afterglow i18n update    # the .pot into each bot/locale/<lang>/LC_MESSAGES/afterglow.po
     afterglow i18n compile   # each .po -> .mo (shipped in the wheel; read by bot/i18n.py)
 
@@ -28,6 +28,21 @@ __all__ = ["LOCALE_DIR", "POT", "check", "compile_all", "extract", "po_path", "u
 PACKAGE = Path(__file__).resolve().parent
 POT = LOCALE_DIR / f"{DOMAIN}.pot"
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+# The workspace's Jinja templates call `_()`/`ngettext()` as the Environment in
+# bot/views/web/ has them: new-style gettext, the same whitespace handling.
+METHODS = [
+    ("**.py", "python"),
+    ("views/web/templates/**.html", "jinja2.ext.babel_extract"),
+]
+OPTIONS = {
+    "views/web/templates/**.html": {
+        "extensions": "jinja2.ext.i18n",
+        "newstyle_gettext": "true",
+        "trim_blocks": "true",
+        "lstrip_blocks": "true",
+        "silent": "false",  # a template that does not parse fails the extraction
+    }
+}
 
 
 def po_path(language: str) -> Path:
@@ -37,10 +52,18 @@ def po_path(language: str) -> Path:
 def _template() -> Catalog:
     catalog = Catalog(project="Afterglow", domain=DOMAIN, fuzzy=False)
     for filename, lineno, message, comments, context in extract_from_dir(
-        str(PACKAGE), [("**.py", "python")], keywords=KEYWORDS, comment_tags=("i18n:",)
+        str(PACKAGE), METHODS, OPTIONS, keywords=KEYWORDS, comment_tags=("i18n:",)
     ):
         catalog.add(message, None, [(f"bot/{filename}", lineno)], auto_comments=comments,
                     context=context)  # fmt: skip
+    return _braces_only(catalog)
+
+
+def _braces_only(catalog: Catalog) -> Catalog:
+    """Texts use {braces}, never %: Babel's guess ("% of scale" read as "%o") would only
+    mislead translators' tools."""
+    for message in catalog:
+        message.flags.discard("python-format")
     return catalog
 
 
@@ -68,7 +91,9 @@ def update() -> list[Path]:
         catalog.update(template, no_fuzzy_matching=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
-            write_po(handle, catalog, sort_output=True, width=100, include_previous=False)
+            write_po(
+                handle, _braces_only(catalog), sort_output=True, width=100, include_previous=False
+            )
         out.append(path)
     return out
 
@@ -107,8 +132,8 @@ def _fields(text: str) -> set[str]:
 
 
 def check() -> list[CatalogueProblem]:
-    """Every translated entry keeps its msgid's placeholders (no more, no fewer) and formats;
-    every language has a catalogue; the compiled files are current."""
+    """Every entry is translated and keeps its msgid's placeholders (no more, no fewer) and
+    formats; every language has a catalogue; the compiled files are current."""
     problems: list[CatalogueProblem] = []
     for language in BUILT_IN:
         if language == SOURCE_LANGUAGE:
@@ -117,15 +142,26 @@ def check() -> list[CatalogueProblem]:
             problems.append(CatalogueProblem(language, "", "no catalogue"))
             continue
         for message in _read(language):
-            if not message.id or not message.string:
+            if not message.id:
+                continue
+            forms = message.string if isinstance(message.string, tuple) else (message.string,)
+            if not all(forms):  # shows in English until translated
+                first = message.id[0] if isinstance(message.id, tuple) else message.id
+                problems.append(CatalogueProblem(language, str(first), "not translated"))
                 continue
             pairs = (
-                zip(message.id, message.string, strict=False)
+                zip(message.id, forms, strict=False)
                 if isinstance(message.id, tuple)
                 else [(message.id, message.string)]
             )
+            in_page = any(where.endswith(".html") for where, _ in message.locations)
             for source, translated in pairs:
                 assert isinstance(source, str) and isinstance(translated, str)
+                if in_page and '"' in translated and '"' not in source:
+                    # Page texts are inserted as they are, some into attributes (alt, title).
+                    problems.append(
+                        CatalogueProblem(language, source, 'a " in a page text: use “ ”')
+                    )
                 try:
                     wanted, got = _fields(source), _fields(translated)
                     translated.format(**dict.fromkeys(got, "x"))

@@ -17,6 +17,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,42 @@ async def therapist_by_user(session: AsyncSession, user_id: int) -> Therapist | 
     return await session.scalar(
         select(Therapist).where(Therapist.telegram_user_id == user_id, Therapist.active)
     )
+
+
+async def therapist_language(session: AsyncSession, chat_id: int) -> str | None:
+    """The stored language of the active therapist whose chat this is."""
+    found = await session.scalars(
+        select(Therapist.language).where(Therapist.chat_id == chat_id, Therapist.active)
+    )
+    return found.first()
+
+
+@dataclass(frozen=True)
+class TherapistLanguage:
+    chat_id: int | None
+    active: bool
+    changed: bool
+
+
+async def set_therapist_language(
+    session: AsyncSession, user_id: int, language: str
+) -> TherapistLanguage | None:
+    """For a therapist's Telegram account (None for anyone else). A read first, so the usual
+    case (no therapist, or no change) takes no write lock."""
+    stored = await session.execute(
+        select(Therapist.id, Therapist.language, Therapist.chat_id, Therapist.active).where(
+            Therapist.telegram_user_id == user_id
+        )
+    )
+    row = stored.first()
+    if row is None:
+        return None
+    changed = row.language != language
+    if changed:
+        await session.execute(
+            update(Therapist).where(Therapist.id == row.id).values(language=language)
+        )
+    return TherapistLanguage(row.chat_id, bool(row.active), changed)
 
 
 async def inactive_therapist_by_user(session: AsyncSession, user_id: int) -> Therapist | None:

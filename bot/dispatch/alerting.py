@@ -13,7 +13,10 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import ExtBot
 
+from bot import i18n
 from bot.db.models import AlertKind
+from bot.dispatch import staff
+from bot.i18n import _
 from bot.runtime import Runtime
 from bot.services import alerts
 from bot.telegram.ratelimit import priority
@@ -36,17 +39,22 @@ class Alerter:
 
     def _keyboard(self, alert_id: int) -> InlineKeyboardMarkup:
         button = InlineKeyboardButton(
-            "Acknowledge", callback_data=self.codec.encode("ak", alert_id)
+            _("Acknowledge"), callback_data=self.codec.encode("ak", alert_id)
         )
         return InlineKeyboardMarkup([[button]])
 
     def _text(self, view: alerts.AlertView, *, escalation: bool) -> str:
+        """In the current language: the therapist's, or the clinic's default for on-call."""
         view = replace(view, pseudonym=render.with_language(view.pseudonym, view.language))
-        crisis = self.rt.crisis
+        language = i18n.current()
+
+        def text(name: str) -> str:
+            return self.rt.crisis.staff_text(name, language)
+
         when = render.local(view.created_at, view.timezone)
         quoted = html.escape(render.shorten(view.text, MAX_QUOTED), quote=False)
         if escalation and view.therapist_chat_id is None:
-            return crisis.oncall_unassigned.format(
+            return text("oncall_unassigned").format(
                 pseudonym=render.esc(view.pseudonym),
                 therapist=render.esc(view.therapist_name),
                 local_time=when,
@@ -54,7 +62,7 @@ class Alerter:
             )
         if escalation:
             wait = self.rt.clock.now() - view.created_at  # the real wait, not the setting
-            return crisis.oncall_escalation.format(
+            return text("oncall_escalation").format(
                 minutes=int(wait.total_seconds() // 60),
                 waited=render.waited(wait),
                 pseudonym=render.esc(view.pseudonym),
@@ -63,10 +71,10 @@ class Alerter:
                 text=quoted,
             )
         if view.kind in (AlertKind.CHECKIN_RISK, AlertKind.QUESTIONNAIRE):
-            template = (
-                crisis.checkin_risk_alert
+            template = text(
+                "checkin_risk_alert"
                 if view.kind is AlertKind.CHECKIN_RISK
-                else crisis.questionnaire_risk_alert
+                else "questionnaire_risk_alert"
             )
             return template.format(
                 pseudonym=render.esc(view.pseudonym),
@@ -74,25 +82,37 @@ class Alerter:
                 question=render.esc(view.question or ""),
                 answer=render.esc(view.answer or ""),
             )
-        return crisis.therapist_alert.format(
+        return text("therapist_alert").format(
             pseudonym=render.esc(view.pseudonym), local_time=when, text=quoted
         )
 
-    async def notify(self, alert_id: int) -> bool:
-        """Send the alert to the patient's therapist; False leaves it for the next tick."""
+    async def _view(self, alert_id: int) -> alerts.AlertView:
+        """The alert, its own words in the current language."""
         async with self.rt.sessions() as session:
             view = await alerts.view(
                 session, alert_id, content=self.rt.content, cipher=self.rt.cipher
             )
+        return replace(view, worded_in=i18n.current())
+
+    async def notify(self, alert_id: int) -> bool:
+        """Send the alert to the patient's therapist; False leaves it for the next tick."""
+        view = await self._view(alert_id)
         if view.therapist_chat_id is None:
             # No active therapist to tell (deactivated, never opened the bot): on-call now.
             await self._escalate(alert_id)
             return False
+        chat = view.therapist_chat_id
+        language = await staff.language_of(self.rt, chat)
+        with i18n.using(language):
+            if language != view.worded_in:  # its own words ("item 3 of 9") in theirs too
+                view = await self._view(alert_id)
+            body = render.clip(self._text(view, escalation=False))
+            keyboard = self._keyboard(alert_id)
         message_id = await notify(
             self.bot,
-            view.therapist_chat_id,
-            render.clip(self._text(view, escalation=False)),
-            reply_markup=self._keyboard(alert_id),
+            chat,
+            body,
+            reply_markup=keyboard,
             # Patient words in a staff chat: no forwarding, no saving.
             protect_content=True,
             rate_limit_args=priority(self.bot),
@@ -107,7 +127,7 @@ class Alerter:
             await alerts.mark_notified(
                 session,
                 alert_id=alert_id,
-                chat_id=view.therapist_chat_id,
+                chat_id=chat,
                 message_id=message_id,
                 now=self.rt.clock.now(),
             )
@@ -145,15 +165,15 @@ class Alerter:
                 alert_id,
             )
         else:
-            async with self.rt.sessions() as session:
-                view = await alerts.view(
-                    session, alert_id, content=self.rt.content, cipher=self.rt.cipher
-                )
+            with i18n.using(self.rt.settings.default_language):  # on-call: the clinic's
+                view = await self._view(alert_id)
+                body = render.clip(self._text(view, escalation=True))
+                keyboard = self._keyboard(alert_id)
             message_id = await notify(
                 self.bot,
                 chat,
-                render.clip(self._text(view, escalation=True)),
-                reply_markup=self._keyboard(alert_id),
+                body,
+                reply_markup=keyboard,
                 protect_content=True,
                 rate_limit_args=priority(self.bot),
                 metric="alert",

@@ -30,7 +30,7 @@ from bot import i18n, metrics
 from bot.db import identity
 from bot.db.crypto import CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
-from bot.dispatch import claims, reminders
+from bot.dispatch import claims, reminders, staff
 from bot.dispatch.alerting import Alerter
 from bot.dispatch.ledger import Ledger, SendResult, record_outcomes
 from bot.domain import answers, languages, schedule
@@ -48,6 +48,10 @@ from bot.views import render
 from bot.views.callbacks import CallbackCodec
 
 log = logging.getLogger(__name__)
+
+# Why a delivery failed, as recorded on it for the operator: not texts a person is sent.
+PROMPT_GONE = "prompt no longer in the content library"  # not shown: recorded
+UNREADABLE = "stored text cannot be decrypted with the configured keys"  # not shown: recorded
 
 
 # A claimed row that nobody marked `sending` within CLAIM_LEASE is free to claim again (a crash,
@@ -265,11 +269,7 @@ class Dispatcher:
             # A prompt removed from the content, or text no key can read: this row fails
             # visibly; it must not stop every other patient's prompts.
             report.failed += 1
-            reason = (
-                "prompt no longer in the content library"
-                if isinstance(exc, KeyError)
-                else ("stored text cannot be decrypted with the configured keys")
-            )
+            reason = PROMPT_GONE if isinstance(exc, KeyError) else UNREADABLE
             return {"state": DeliveryState.FAILED, "last_error": reason}, None
         job = _Job(
             delivery.id,
@@ -392,7 +392,9 @@ class Dispatcher:
                 session, patient_id=job.patient_id, now=now
             )
         if notice is not None:
-            await notify(self.bot, notice.therapist_chat_id, render.unreachable(notice.pseudonym))
+            with i18n.using(await staff.language_of(self.rt, notice.therapist_chat_id)):
+                text = render.unreachable(notice.pseudonym)
+            await notify(self.bot, notice.therapist_chat_id, text)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -437,7 +439,7 @@ class Dispatcher:
             report.unknown += 1
             return SendResult(job.delivery_id, DeliveryState.UNKNOWN, now, error=reason)
         if outcome is Outcome.RETRY:
-            reason = f"gave up after {job.attempts} attempts: {reason}"
+            reason = f"gave up after {job.attempts} attempts: {reason}"  # not shown: recorded
         report.failed += 1
         return SendResult(job.delivery_id, DeliveryState.FAILED, now, error=reason[:300])
 
@@ -469,12 +471,11 @@ class Dispatcher:
             return 0
         sent = 0
         for item in due:
+            with i18n.using(await staff.language_of(rt, item.therapist_chat_id)):
+                text = brief_view.brief_text(item)
+                keyboard = brief_view.brief_keyboard(self.codec, item)
             message_id = await notify(
-                self.bot,
-                item.therapist_chat_id,
-                brief_view.brief_text(item),
-                reply_markup=brief_view.brief_keyboard(self.codec, item),
-                protect_content=True,
+                self.bot, item.therapist_chat_id, text, reply_markup=keyboard, protect_content=True
             )
             async with rt.sessions() as session, session.begin():
                 if message_id is None:

@@ -16,6 +16,8 @@ from enum import Enum
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
+from bot.i18n import N_, _
+
 __all__ = [
     "DEFAULT_MISFIRE_GRACE",
     "DEFAULT_QUIET_HOURS",
@@ -50,9 +52,11 @@ __all__ = [
 
 Unit = Literal["m", "h", "d"]
 
-OFFSET_GRAMMAR = "use +<n>m, +<n>h or +<n>d, optionally followed by @HH:MM (e.g. +2h, +1d@09:00)"
+OFFSET_GRAMMAR = N_(
+    "use +<n>m, +<n>h or +<n>d, optionally followed by @HH:MM (e.g. +2h, +1d@09:00)"
+)
 # Templates may also place preparation steps before a planned session.
-STEP_OFFSET_GRAMMAR = (
+STEP_OFFSET_GRAMMAR = N_(
     "use +<n>m, +<n>h or +<n>d (or -<n>m, -<n>h, -<n>d before a planned session), "
     "optionally followed by @HH:MM (e.g. +2h, +1d@09:00, -1d@19:00)"
 )
@@ -78,9 +82,16 @@ class OffsetError(ValueError):
     def __init__(self, text: str, problem: str = "", *, grammar: str = OFFSET_GRAMMAR) -> None:
         self.text = text
         # Bad input gets echoed back into chat messages, so keep it short.
-        shown = text if len(text) <= 40 else text[:40] + "…"
-        why = f" ({problem})" if problem else ""
-        super().__init__(f"bad offset {shown!r}{why}: {grammar}")
+        shown = repr(text if len(text) <= 40 else text[:40] + "…")
+        # In the reader's language where there is one (a therapist's chat), else English.
+        message = (
+            _("bad offset {offset} ({problem}): {grammar}").format(
+                offset=shown, problem=_(problem), grammar=_(grammar)
+            )
+            if problem
+            else _("bad offset {offset}: {grammar}").format(offset=shown, grammar=_(grammar))
+        )
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -99,11 +110,11 @@ class Offset:
         if self.unit not in _UNIT_LENGTH or isinstance(self.amount, bool) or self.amount < 0:
             raise OffsetError(text)
         if self.length > _MAX_SPAN:
-            raise OffsetError(text, "longer than 365 days")
+            raise OffsetError(text, N_("longer than 365 days"))
         if self.at is not None and (
             self.at.tzinfo is not None or self.at.second or self.at.microsecond
         ):
-            raise OffsetError(f"{text}@{self.at}", "@ takes a plain HH:MM")
+            raise OffsetError(f"{text}@{self.at}", N_("@ takes a plain HH:MM"))
 
     @property
     def length(self) -> timedelta:
@@ -128,12 +139,12 @@ def parse_offset(text: str, *, allow_before: bool = False) -> Offset:
     at = None
     if hh is not None:
         if int(hh) > 23 or int(mm) > 59:
-            raise OffsetError(stripped, "no such time of day", grammar=grammar)
+            raise OffsetError(stripped, N_("no such time of day"), grammar=grammar)
         at = time(int(hh), int(mm))
     try:
         return Offset(int(amount), cast(Unit, unit), at, before=sign == "-")
     except OffsetError as exc:
-        raise OffsetError(stripped, "longer than 365 days", grammar=grammar) from exc
+        raise OffsetError(stripped, N_("longer than 365 days"), grammar=grammar) from exc
 
 
 class DurationError(ValueError):
@@ -371,7 +382,7 @@ def defer_quiet(t: datetime, tz: ZoneInfo, quiet: QuietHours) -> datetime:
     # One round reaches the end of the quiet period. That end is inside quiet hours again only
     # when the clocks jump forward straight into the next period (02:30-02:15 on the night of
     # a 02:00->03:00 jump): a second round then finds the next day's end. 4 leaves a margin.
-    for _ in range(4):
+    for _round in range(4):
         local = t.astimezone(tz)
         if not quiet.contains(local.time()):
             break

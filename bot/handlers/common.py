@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from bot.db import identity, queries, seen_updates
 from bot.db.crypto import CryptoKeyError
 from bot.db.identity import TelegramUser
 from bot.db.models import Patient, Therapist
+from bot.dispatch import staff
 from bot.domain import languages
 from bot.handlers.context import Context as Context
 from bot.i18n import _
@@ -134,6 +135,31 @@ async def mark_processed(update: Update, context: Context) -> None:
     if seen:
         log.info("update %s already processed; skipped", update.update_id)
         raise ApplicationHandlerStop
+    if user is not None:
+        await _remember_language(context, user.id, i18n.current())
+
+
+_STORED_LANGUAGE = "stored_language"
+
+
+async def _remember_language(context: Context, user_id: int, language: str) -> None:
+    """A therapist's chat texts follow their Telegram language (set above for this update);
+    it is also stored for what reaches them unprompted: alerts, notices, briefs, the
+    workspace. Checked once per user and process, written only when it changed — here,
+    before any handler's transaction, so the write never waits on one of this update's."""
+    remembered = context.user_data if context.user_data is not None else {}
+    if remembered.get(_STORED_LANGUAGE) == language:
+        return
+    rt = context.runtime
+    try:
+        async with rt.sessions() as session, session.begin():
+            found = await queries.set_therapist_language(session, user_id, language)
+    except Exception as exc:  # the next update tries again; texts use the default meanwhile
+        log.warning("could not store a therapist's language: %s", type(exc).__name__)
+        return
+    remembered[_STORED_LANGUAGE] = language
+    if found is not None and found.chat_id is not None and found.active and found.changed:
+        await refresh_menu(context, found.chat_id, language, therapist=True)
 
 
 async def finish_update(update: Update, context: Context) -> None:
@@ -214,12 +240,18 @@ def _read_only(update: Update) -> bool:
     return command in READ_ONLY_COMMANDS or (command == "settings" and text.strip() == "/settings")
 
 
-async def tell(context: Context, chat_id: int | None, text: str) -> bool:
-    """An unprompted notice to someone else's chat (e.g. a therapist); False if it failed.
+async def tell(context: Context, chat_id: int | None, text: Callable[[], str]) -> bool:
+    """An unprompted notice to a therapist's chat, worded in their language (`text` builds
+    it); False if it failed.
 
     Never raises: a notice that cannot be delivered must not undo what the patient just did.
     """
-    return await notify(context.bot, chat_id, render.clip(text)) is not None
+    if chat_id is None:
+        return False
+    language = await staff.language_of(context.runtime, chat_id)
+    with i18n.using(language):
+        body = render.clip(text())
+    return await notify(context.bot, chat_id, body) is not None
 
 
 def kick_dispatcher(context: Context, why: str) -> None:

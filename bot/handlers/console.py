@@ -23,6 +23,7 @@ from telegram.error import BadRequest
 from bot.db.models import Therapist
 from bot.handlers.common import Context, answer, effects, kick_dispatcher, remember_shown, who
 from bot.handlers.therapist import therapist_only
+from bot.i18n import N_, _
 from bot.services import (
     access,
     console,
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 ButtonHandler = Callable[[Update, Context, Callback], Coroutine[Any, Any, None]]
 TherapistButton = Callable[[Update, Context, Callback, Therapist], Awaitable[None]]
 ADD = re.compile(r"^/add(?:@\w+)?\s+(\S+)\s+(\S+)\s+(.+)$", re.DOTALL)
-POSTPONE_USAGE = "/postpone [pseudonym] <n> <offset>   e.g. /postpone 3 +1d@10:00"
+POSTPONE_USAGE = N_("Usage: /postpone [pseudonym] <n> <offset>   e.g. /postpone 3 +1d@10:00")
 
 
 # --- plumbing -------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def therapist_button(handler: TherapistButton) -> ButtonHandler:
         async with context.runtime.sessions() as session:
             role = await who(session, update, context)
         if role.therapist is None:
-            await query.answer(STALE_BUTTON, show_alert=True)
+            await query.answer(_(STALE_BUTTON), show_alert=True)
             return
         try:
             await handler(update, context, data, role.therapist)
@@ -78,7 +79,7 @@ async def edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -
             render.clip(text), parse_mode=ParseMode.HTML, reply_markup=markup
         )
     except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
+        if "not modified" not in exc.message.lower():  # not shown: a Telegram error
             raise
 
 
@@ -363,7 +364,7 @@ async def postpone_menu(
     shown = await _schedule_view(context, therapist, patient_id)
     line = shown.line(data.int_arg(0))
     if line is None:  # beyond the shown part of a very long schedule
-        raise UserError("Open the schedule again to postpone this prompt.")
+        raise UserError(_("Open the schedule again to postpone this prompt."))
     await edit(
         update,
         view.schedule_text(shown, footer=view.postpone_footer(line, shown.timezone)),
@@ -434,9 +435,9 @@ def parse_postpone_args(args: list[str]) -> tuple[str | None, int, str]:
     elif len(args) == 3:
         pseudonym, number, offset = args
     else:
-        raise UserError(f"Usage: {POSTPONE_USAGE}")
+        raise UserError(_(POSTPONE_USAGE))
     if not number.isdigit() or not 0 < int(number) < 10_000:
-        raise UserError(f"Usage: {POSTPONE_USAGE}")
+        raise UserError(_(POSTPONE_USAGE))
     return pseudonym, int(number), offset
 
 
@@ -474,8 +475,10 @@ def parse_add(text: str) -> tuple[str, str, str]:
     match = ADD.match(text.strip())
     if match is None:
         raise UserError(
-            "Usage: /add <pseudonym> <offset> <prompt-key or your own words>\n"
-            "e.g. /add river-7 +2h What felt different today?"
+            _(
+                "Usage: /add <pseudonym> <offset> <prompt-key or your own words>\n"
+                "e.g. /add river-7 +2h What felt different today?"
+            )
         )
     pseudonym, offset, what = match.groups()
     return pseudonym, offset, what.strip()
@@ -622,7 +625,7 @@ async def confirm_session(
 async def cancel_session(
     update: Update, context: Context, data: Callback, therapist: Therapist
 ) -> None:
-    await edit(update, render.SESSION_NOT_LOGGED, None)
+    await edit(update, _(render.SESSION_NOT_LOGGED), None)
     await ack(update)
 
 

@@ -38,7 +38,7 @@ from bot.handlers.common import (
 from bot.i18n import _
 from bot.services import audit, mydata, participation
 from bot.services import languages as language_service
-from bot.services.errors import UserError
+from bot.services.errors import STALE_BUTTON, UserError
 from bot.services.sessions import quiet_hours
 from bot.telegram.ratelimit import interactive
 from bot.views import controls as cr
@@ -65,7 +65,7 @@ def parse_days(args: list[str]) -> int | None:
         return None
     match = _DAYS.fullmatch(" ".join(args).strip().lower())
     if match is None or not 1 <= int(match.group(1)) <= MAX_PAUSE_DAYS:
-        raise ValueError("pause days must be 1 to 90")
+        raise ValueError("pause days must be 1 to 90")  # not shown: answered with the usage
     return int(match.group(1))
 
 
@@ -73,7 +73,7 @@ def quiet_from_code(code: str) -> str:
     """`2200-0700` (from a button) → `22:00-07:00`; ValueError if it isn't that shape."""
     match = _QUIET_CODE.fullmatch(code)
     if match is None:
-        raise ValueError("not a quiet-hours code")
+        raise ValueError("not a quiet-hours code")  # not shown: a stale button
     h1, m1, h2, m2 = match.groups()
     return f"{h1}:{m1}-{h2}:{m2}"
 
@@ -116,12 +116,13 @@ async def _me(
     update: Update,
     context: Context,
     patient_id: int,
-    problem: str = cr.STALE,
+    problem: str | None = None,
 ) -> Patient:
-    """The pressing (or typing) user, in this transaction, only if they are `patient_id`."""
+    """The pressing (or typing) user, in this transaction, only if they are `patient_id`;
+    otherwise `problem` (already in the reader's language), or the stale-button answer."""
     patient = (await who(session, update, context)).patient
     if patient is None or patient.id != patient_id or patient.status in GONE:
-        raise UserError(problem)
+        raise UserError(problem if problem is not None else _(STALE_BUTTON))
     return patient
 
 
@@ -134,7 +135,7 @@ async def _edit(
             render.clip(text), parse_mode=ParseMode.HTML, reply_markup=markup
         )
     except BadRequest as exc:
-        if "not modified" not in exc.message.lower():
+        if "not modified" not in exc.message.lower():  # not shown: a Telegram error
             raise
 
 
@@ -146,7 +147,7 @@ async def pause_self(update: Update, context: Context, patient: Patient) -> None
     try:
         days = parse_days(list(context.args or []))
     except ValueError:
-        await answer(update, cr.PAUSE_USAGE)
+        await answer(update, _(cr.PAUSE_USAGE))
         return
     rt = context.runtime
     now = rt.clock.now()
@@ -184,11 +185,11 @@ async def resume_self(update: Update, context: Context, patient: Patient) -> Non
 @patient_only
 async def stop_command(update: Update, context: Context, patient: Patient) -> None:
     if patient.status is PatientStatus.STOPPED:
-        await answer(update, cr.ALREADY_STOPPED)
+        await answer(update, _(cr.ALREADY_STOPPED))
     elif patient.status not in participation.RECEIVING:
         await answer(update, render.esc(_(participation.FINISH_SETUP)))
     else:
-        await answer(update, cr.STOP_CONFIRM, cr.stop_keyboard(context.codec, patient.id))
+        await answer(update, _(cr.STOP_CONFIRM), cr.stop_keyboard(context.codec, patient.id))
 
 
 async def _confirm(query: CallbackQuery, text: str) -> None:
@@ -215,18 +216,18 @@ async def stop_button(update: Update, context: Context, data: Callback) -> None:
                 notice_to = await participation.therapist_chat_id(session, me)
                 pseudonym = me.pseudonym
             elif me.status is PatientStatus.STOPPED:
-                raise UserError(cr.ALREADY_STOPPED)
+                raise UserError(_(cr.ALREADY_STOPPED))
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
     if confirmed:  # the therapist must hear it even if the edit below fails
-        await tell(context, notice_to, cr.therapist_stopped(pseudonym))
-    await _confirm(query, cr.STOPPED if confirmed else cr.STOP_KEPT)
+        await tell(context, notice_to, lambda: cr.therapist_stopped(pseudonym))
+    await _confirm(query, _(cr.STOPPED) if confirmed else _(cr.STOP_KEPT))
 
 
 async def rejoin_prompt(update: Update, context: Context, patient: Patient) -> None:
     """`/start` from a patient who stopped: ask whether to start again."""
-    await answer(update, cr.REJOIN_QUESTION, cr.rejoin_keyboard(context.codec, patient.id))
+    await answer(update, _(cr.REJOIN_QUESTION), cr.rejoin_keyboard(context.codec, patient.id))
 
 
 async def rejoin_button(update: Update, context: Context, data: Callback) -> None:
@@ -245,13 +246,13 @@ async def rejoin_button(update: Update, context: Context, data: Callback) -> Non
                 notice_to = await participation.therapist_chat_id(session, me)
                 pseudonym = me.pseudonym
             elif me.status is not PatientStatus.STOPPED:
-                raise UserError("You're already receiving messages.")
+                raise UserError(_("You're already receiving messages."))
     except UserError as exc:
         await query.answer(exc.message, show_alert=True)
         return
     if confirmed:
-        await tell(context, notice_to, cr.therapist_rejoined(pseudonym))
-    await _confirm(query, cr.REJOINED if confirmed else cr.REJOIN_DECLINED)
+        await tell(context, notice_to, lambda: cr.therapist_rejoined(pseudonym))
+    await _confirm(query, _(cr.REJOINED) if confirmed else _(cr.REJOIN_DECLINED))
 
 
 # --- /mydata and /forgetme --------------------------------------------------------------------
@@ -273,7 +274,7 @@ async def mydata_command(update: Update, context: Context, patient: Patient) -> 
     await bot.send_document(
         chat.id,
         document=InputFile(payload, filename=mydata.FILENAME),
-        caption=cr.MYDATA_CAPTION,
+        caption=_(cr.MYDATA_CAPTION),
         parse_mode=ParseMode.HTML,
         rate_limit_args=interactive(bot),
     )
@@ -281,7 +282,7 @@ async def mydata_command(update: Update, context: Context, patient: Patient) -> 
 
 @patient_only
 async def forgetme_command(update: Update, context: Context, patient: Patient) -> None:
-    await answer(update, cr.FORGET_CONFIRM, cr.forget_keyboard(context.codec, patient.id))
+    await answer(update, _(cr.FORGET_CONFIRM), cr.forget_keyboard(context.codec, patient.id))
 
 
 async def forget_button(update: Update, context: Context, data: Callback) -> None:
@@ -300,9 +301,9 @@ async def forget_button(update: Update, context: Context, data: Callback) -> Non
         await query.answer(exc.message, show_alert=True)
         return
     if result is None:
-        await _confirm(query, cr.FORGET_KEPT)
+        await _confirm(query, _(cr.FORGET_KEPT))
         return
-    await tell(context, result.therapist_chat_id, cr.therapist_forgot(result.pseudonym))
+    await tell(context, result.therapist_chat_id, lambda: cr.therapist_forgot(result.pseudonym))
     await _confirm(query, cr.forgotten(result.deleted_replies))
     await _delete_staff_copies(context, result.staff_messages)
     try:

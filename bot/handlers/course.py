@@ -13,6 +13,7 @@ from bot.db.models import Therapist
 from bot.handlers.common import Context, answer, effects, kick_dispatcher
 from bot.handlers.console import ButtonHandler, ack, edit, pseudonym_arg, therapist_button
 from bot.handlers.therapist import therapist_only
+from bot.i18n import _
 from bot.services import course
 from bot.services.errors import STALE_BUTTON, UserError
 from bot.views import course as view
@@ -86,7 +87,7 @@ async def move_menu(update: Update, context: Context, data: Callback, therapist:
 async def move(update: Update, context: Context, data: Callback, therapist: Therapist) -> None:
     shift = view.shift_key(data.int_arg(1))
     if shift is None:
-        raise UserError(STALE_BUTTON)
+        raise UserError(_(STALE_BUTTON))
     rt = context.runtime
     async with effects(context) as session:
         change = await course.move_session(
@@ -100,8 +101,8 @@ async def move(update: Update, context: Context, data: Callback, therapist: Ther
         )
     note = view.moved_note(change)
     await _show(update, context, therapist, change.patient_id, note)
-    await ack(update, "Moved.")
-    kick_dispatcher(context, "session moved")
+    await ack(update, _("Moved."))
+    kick_dispatcher(context, "session moved")  # not shown: a log reason
 
 
 @therapist_button
@@ -122,7 +123,7 @@ async def cancel(update: Update, context: Context, data: Callback, therapist: Th
             seen=data.int_arg(1),
         )
     await _show(update, context, therapist, change.patient_id, view.cancelled_note(change))
-    await ack(update, "Cancelled.")
+    await ack(update, _("Cancelled."))
 
 
 COMMANDS: dict[str, Callable[[Update, Context], Coroutine[Any, Any, None]]] = {

@@ -19,6 +19,7 @@ from bot.handlers.common import Context, answer, effects, remember_shown
 from bot.handlers.console import pseudonym_arg
 from bot.handlers.controls import patient_only
 from bot.handlers.therapist import therapist_only
+from bot.i18n import _
 from bot.services import scores, trends
 from bot.telegram.ratelimit import interactive
 from bot.views import charts, render
@@ -71,14 +72,14 @@ async def progress_command(update: Update, context: Context, patient: Patient) -
     """A patient's own check-ins as a chart, when the clinic shows patients their scores."""
     rt = context.runtime
     if not rt.settings.show_scores_to_patient:
-        await answer(update, render.PROGRESS_OFF)
+        await answer(update, _(render.PROGRESS_OFF))
         return
     async with effects(context) as session:
         data = await trends.own_trend(
             session, patient=patient, content=rt.content, cipher=rt.cipher, now=rt.clock.now()
         )
     if not data.series:
-        await answer(update, render.PROGRESS_EMPTY)
+        await answer(update, _(render.PROGRESS_EMPTY))
         return
     await _send_chart(update, data, render.progress_caption(data.timezone))
 

@@ -210,7 +210,7 @@ async def _set_timezone(update: Update, context: Context, text: str) -> bool:
                     session, patient=patient, text=text, now=rt.clock.now()
                 )
             else:  # an old onboarding button: a real change, so pending prompts re-plan
-                zone, _ = await participation.change_zone(
+                zone, _moved = await participation.change_zone(
                     session, patient=patient, zone_text=text, now=rt.clock.now()
                 )
                 finished = False
@@ -218,7 +218,10 @@ async def _set_timezone(update: Update, context: Context, text: str) -> bool:
         await answer(update, render.esc(exc.message))
         return False
     await answer(
-        update, render.welcome(zone) if finished else f"Time zone set to {render.esc(zone)}."
+        update,
+        render.welcome(zone)
+        if finished
+        else _("Time zone set to {zone}.").format(zone=render.esc(zone)),
     )
     return True
 
@@ -283,7 +286,7 @@ async def text_message(update: Update, context: Context) -> None:
     elif match is not None:
         return  # the resources were the answer; no onboarding text stacked after them
     elif role.therapist is not None:
-        await answer(update, render.THERAPIST_HELP)
+        await answer(update, _(render.THERAPIST_HELP))
     elif patient is not None and patient.status is PatientStatus.ONBOARDING:
         await _set_timezone(update, context, message.text)
     else:
@@ -456,4 +459,4 @@ async def chat_member(update: Update, context: Context) -> None:
             )
     if notice is not None:
         text = render.unreachable if blocked else render.reachable_again
-        await tell(context, notice.therapist_chat_id, text(notice.pseudonym))
+        await tell(context, notice.therapist_chat_id, lambda: text(notice.pseudonym))

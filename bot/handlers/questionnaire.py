@@ -14,6 +14,7 @@ from bot import metrics
 from bot.db.models import AlertKind
 from bot.handlers import safety
 from bot.handlers.common import Context, effects, who
+from bot.i18n import _
 from bot.services import questionnaires
 from bot.services.errors import STALE_BUTTON, UserError
 from bot.telegram.sending import notify
@@ -42,7 +43,7 @@ async def _tap(update: Update, context: Context, data: Callback, *, back: bool) 
         async with effects(context) as session:
             patient = (await who(session, update, context)).patient
             if patient is None:
-                raise UserError(STALE_BUTTON)
+                raise UserError(_(STALE_BUTTON))
             if back:
                 outcome = await questionnaires.go_back(
                     session,
@@ -99,7 +100,7 @@ async def _tap(update: Update, context: Context, data: Callback, *, back: bool) 
                 ),
                 parse_mode=ParseMode.HTML,
             )
-        await query.answer("Already saved." if outcome.already else None)
+        await query.answer(_("Already saved.") if outcome.already else None)
 
 
 BUTTONS = {view.ANSWER: answer_tap, view.BACK: back_tap}

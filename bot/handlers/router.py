@@ -43,7 +43,7 @@ async def help_command(update: Update, context: Context) -> None:
     async with context.runtime.sessions() as session:
         role = await who(session, update, context)
     if role.therapist is not None:
-        await answer(update, render.THERAPIST_HELP)
+        await answer(update, _(render.THERAPIST_HELP))
     elif role.patient is not None:
         await answer(update, _(render.PATIENT_HELP))
     else:
@@ -107,12 +107,12 @@ async def on_callback(update: Update, context: Context) -> None:
     data = context.codec.decode(query.data)
     handler = BUTTONS.get(data.action) if data is not None else None
     if data is None or handler is None:
-        await query.answer(STALE_BUTTON, show_alert=True)
+        await query.answer(_(STALE_BUTTON), show_alert=True)
         return
     try:
         await handler(update, context, data)
     except (ValueError, IndexError):
-        await query.answer(STALE_BUTTON, show_alert=True)
+        await query.answer(_(STALE_BUTTON), show_alert=True)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

@@ -20,6 +20,7 @@ from bot.domain import languages
 from bot.domain.safety import Match
 from bot.domain.timezones import country_of
 from bot.handlers.common import Context, effects, telegram_user
+from bot.i18n import _
 from bot.services import alerts
 from bot.services.errors import UserError
 from bot.telegram.ratelimit import priority
@@ -173,5 +174,7 @@ async def acknowledge_button(update: Update, context: Context, data: Callback) -
         )
     # A later press names whoever acknowledged first; it never rewrites who or when.
     await query.answer(
-        f"Already acknowledged by {done.by_name} at {when}." if done.already else "Acknowledged."
+        _("Already acknowledged by {who} at {time}.").format(who=done.by_name, time=when)
+        if done.already
+        else _("Acknowledged.")
     )

@@ -12,6 +12,7 @@ from telegram import Update
 from bot.db import queries
 from bot.handlers.common import Context, answer, telegram_user
 from bot.i18n import _
+from bot.telegram import menus
 from bot.views import render
 
 DECLINE_COMMANDS = ("/stop", "/delete", "/erase")
@@ -40,5 +41,7 @@ async def not_enrolled(update: Update, context: Context) -> None:
         )
     elif former is not None:
         await answer(update, render.therapist_deactivated(rt.settings.clinic_name))
+        if former.chat_id is not None:  # the staff commands went with the account
+            await menus.clear_chat_menu(context.bot, former.chat_id)
     else:
         await answer(update, _(render.NOT_ENROLLED))

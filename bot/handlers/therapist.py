@@ -13,7 +13,7 @@ from telegram import Update
 from bot.db.models import Therapist
 from bot.handlers import strangers
 from bot.handlers.common import Context, answer, effects, kick_dispatcher, remember_shown, who
-from bot.i18n import _
+from bot.i18n import N_, _, ngettext
 from bot.services import enrollment, replies, sessions
 from bot.services.errors import UserError
 from bot.views import render
@@ -22,6 +22,7 @@ TherapistHandler = Callable[[Update, Context, Therapist], Awaitable[None]]
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TIME = re.compile(r"^\d{1,2}:\d{2}$")
 MAX_REPLIES = 50
+SESSION_USAGE = N_("Usage: /session <pseudonym> [YYYY-MM-DD HH:MM] [template]")
 
 
 def therapist_only(
@@ -55,8 +56,10 @@ async def invite(update: Update, context: Context, therapist: Therapist) -> None
     if len(context.args) > 1:
         joined = "-".join(context.args)
         raise UserError(
-            f"A pseudonym is one word, without spaces: for example /invite {joined}. "
-            "Use a code or nickname, never the patient's real name."
+            _(
+                "A pseudonym is one word, without spaces: for example /invite {joined}. "
+                "Use a code or nickname, never the patient's real name."
+            ).format(joined=joined)
         )
     rt = context.runtime
     pseudonym = context.args[0]
@@ -71,21 +74,24 @@ async def invite(update: Update, context: Context, therapist: Therapist) -> None
 def parse_session_args(args: list[str]) -> tuple[str, datetime | None, str | None]:
     """`<pseudonym> [YYYY-MM-DD HH:MM] [template]`."""
     if not args or len(args) > 4:
-        raise UserError("Usage: /session <pseudonym> [YYYY-MM-DD HH:MM] [template]")
+        raise UserError(_(SESSION_USAGE))
     pseudonym, rest = args[0], args[1:]
     when = None
     if rest and TIME.match(rest[0]):
         raise UserError(
-            f"The date is missing: give the date and time, like /session {pseudonym} "
-            f"YYYY-MM-DD {rest[0]}."
+            # i18n: {time} is the time the therapist typed, like 16:30
+            _(
+                "The date is missing: give the date and time, like /session {pseudonym} "
+                "YYYY-MM-DD {time}."
+            ).format(pseudonym=pseudonym, time=rest[0])
         )
     if rest and DATE.match(rest[0]):
         if len(rest) < 2:
-            raise UserError("Give the time too, like 2026-03-14 16:30.")
+            raise UserError(_("Give the time too, like 2026-03-14 16:30."))
         when = sessions.parse_local_time(f"{rest[0]} {rest[1]}")
         rest = rest[2:]
     if len(rest) > 1:
-        raise UserError("Usage: /session <pseudonym> [YYYY-MM-DD HH:MM] [template]")
+        raise UserError(_(SESSION_USAGE))
     return pseudonym, when, rest[0] if rest else None
 
 
@@ -126,8 +132,13 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
     limit = int(args[1]) if len(args) == 2 else 10
     if not 1 <= limit <= MAX_REPLIES:
         raise UserError(
-            f"Show between 1 and {MAX_REPLIES} replies, e.g. /replies {args[0]} 10. "
-            "For everything, use /export."
+            ngettext(
+                "Show between 1 and {most} reply, e.g. /replies {pseudonym} 10. "
+                "For everything, use /export.",
+                "Show between 1 and {most} replies, e.g. /replies {pseudonym} 10. "
+                "For everything, use /export.",
+                MAX_REPLIES,
+            ).format(most=MAX_REPLIES, pseudonym=args[0])
         )
     rt = context.runtime
     async with effects(context) as session:
@@ -152,4 +163,4 @@ async def replies_command(update: Update, context: Context, therapist: Therapist
 
 @therapist_only
 async def help_therapist(update: Update, context: Context, therapist: Therapist) -> None:
-    await answer(update, render.THERAPIST_HELP)
+    await answer(update, _(render.THERAPIST_HELP))

@@ -14,6 +14,7 @@ from telegram.error import TelegramError
 from bot.db.models import Therapist
 from bot.handlers.common import Context, answer, effects
 from bot.handlers.therapist import therapist_only
+from bot.i18n import _
 from bot.services import signin
 from bot.views import console as view
 
@@ -39,7 +40,7 @@ async def dashboard_command(update: Update, context: Context, therapist: Therapi
         try:
             await context.bot.set_chat_menu_button(
                 chat_id=chat.id,
-                menu_button=MenuButtonWebApp(view.WORKSPACE_BUTTON, WebAppInfo(f"{base}/app")),
+                menu_button=MenuButtonWebApp(_(view.WORKSPACE_BUTTON), WebAppInfo(f"{base}/app")),
             )
         except TelegramError as exc:  # the link above still works; the menu is a convenience
             log.warning("could not set the workspace menu button: %s", type(exc).__name__)

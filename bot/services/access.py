@@ -8,12 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import queries
 from bot.db.models import Patient, PatientStatus
+from bot.i18n import _
 from bot.services.errors import STALE_BUTTON, NotFound
 
 
 def no_patient(pseudonym: str) -> NotFound:
     shown = pseudonym if len(pseudonym) <= 40 else pseudonym[:39] + "…"
-    return NotFound(f"You have no patient called “{shown}”.")
+    return NotFound(_("You have no patient called “{pseudonym}”.").format(pseudonym=shown))
 
 
 async def own_patient(session: AsyncSession, therapist_id: int, pseudonym: str) -> Patient:
@@ -34,5 +35,5 @@ async def own_patient_by_id(session: AsyncSession, therapist_id: int, patient_id
         )
     )
     if patient is None:
-        raise NotFound(STALE_BUTTON)
+        raise NotFound(_(STALE_BUTTON))
     return patient

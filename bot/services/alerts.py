@@ -22,9 +22,14 @@ from bot.db.models import (
     Therapist,
 )
 from bot.domain.content import ContentLibrary
+from bot.i18n import N_, _
 from bot.services import audit, disclosures
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
 from bot.services.replies import choice_of, item_question, question_text
+
+ALERT_GONE = N_("This alert no longer exists.")
+# i18n: who acknowledged an alert, when it was someone in the on-call chat
+ON_CALL = N_("on-call")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class AlertView:
     answer: str | None
     patient_id: int | None = None
     language: str = "en"  # the patient's: which language the words were most likely in
+    worded_in: str = ""  # the language the view's own texts were built in
 
 
 async def raise_alert(
@@ -58,7 +64,7 @@ async def raise_alert(
 ) -> int:
     """Record an alert. `text` (the flagged words) is kept encrypted on the alert itself."""
     if text is not None and cipher is None:
-        raise ValueError("an alert's text is stored encrypted: pass the cipher")
+        raise ValueError("an alert's text is stored encrypted: pass the cipher")  # not shown: a bug
     alert = Alert(
         patient_id=patient.id,
         therapist_id=patient.therapist_id,
@@ -124,7 +130,7 @@ async def view(
         )
     ).one_or_none()
     if row is None:
-        raise NotFound("This alert no longer exists.")
+        raise NotFound(_(ALERT_GONE))
     alert, patient, therapist = row
     reply = await session.get(Reply, alert.reply_id) if alert.reply_id else None
     delivery = (
@@ -145,7 +151,7 @@ async def view(
     elif reply is not None and reply.body_enc is not None:
         text = cipher.decrypt(reply.body_enc)
     else:
-        text = "(the message was erased)"
+        text = _("(the message was erased)")
     return AlertView(
         alert.id,
         alert.kind,
@@ -268,21 +274,21 @@ async def acknowledge(
     """The patient's own therapist may acknowledge, and anyone in the on-call chat."""
     alert = await session.get(Alert, alert_id)
     if alert is None:
-        raise NotFound("This alert no longer exists.")
+        raise NotFound(_(ALERT_GONE))
     therapist = await session.get(Therapist, alert.therapist_id)
     own = therapist is not None and therapist.telegram_user_id == user_id and therapist.active
     on_call = oncall_chat_id is not None and chat_id == oncall_chat_id
     if not (own or on_call):
-        raise UserError(STALE_BUTTON)
+        raise UserError(_(STALE_BUTTON))
     if alert.acknowledged_at is not None:
         # Name whoever acknowledged first: a later press never rewrites who that was.
         first = (
             therapist.name
             if alert.acknowledged_as == "therapist" and therapist is not None
-            else "on-call"
+            else _(ON_CALL)
         )
         return Acknowledged(alert.id, True, first, alert.acknowledged_at)
-    name = therapist.name if own and therapist is not None else "on-call"
+    name = therapist.name if own and therapist is not None else _(ON_CALL)
     alert.acknowledged_at = now
     alert.acknowledged_by = user_id
     alert.acknowledged_as = "therapist" if own else "oncall"
@@ -321,13 +327,15 @@ async def open_for(
     if patient_id is not None:
         query = query.where(Alert.patient_id == patient_id)
     rows = (await session.execute(query)).all()
-    views = [await view(session, alert_id, content=content, cipher=cipher) for alert_id, _ in rows]
+    views = [
+        await view(session, alert_id, content=content, cipher=cipher) for alert_id, _patient in rows
+    ]
     audit.record(
         session,
         at=now,
         actor=audit.as_therapist(therapist_id),
         action="alerts.list",
         patient_id=patient_id,
-        alerts=[alert_id for alert_id, _ in rows],
+        alerts=[alert_id for alert_id, _patient in rows],
     )
     return views

@@ -30,6 +30,7 @@ from bot.db.models import (
 from bot.db.types import UTCDateTime
 from bot.domain import schedule
 from bot.domain.content import ContentLibrary
+from bot.i18n import _, ngettext
 from bot.services import audit, participation, replanning
 from bot.services.access import own_patient, own_patient_by_id
 from bot.services.errors import UserError
@@ -185,9 +186,13 @@ async def list_patients(
     pages = max(1, -(-total // PAGE_SIZE))
     if exact and not 0 <= page < pages:
         raise UserError(
-            "There is only one page of patients: send /patients."
+            _("There is only one page of patients: send /patients.")
             if pages == 1
-            else f"There are {pages} pages of patients: /patients 1 to /patients {pages}."
+            else ngettext(
+                "There is {pages} page of patients: /patients 1 to /patients {pages}.",
+                "There are {pages} pages of patients: /patients 1 to /patients {pages}.",
+                pages,
+            ).format(pages=pages)
         )
     page = min(max(page, 0), pages - 1)
     result = await session.execute(
@@ -252,7 +257,7 @@ async def set_default_template(
     """None goes back to the clinic default."""
     patient = await own_patient_by_id(session, therapist_id, patient_id)
     if name is not None and name not in content.templates:
-        raise UserError(f"There is no template “{name}” any more.")
+        raise UserError(_("There is no template “{name}” any more.").format(name=name))
     old = patient.default_template
     patient.default_template = name
     audit.record(
@@ -499,10 +504,19 @@ async def numbered_delivery(
     entry = await session.scalar(query)
     hint = f"/schedule {pseudonym}" if pseudonym else "/schedule <pseudonym>"
     if entry is None:
-        raise UserError(f"Open {hint} first: the numbers refer to the prompts listed there.")
+        raise UserError(
+            # i18n: {command} is /schedule with the pseudonym (or <pseudonym>)
+            _("Open {command} first: the numbers refer to the prompts listed there.").format(
+                command=hint
+            )
+        )
     numbers: Sequence[object] = entry.detail.get("numbers") or []
     if not 1 <= number <= len(numbers) or not isinstance(numbers[number - 1], int):
-        raise UserError(f"There is no prompt #{number} in the schedule you opened last ({hint}).")
+        raise UserError(
+            _("There is no prompt #{number} in the schedule you opened last ({command}).").format(
+                number=number, command=hint
+            )
+        )
     value = numbers[number - 1]
     assert isinstance(value, int)
     return value
@@ -530,7 +544,7 @@ async def pause(
 ) -> PauseOutcome:
     if patient.status is PatientStatus.PAUSED:
         # A repeat (or a stale Pause button) changes nothing, not even a self-chosen end.
-        raise UserError(f"{patient.pseudonym} is already paused.")
+        raise UserError(_("{name} is already paused.").format(name=patient.pseudonym))
     held = await participation.pause(
         session, patient=patient, until=None, actor=audit.as_therapist(therapist_id), now=now
     )

@@ -23,6 +23,7 @@ from bot.db.models import (
     TreatmentSession,
 )
 from bot.domain import schedule
+from bot.i18n import _
 from bot.services import audit, replanning
 from bot.services.access import own_patient, own_patient_by_id
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
@@ -219,24 +220,34 @@ async def _own_session(
 ) -> tuple[TreatmentSession, Patient]:
     treatment = await session.get(TreatmentSession, session_id, with_for_update=True)
     if treatment is None:
-        raise NotFound(STALE_BUTTON)
+        raise NotFound(_(STALE_BUTTON))
     patient = await own_patient_by_id(session, therapist_id, treatment.patient_id)
     if seen is not None and seen != version(treatment.started_at):
         raise UserError(
-            f"This session was moved since this message was drawn; see /sessions "
-            f"{patient.pseudonym} again."
+            _(
+                "This session was moved since this message was drawn; see /sessions {name} again."
+            ).format(name=patient.pseudonym)
         )
     return treatment, patient
 
 
 def _still_planned(treatment: TreatmentSession, patient: Patient, verb: str) -> None:
+    """`verb` is "moved" or "cancelled": what the therapist was about to do."""
     if treatment.state is SessionState.CANCELLED:
-        raise UserError("This session is already cancelled.")
+        raise UserError(_("This session is already cancelled."))
     if treatment.state is SessionState.STARTED:
-        raise UserError(
-            f"This session has already started, so it can't be {verb}. To begin a new "
-            f"course, log the next session: /session {patient.pseudonym}."
+        started = (
+            _(
+                "This session has already started, so it can't be moved. To begin a new "
+                "course, log the next session: /session {name}."
+            )
+            if verb == "moved"
+            else _(
+                "This session has already started, so it can't be cancelled. To begin a new "
+                "course, log the next session: /session {name}."
+            )
         )
+        raise UserError(started.format(name=patient.pseudonym))
 
 
 def shifted(start: datetime, shift: str, patient: Patient) -> datetime:
@@ -262,13 +273,13 @@ async def move_session(
     told: they simply get the prompts at their new times). Only a planned session moves, to
     a future time within the planning horizon and not onto another session."""
     if shift not in SHIFTS:
-        raise NotFound(STALE_BUTTON)
+        raise NotFound(_(STALE_BUTTON))
     treatment, patient = await _own_session(session, therapist_id, session_id, seen)
     _still_planned(treatment, patient, "moved")
     old = treatment.started_at
     new = shifted(old, shift, patient)
     if new <= now:
-        raise UserError("That would put the session in the past; nothing was changed.")
+        raise UserError(_("That would put the session in the past; nothing was changed."))
     check_horizon(new, now)
     await check_apart(session, patient, new, ignore=treatment.id)
     tz, quiet = zone_of(patient), quiet_hours(patient)

@@ -51,8 +51,10 @@ def deep_link(bot_username: str, token: str) -> str:
 def check_pseudonym(pseudonym: str) -> str:
     if not PSEUDONYM.match(pseudonym):
         raise UserError(
-            "A pseudonym is 1–32 letters, digits, dots, dashes or underscores, no spaces "
-            "(e.g. river-7). Please don't use real names."
+            _(
+                "A pseudonym is 1–32 letters, digits, dots, dashes or underscores, no spaces "
+                "(e.g. river-7). Please don't use real names."
+            )
         )
     return pseudonym
 
@@ -60,7 +62,7 @@ def check_pseudonym(pseudonym: str) -> str:
 async def invite_therapist(session: AsyncSession, *, name: str, now: datetime) -> str:
     name = " ".join(name.split())
     if not 1 <= len(name) <= 120:
-        raise UserError("name must be 1 to 120 characters")
+        raise UserError("name must be 1 to 120 characters")  # not shown: operator CLI
     token, digest = new_token()
     session.add(
         Invite(
@@ -86,7 +88,7 @@ async def invite_patient(
         session.add(patient)
         await session.flush()
     elif patient.status not in (PatientStatus.INVITED, PatientStatus.DECLINED):
-        raise UserError(f"{patient.pseudonym} has already joined.")
+        raise UserError(_("{name} has already joined.").format(name=patient.pseudonym))
     else:
         patient.status = PatientStatus.INVITED
         await session.execute(
@@ -122,13 +124,18 @@ class OpenedInvite:
 
 
 ALREADY_SET_UP = N_("You're already set up with us. Send /help to see what you can do.")
-THERAPIST_NOT_PATIENT = (
+THERAPIST_NOT_PATIENT = N_(
     "This link invites a patient, and your Telegram account is a therapist account, so it "
     "can't join with it. To try the patient side, open the link from another account."
 )
-USED_BY_SOMEONE_ELSE = (
+USED_BY_SOMEONE_ELSE = N_(
     "This link has already been used by another Telegram account. If that wasn't you, "
     "please tell your clinic; they can send a new one."
+)
+LINK_INVALID = N_("This link isn't valid. Please ask your therapist or clinic for a new one.")
+INVITATION_INVALID = N_("This invitation is no longer valid.")
+INVITATION_INVALID_ASK = N_(
+    "This invitation is no longer valid. Please ask your therapist for a new link."
 )
 
 
@@ -137,11 +144,11 @@ async def _valid_invite(
 ) -> Invite:
     invite = await queries.invite_by_hash(session, token_hash)
     if invite is None:
-        raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
+        raise UserError(_(LINK_INVALID))
     if invite.used_at is not None:
         raise UserError(await _why_spent(session, invite, user))
     if invite.expires_at <= now:
-        raise UserError("This link has expired. Please ask your therapist for a new one.")
+        raise UserError(_("This link has expired. Please ask your therapist for a new one."))
     return invite
 
 
@@ -150,29 +157,29 @@ async def _why_spent(session: AsyncSession, invite: Invite, user: TelegramUser) 
     the alarming answer; a second tap, one's own "No, thanks" or a newer link get calm ones."""
     if invite.kind is InviteKind.THERAPIST:
         if await queries.therapist_by_user(session, user.id) is not None:
-            return "You're already registered as a therapist. Send /help to see your commands."
-        return USED_BY_SOMEONE_ELSE
+            return _("You're already registered as a therapist. Send /help to see your commands.")
+        return _(USED_BY_SOMEONE_ELSE)
     patient = await session.get(Patient, invite.patient_id) if invite.patient_id else None
     if patient is None:
-        return "This invitation is no longer valid. Please ask your therapist for a new link."
+        return _(INVITATION_INVALID_ASK)
     if patient.telegram_index in user.indexes:
         if patient.status is PatientStatus.ONBOARDING:
-            return "You've already agreed ✓ One more step: tell me your time zone."
+            return _("You've already agreed ✓ One more step: tell me your time zone.")
         return _(ALREADY_SET_UP)
     if patient.telegram_index is not None:
-        return USED_BY_SOMEONE_ELSE
+        return _(USED_BY_SOMEONE_ELSE)
     newer = await queries.newer_patient_invite(session, invite)
     if newer:
-        return (
+        return _(
             "Your therapist has sent you a newer link, so this one no longer works. "
             "Please open the most recent link they gave you."
         )
     if patient.status is PatientStatus.DECLINED:
-        return (
+        return _(
             "This invitation was declined, so nothing was stored. If you've changed your mind, "
             "please ask your therapist for a new link."
         )
-    return "This invitation is no longer valid. Please ask your therapist for a new link."
+    return _(INVITATION_INVALID_ASK)
 
 
 async def open_invite(
@@ -180,18 +187,21 @@ async def open_invite(
 ) -> OpenedInvite:
     """A therapist invite registers at once; a patient invite waits for consent."""
     if not 8 <= len(token) <= 64:
-        raise UserError("This link isn't valid. Please ask your therapist or clinic for a new one.")
+        raise UserError(_(LINK_INVALID))
     invite = await _valid_invite(session, hash_token(token), now, user)
     as_patient = await queries.patient_by_user(session, user)
     as_therapist = await queries.therapist_by_user(session, user.id)
     if invite.kind is InviteKind.THERAPIST:
         if as_therapist is not None:
-            raise UserError("You're already registered as a therapist.")
+            raise UserError(_("You're already registered as a therapist."))
         if as_patient is not None:
             raise UserError(
-                "This link sets up a therapist account, but this Telegram account is already "
-                "set up as a patient, and one account can't be both. If you work at the clinic, "
-                "please open the link from another Telegram account, or ask the clinic for help."
+                _(
+                    "This link sets up a therapist account, but this Telegram account is already "
+                    "set up as a patient, and one account can't be both. If you work at the "
+                    "clinic, please open the link from another Telegram account, or ask the "
+                    "clinic for help."
+                )
             )
         assert invite.therapist_name is not None
         therapist = Therapist(
@@ -205,7 +215,7 @@ async def open_invite(
         )
         return OpenedInvite(InviteKind.THERAPIST, invite.id, therapist.name)
     if as_therapist is not None:
-        raise UserError(THERAPIST_NOT_PATIENT)
+        raise UserError(_(THERAPIST_NOT_PATIENT))
     if as_patient is not None:
         raise UserError(_(ALREADY_SET_UP))
     invite.opened_by_index = user.index
@@ -217,7 +227,7 @@ async def _patient_invite(
 ) -> Invite:
     invite = await session.get(Invite, invite_id)
     if invite is None or invite.kind is not InviteKind.PATIENT:
-        raise UserError("This invitation is no longer valid.")
+        raise UserError(_(INVITATION_INVALID))
     return await _valid_invite(session, invite.token_hash, now, user)
 
 
@@ -237,11 +247,11 @@ async def accept_consent(
     if await queries.patient_by_user(session, user) is not None:
         raise UserError(_(ALREADY_SET_UP))
     if await queries.therapist_by_user(session, user.id) is not None:
-        raise UserError(THERAPIST_NOT_PATIENT)
+        raise UserError(_(THERAPIST_NOT_PATIENT))
     assert invite.patient_id is not None
     patient = await session.get(Patient, invite.patient_id)
     if patient is None or patient.status is not PatientStatus.INVITED:
-        raise UserError("This invitation is no longer valid.")
+        raise UserError(_(INVITATION_INVALID))
     invite.used_at = now
     identity.link(patient, cipher, user, chat_id)
     version = consent_version(language)
@@ -271,7 +281,7 @@ async def decline_consent(
     assert invite.patient_id is not None
     patient = await session.get(Patient, invite.patient_id)
     if patient is None:
-        raise UserError("This invitation is no longer valid.")
+        raise UserError(_(INVITATION_INVALID))
     patient.status = PatientStatus.DECLINED
     audit.record(session, at=now, actor="system", action="consent.decline", patient_id=patient.id)
     return patient

@@ -1,5 +1,8 @@
 """Errors a service raises when the request cannot be done; the message is safe to show the
-person who asked (it never names another user's data)."""
+person who asked (it never names another user's data). The message is built in the asker's
+language (`_()` where it is raised)."""
+
+from bot.i18n import N_
 
 
 class UserError(Exception):
@@ -16,4 +19,4 @@ class NotFound(UserError):
 
 # A button whose message is out of date, forged, or someone else's: one answer for all three,
 # so a press learns nothing about data it may not see.
-STALE_BUTTON = "This button is no longer valid."
+STALE_BUTTON = N_("This button is no longer valid.")  # `_(STALE_BUTTON)` where used

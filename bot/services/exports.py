@@ -25,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.crypto import Cipher
 from bot.db.models import Delivery, Patient, Reply, ReplyKind
 from bot.domain.content import ContentLibrary
+from bot.i18n import _
 from bot.services import audit
 from bot.services.access import own_patient, own_patient_by_id
-from bot.services.replies import choice_of, item_question, question_text
+from bot.services.replies import ACK_ANSWER, choice_of, item_question, question_text
 from bot.services.sessions import zone_of
 
 COLUMNS = (
@@ -50,7 +51,6 @@ COLUMNS = (
     "flagged",
 )
 ANSWER_SEPARATOR = "\n\n"
-ACK_ANSWER = "(read: Got it)"
 # A cell starting like a formula is neutralised for spreadsheets (CSV only; OWASP advice).
 _FORMULA_CHARS = frozenset("=+-@")
 _RISKY_FIRST = ("\t", "\r")  # OWASP lists these as dangerous first characters themselves
@@ -98,7 +98,7 @@ def _answer(
         label = prompt.choice_label(value) if prompt else None
         return label or value
     if reply.kind is ReplyKind.ACK:
-        return ACK_ANSWER
+        return _(ACK_ANSWER)
     return cipher.decrypt(reply.body_enc) if reply.body_enc else ""
 
 
@@ -179,7 +179,7 @@ async def patient_rows(
         )
         rows.append((reply.received_at, row))
     rows.sort(key=lambda item: item[0])  # stable: ties keep delivery order, then notes
-    return [row for _, row in rows]
+    return [row for _key, row in rows]
 
 
 def _first_visible(text: str) -> str:

@@ -22,6 +22,7 @@ from bot.db.models import (
     TreatmentSession,
 )
 from bot.domain.content import ContentLibrary
+from bot.i18n import _
 from bot.services import audit
 from bot.services.errors import UserError
 from bot.services.replies import choice_of, question_text
@@ -44,10 +45,11 @@ def _times(prefix: str, moment: datetime | None, tz: ZoneInfo) -> dict[str, str 
 
 def _by(actor: str, patient_id: int) -> str:
     if actor == audit.as_patient(patient_id):
-        return "you"
+        # i18n: who did something, in the patient's /mydata file
+        return _("you")
     if actor.startswith("therapist:"):
-        return "your therapist"
-    return "the clinic"
+        return _("your therapist")
+    return _("the clinic")
 
 
 async def my_data(
@@ -60,7 +62,7 @@ async def my_data(
 ) -> dict[str, Any]:
     """Everything stored about `patient`, JSON-serialisable; the request is audit-logged."""
     if patient.status in (PatientStatus.ERASED, PatientStatus.INVITED, PatientStatus.DECLINED):
-        raise UserError("There is nothing stored about you.")
+        raise UserError(_("There is nothing stored about you."))
     tz = zone_of(patient)
     sessions = (
         await session.scalars(
@@ -127,7 +129,7 @@ async def my_data(
     data: dict[str, Any] = {
         "format": FORMAT,
         **_times("exported", now, tz),
-        "about": (
+        "about": _(
             "Everything Afterglow stores about you, including your Telegram account and chat "
             "ids. Times are given in UTC and in your time zone. Your therapist can read your "
             "replies and notes."

@@ -22,6 +22,7 @@ from bot.db.models import OwnTemplate
 from bot.domain import schedule
 from bot.domain.content import ContentLibrary, Template, parse_template_text
 from bot.domain.content_files import Problem
+from bot.i18n import _, ngettext
 from bot.services import audit
 from bot.services.errors import NotFound, UserError
 
@@ -147,16 +148,18 @@ def check(draft: Draft, library: ContentLibrary) -> Checked:
     if not NAME.fullmatch(draft.name):
         where = _file_of(draft.name)
         extra.append(
-            Problem(where, 1, "name: use 1-32 lowercase letters, digits and '-', starting with "
-                    "a letter or digit")
+            Problem(where, 1, _("name: use 1-32 lowercase letters, digits and '-', starting "
+                                "with a letter or digit"))
         )  # fmt: skip
     elif draft.name in library.templates:
-        extra.append(
-            Problem(_file_of(draft.name), 1, f"name {draft.name!r} is a library template's: "
-                    "choose another name")
-        )  # fmt: skip
+        # i18n: {name} is the template name, quoted as Python writes it ('name')
+        problem = _("name {name} is a library template's: choose another name").format(
+            name=repr(draft.name)
+        )
+        extra.append(Problem(_file_of(draft.name), 1, problem))
     if len(draft.steps) > MAX_STEPS:
-        extra.append(Problem(_file_of(draft.name), 3, f"at most {MAX_STEPS} steps"))
+        too_many = ngettext("at most {n} step", "at most {n} steps", MAX_STEPS).format(n=MAX_STEPS)
+        extra.append(Problem(_file_of(draft.name), 3, too_many))
     if not extra:
         template, problems = parse_template_text(draft.name, body, library)
         extra = problems
@@ -183,7 +186,7 @@ async def list_own(session: AsyncSession, *, therapist_id: int) -> list[OwnTempl
 async def own(session: AsyncSession, *, therapist_id: int, template_id: int) -> OwnTemplate:
     row = await session.get(OwnTemplate, template_id)
     if row is None or row.therapist_id != therapist_id:
-        raise NotFound("There is no such template of yours.")
+        raise NotFound(_("There is no such template of yours."))
     return row
 
 
@@ -203,7 +206,10 @@ async def find(
     if template is None:
         first = problems[0] if problems else None
         raise UserError(
-            f"Your template “{name}” no longer checks out ({first}); fix it in the workspace."
+            # i18n: {problem} is the first problem the template checker found, in English
+            _(
+                "Your template “{name}” no longer checks out ({problem}); fix it in the workspace."
+            ).format(name=name, problem=first)
         )
     return template
 
@@ -233,7 +239,7 @@ async def save(
     if checked.problems:
         raise TemplateProblems(checked)
     if len(checked.body) > MAX_BODY:
-        raise UserError("This template is too long to keep.")
+        raise UserError(_("This template is too long to keep."))
     clash = await session.scalar(
         select(func.count())
         .select_from(OwnTemplate)
@@ -244,7 +250,7 @@ async def save(
         )
     )
     if clash:
-        raise UserError(f"You already have a template called “{draft.name}”.")
+        raise UserError(_("You already have a template called “{name}”.").format(name=draft.name))
     if template_id is None:
         row = OwnTemplate(
             therapist_id=therapist_id,
@@ -271,7 +277,7 @@ def free_name(base: str, taken: Sequence[str], library: ContentLibrary) -> str:
         name = f"{stem}-copy" if n == 1 else f"{stem}-copy{n}"
         if name not in taken and name not in library.templates:
             return name
-    raise UserError("Choose a name for the copy.")
+    raise UserError(_("Choose a name for the copy."))
 
 
 async def copy_library(
@@ -281,7 +287,7 @@ async def copy_library(
     """A copy of a library template (its steps as written) under a free name."""
     template = library.templates.get(source)
     if template is None:
-        raise NotFound(f"There is no library template “{source}”.")
+        raise NotFound(_("There is no library template “{name}”.").format(name=source))
     draft = from_yaml(template.path.read_text(encoding="utf-8"))
     taken = await names(session, therapist_id=therapist_id)
     draft = Draft(free_name(source, taken, library), draft.description, draft.steps)

@@ -48,7 +48,7 @@ MAX_QUIET = timedelta(hours=16)  # leave at least 8 waking hours for prompts
 ERASED_NAME = "~erased-{id}"  # "~" never passes check_pseudonym: the old name can be reused
 
 FINISH_SETUP = N_("Please finish setting up first: choose your time zone.")
-ALREADY_STOPPED = "You've already stopped all messages. Send /start to receive them again."
+ALREADY_STOPPED = N_("You've already stopped all messages. Send /start to receive them again.")
 
 
 @dataclass(frozen=True)
@@ -104,14 +104,26 @@ def _cannot_pause(patient: Patient, by_self: bool) -> str | None:
         return None
     if patient.status is PatientStatus.STOPPED:
         return (
-            "You've stopped all messages, so there is nothing to pause. "
-            "Send /start if you'd like to receive them again."
+            _(
+                "You've stopped all messages, so there is nothing to pause. "
+                "Send /start if you'd like to receive them again."
+            )
             if by_self
-            else f"{name} has stopped all messages; there is nothing to pause."
+            else _("{name} has stopped all messages; there is nothing to pause.").format(name=name)
         )
     if patient.status is PatientStatus.ERASED:
-        return "This account's data has been erased." if by_self else f"{name} has been erased."
-    return _(FINISH_SETUP) if by_self else f"{name} hasn't finished joining yet."
+        return _erased(name, by_self)
+    return _(FINISH_SETUP) if by_self else _not_joined(name)
+
+
+def _erased(name: str, by_self: bool) -> str:
+    if by_self:
+        return _("This account's data has been erased.")
+    return _("{name} has been erased.").format(name=name)
+
+
+def _not_joined(name: str) -> str:
+    return _("{name} hasn't finished joining yet.").format(name=name)
 
 
 async def pause(
@@ -129,7 +141,7 @@ async def pause(
     if problem is not None:
         raise UserError(problem)
     if until is not None and until <= now:
-        raise UserError("A break has to end in the future.")
+        raise UserError(_("A break has to end in the future."))
     patient.status = PatientStatus.PAUSED
     patient.paused_until = until
     held = await hold_pending(session, patient, now=now)
@@ -151,15 +163,19 @@ def _cannot_resume(patient: Patient, by_self: bool) -> str | None:
         return None
     if patient.status is PatientStatus.STOPPED:
         return (
-            "You've stopped all messages. Send /start if you'd like to receive them again."
+            _("You've stopped all messages. Send /start if you'd like to receive them again.")
             if by_self
-            else f"{name} has stopped all messages; only they can start them again."
+            else _("{name} has stopped all messages; only they can start them again.").format(
+                name=name
+            )
         )
     if patient.status in NOT_JOINED:
-        return _(FINISH_SETUP) if by_self else f"{name} hasn't finished joining yet."
+        return _(FINISH_SETUP) if by_self else _not_joined(name)
     if patient.status is PatientStatus.ERASED:
-        return "This account's data has been erased." if by_self else f"{name} has been erased."
-    return "You're not on a break: messages are on." if by_self else f"{name} isn't paused."
+        return _erased(name, by_self)
+    if by_self:
+        return _("You're not on a break: messages are on.")
+    return _("{name} isn't paused.").format(name=name)
 
 
 async def resume(
@@ -179,7 +195,11 @@ async def resume(
         raise UserError(problem)
     if not by_self and actor != "system" and await _paused_by_patient(session, patient):
         # The patient is in control of their own break; a therapist cannot end it for them.
-        raise UserError(f"{patient.pseudonym} paused messages themselves; only they can resume.")
+        raise UserError(
+            _("{name} paused messages themselves; only they can resume.").format(
+                name=patient.pseudonym
+            )
+        )
     result = await release_held(session, patient, now=now, grace=grace)
     patient.status = PatientStatus.ACTIVE
     patient.paused_until = None
@@ -232,9 +252,9 @@ async def stop(session: AsyncSession, *, patient: Patient, now: datetime) -> Non
     """The patient opts out of everything: pending deliveries are cancelled, not held."""
     await _lock(session, patient)
     if patient.status is PatientStatus.STOPPED:
-        raise UserError(ALREADY_STOPPED)
+        raise UserError(_(ALREADY_STOPPED))
     if patient.status not in RECEIVING:
-        raise UserError("You're not receiving messages, so there is nothing to stop.")
+        raise UserError(_("You're not receiving messages, so there is nothing to stop."))
     patient.status = PatientStatus.STOPPED
     patient.paused_until = None
     cancelled = await _cancel_pending(session, patient.id, now)
@@ -252,11 +272,11 @@ async def rejoin(session: AsyncSession, *, patient: Patient, now: datetime) -> N
     """Back after /stop. Nothing is re-planned: the therapist logs the next session."""
     await _lock(session, patient)
     if patient.status is PatientStatus.PAUSED:
-        raise UserError("You're on a break. Send /resume to continue.")
+        raise UserError(_("You're on a break. Send /resume to continue."))
     if patient.status in (PatientStatus.ACTIVE, PatientStatus.UNREACHABLE):
-        raise UserError("You're already receiving messages.")
+        raise UserError(_("You're already receiving messages."))
     if patient.status is not PatientStatus.STOPPED:
-        raise UserError(STALE_BUTTON)
+        raise UserError(_(STALE_BUTTON))
     patient.status = PatientStatus.ACTIVE
     audit.record(
         session,
@@ -325,13 +345,17 @@ def parse_quiet_hours(text: str) -> schedule.QuietHours:
         quiet = schedule.QuietHours.parse(text)
     except ValueError:
         raise UserError(
-            "Quiet hours look like 22:00-07:30 (from-to, 24-hour clock), or “off” for none. "
-            "Nothing was changed."
+            _(
+                "Quiet hours look like 22:00-07:30 (from-to, 24-hour clock), or “off” for none. "
+                "Nothing was changed."
+            )
         ) from None
     if _length(quiet) > MAX_QUIET:
         raise UserError(
-            "Quiet hours can be at most 16 hours long, so there is time left for messages. "
-            "Nothing was changed."
+            _(
+                "Quiet hours can be at most 16 hours long, so there is time left for messages. "
+                "Nothing was changed."
+            )
         )
     return quiet
 
@@ -373,13 +397,13 @@ async def forget(session: AsyncSession, *, patient: Patient, now: datetime) -> F
     holds nothing decryptable and no way to reach the person."""
     await _lock(session, patient)
     if patient.status is PatientStatus.ERASED:
-        raise UserError("Your data has already been erased.")
+        raise UserError(_("Your data has already been erased."))
     if patient.status in (PatientStatus.INVITED, PatientStatus.DECLINED):
-        raise UserError("There is nothing stored to delete.")
+        raise UserError(_("There is nothing stored to delete."))
     conn = await session.connection()
     if conn.dialect.name == "sqlite":
         # Overwrite deleted cells with zeros instead of leaving them in free space.
-        await conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        await conn.exec_driver_sql("PRAGMA secure_delete=ON")  # not shown: SQL
     chat_id = await therapist_chat_id(session, patient)
     pseudonym = patient.pseudonym
     # Alerts stay (the therapist's record that one happened) but hold no text any more.
@@ -433,4 +457,4 @@ async def scrub_storage(engine: AsyncEngine) -> None:
     if engine.dialect.name != "sqlite":
         return
     async with engine.connect() as conn:
-        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # not shown: SQL

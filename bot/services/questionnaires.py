@@ -26,10 +26,11 @@ from bot.db.models import (
 )
 from bot.domain.content import ContentLibrary
 from bot.domain.questionnaires import Band, Questionnaire
+from bot.i18n import N_, _
 from bot.services import alerts
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
 
-CLOSED = "This questionnaire is closed."
+CLOSED = N_("This questionnaire is closed.")
 
 
 @dataclass(frozen=True)
@@ -80,13 +81,13 @@ async def _open(
         or delivery.patient_id != patient.id
         or delivery.kind is not PromptKind.QUESTIONNAIRE
     ):
-        raise NotFound(STALE_BUTTON)
+        raise NotFound(_(STALE_BUTTON))
     translated = content.in_language(patient.language)
     questionnaire = translated.questionnaires.get(delivery.prompt_key or "")
     if questionnaire is None:
-        raise NotFound("This questionnaire is no longer available.")
+        raise NotFound(_("This questionnaire is no longer available."))
     if delivery.state not in (DeliveryState.SENT, DeliveryState.ANSWERED):
-        raise UserError(CLOSED)
+        raise UserError(_(CLOSED))
     return delivery, questionnaire
 
 
@@ -128,9 +129,9 @@ async def record_item(
     if delivery.state is DeliveryState.ANSWERED or item != position + 1:
         return Outcome(already=True)  # a tap on an item this message no longer shows
     if _closed(delivery, now):
-        raise UserError(CLOSED)
+        raise UserError(_(CLOSED))
     if not 1 <= item <= len(q.items) or value not in q.items[item - 1].values:
-        raise UserError(STALE_BUTTON)
+        raise UserError(_(STALE_BUTTON))
     answers = await _answers(session, delivery.id)
     risky = item in q.risky_items([value if n == item else None for n in range(1, item + 1)])
     reply = answers.get(item)
@@ -186,7 +187,7 @@ async def go_back(
     if delivery.state is DeliveryState.ANSWERED or item != position + 1 or item < 2:
         return Outcome(already=True)
     if _closed(delivery, now):
-        raise UserError(CLOSED)
+        raise UserError(_(CLOSED))
     delivery.position = item - 2
     delivery.updated_at = now
     previous = (await _answers(session, delivery.id)).get(item - 1)

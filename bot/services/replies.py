@@ -15,10 +15,15 @@ from bot.db.crypto import Cipher, CryptoKeyError
 from bot.db.models import Delivery, DeliveryState, Patient, PromptKind, Reply, ReplyKind
 from bot.domain import linking
 from bot.domain.content import ContentLibrary, plain_text
+from bot.i18n import N_, _
 from bot.services import audit
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
 
 log = logging.getLogger(__name__)
+
+# i18n: "Got it" is the label of the button under an education snippet
+ACK_ANSWER = N_("(read: Got it)")
+QUESTION_CLOSED = N_("This question is closed.")
 
 
 class Recorded(enum.Enum):
@@ -134,8 +139,10 @@ async def record_text(
             return None
         if prompt.typed_out_of_range(text) and prompt.scale is not None:
             raise UserError(
-                f"That number is outside the scale. Please tap a number above, or type one "
-                f"from {prompt.scale.min} to {prompt.scale.max}."
+                _(
+                    "That number is outside the scale. Please tap a number above, or type one "
+                    "from {low} to {high}."
+                ).format(low=prompt.scale.min, high=prompt.scale.max)
             )
         return prompt.typed_value(text)
 
@@ -239,9 +246,9 @@ async def _own_sent_delivery(
 ) -> Delivery:
     delivery = await session.get(Delivery, delivery_id)
     if delivery is None or delivery.patient_id != patient.id or delivery.kind is not kind:
-        raise NotFound(STALE_BUTTON)
+        raise NotFound(_(STALE_BUTTON))
     if delivery.state not in (DeliveryState.SENT, DeliveryState.ANSWERED):
-        raise UserError("This question is closed.")
+        raise UserError(_(QUESTION_CLOSED))
     return delivery
 
 
@@ -261,7 +268,7 @@ async def record_choice(
     # The patient's words back to them, in the language the question was asked in.
     prompt = content.in_language(patient.language).prompts.get(delivery.prompt_key or "")
     if prompt is None:
-        raise NotFound("This question is no longer available.")
+        raise NotFound(_("This question is no longer available."))
     if delivery.state is DeliveryState.ANSWERED:
         existing = await session.scalar(
             Reply.__table__.select()
@@ -273,10 +280,10 @@ async def record_choice(
     if delivery.closed_at is not None or (
         delivery.closes_at is not None and now >= delivery.closes_at
     ):
-        raise UserError("This question is closed.")
+        raise UserError(_(QUESTION_CLOSED))
     label = prompt.choice_label(value)
     if label is None:
-        raise UserError("That answer isn't one of the options.")
+        raise UserError(_("That answer isn't one of the options."))
     risk = prompt.is_risk_answer(value)
     reply = Reply(
         patient_id=patient.id,
@@ -338,7 +345,7 @@ async def read_replies(
 ) -> tuple[Patient, list[ReplyView]]:
     patient = await queries.patient_of(session, therapist_id, pseudonym)
     if patient is None:
-        raise NotFound(f"You have no patient called “{pseudonym}”.")
+        raise NotFound(_("You have no patient called “{pseudonym}”.").format(pseudonym=pseudonym))
     rows = await queries.recent_replies(session, patient.id, limit)
     views: list[ReplyView] = []
     for reply, delivery in rows:
@@ -352,7 +359,7 @@ async def read_replies(
             label = prompt.choice_label(value) if prompt else None
             answer = f"{label or value}" + (" ⚠" if reply.flagged else "")
         elif reply.kind is ReplyKind.ACK:
-            answer = "(read: Got it)"
+            answer = _(ACK_ANSWER)
         else:
             answer = cipher.decrypt(reply.body_enc) if reply.body_enc else ""
         views.append(ReplyView(reply.received_at, question, answer))
@@ -376,11 +383,18 @@ def item_question(
     questionnaire = content.questionnaires.get(delivery.prompt_key or "")
     number = reply.item or 0
     if questionnaire is None or not 1 <= number <= len(questionnaire.items):
-        return f"[{delivery.prompt_key}] item {number}", value
+        # i18n: {key} is a questionnaire's key (it is no longer in the content)
+        return _("[{key}] item {number}").format(key=delivery.prompt_key, number=number), value
     item = questionnaire.items[number - 1]
     label = next((o.label for o in item.options if str(o.value) == value), value)
-    where = f"{questionnaire.title}, item {number} of {len(questionnaire.items)}"
-    return f"{where}: {item.text}", f"{label} ({value})"
+    # i18n: {questionnaire} is its title, {question} the item's own text
+    where = _("{questionnaire}, item {number} of {total}: {question}").format(
+        questionnaire=questionnaire.title,
+        number=number,
+        total=len(questionnaire.items),
+        question=item.text,
+    )
+    return where, f"{label} ({value})"
 
 
 def choice_of(reply: Reply, cipher: Cipher) -> str | None:

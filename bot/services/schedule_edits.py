@@ -16,10 +16,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.dates import local
 from bot.db.crypto import Cipher
 from bot.db.models import Delivery, DeliveryState, Patient, PatientStatus, PromptKind
 from bot.domain import schedule
 from bot.domain.content import ContentLibrary, Prompt
+from bot.i18n import N_, _, ngettext
 from bot.services import audit
 from bot.services.access import own_patient
 from bot.services.console import delivery_version, numbered_delivery
@@ -33,6 +35,14 @@ MORNING = time(9, 0)
 QUOTES = {'"': '"', "“": "”", "'": "'", "‘": "’", "«": "»"}
 _PENDING = (DeliveryState.SCHEDULED, DeliveryState.HELD)
 _NOT_JOINED = (PatientStatus.INVITED, PatientStatus.ONBOARDING, PatientStatus.DECLINED)
+# A prompt past changing, by its state (one sentence each, for the translators).
+_UNCHANGEABLE = {
+    DeliveryState.MISSED: N_("This prompt is missed and can't be changed."),
+    DeliveryState.CANCELLED: N_("This prompt is cancelled and can't be changed."),
+    DeliveryState.FAILED: N_("This prompt is failed and can't be changed."),
+    DeliveryState.UNKNOWN: N_("This prompt is unknown and can't be changed."),
+    DeliveryState.PARTIAL: N_("This prompt is partial and can't be changed."),
+}
 
 
 class Postpone(enum.Enum):
@@ -72,24 +82,30 @@ async def _owned_delivery(
         )
     ).one_or_none()
     if row is None:
-        raise NotFound(STALE_BUTTON)
+        raise NotFound(_(STALE_BUTTON))
     return row[0], row[1]
 
 
 def _require_pending(delivery: Delivery, version: int | None) -> None:
     state = delivery.state
     if state in (DeliveryState.SENT, DeliveryState.ANSWERED):
-        raise UserError("This prompt has already been sent; nothing was changed.")
+        raise UserError(_("This prompt has already been sent; nothing was changed."))
     if state is DeliveryState.SENDING:
-        raise UserError("This prompt is being sent right now; nothing was changed.")
+        raise UserError(_("This prompt is being sent right now; nothing was changed."))
     if state is DeliveryState.SKIPPED:
-        raise UserError("This prompt was already skipped.")
+        raise UserError(_("This prompt was already skipped."))
     if state not in _PENDING:
-        raise UserError(f"This prompt is {state.value} and can't be changed.")
+        known = _UNCHANGEABLE.get(state)
+        if known is not None:
+            raise UserError(_(known))
+        # i18n: {state} is a delivery state's code word (e.g. "missed")
+        raise UserError(_("This prompt is {state} and can't be changed.").format(state=state.value))
     if version is not None and version != delivery_version(delivery):
         raise UserError(
-            "This message is out of date: the prompt has been moved since. "
-            "Nothing was changed; open the schedule again."
+            _(
+                "This message is out of date: the prompt has been moved since. "
+                "Nothing was changed; open the schedule again."
+            )
         )
 
 
@@ -109,7 +125,7 @@ async def _apply(
     )
     if (result.rowcount or 0) != 1:  # type: ignore[attr-defined]
         raise UserError(
-            "This prompt changed a moment ago (it may be on its way); nothing was done."
+            _("This prompt changed a moment ago (it may be on its way); nothing was done.")
         )
     await session.refresh(delivery)
 
@@ -186,9 +202,9 @@ async def send_again(
     the only way an `unknown` prompt is ever sent again, and it is audit-logged as such."""
     delivery, patient = await _owned_delivery(session, therapist_id, delivery_id)
     if delivery.state is not DeliveryState.UNKNOWN:
-        raise UserError("This prompt's outcome is known now; nothing was changed.")
+        raise UserError(_("This prompt's outcome is known now; nothing was changed."))
     if version is not None and version != delivery_version(delivery):
-        raise UserError("This message is out of date; open the schedule again.")
+        raise UserError(_("This message is out of date; open the schedule again."))
     return await _send_soon(
         session,
         therapist_id,
@@ -196,7 +212,7 @@ async def send_again(
         patient,
         now,
         "delivery.send_again",
-        reason="therapist chose to re-send after an unknown outcome",
+        reason="therapist chose to re-send after an unknown outcome",  # not shown: audit detail
         last_error=delivery.last_error,
         sent_at=None,
         telegram_message_id=None,
@@ -218,13 +234,17 @@ async def _send_soon(
 ) -> Changed:
     name = patient.pseudonym
     if patient.status is PatientStatus.PAUSED:
-        raise UserError(f"{name} is paused. Resume first (/resume {name}), then send.")
+        raise UserError(
+            _("{name} is paused. Resume first (/resume {name}), then send.").format(name=name)
+        )
     if patient.status is PatientStatus.UNREACHABLE:
-        raise UserError(f"{name} has blocked the bot; nothing can be sent.")
+        raise UserError(_("{name} has blocked the bot; nothing can be sent.").format(name=name))
     if patient.status is PatientStatus.STOPPED:
-        raise UserError(f"{name} has stopped all messages; nothing can be sent.")
+        raise UserError(
+            _("{name} has stopped all messages; nothing can be sent.").format(name=name)
+        )
     if patient.status is not PatientStatus.ACTIVE:
-        raise UserError(f"{name} hasn't finished joining yet.")
+        raise UserError(_("{name} hasn't finished joining yet.").format(name=name))
     tz = zone_of(patient)
     due = schedule.defer_quiet(now, tz, quiet_hours(patient))
     old = delivery.due_at
@@ -305,15 +325,21 @@ async def postpone_to_offset(
     try:
         _require_pending(delivery, None)
     except UserError as exc:
-        raise UserError(f"#{number}: {exc.message}") from None
+        raise UserError(
+            # i18n: {problem} is a whole sentence saying why prompt #{number} can't change
+            _("#{number}: {problem}").format(number=number, problem=exc.message)
+        ) from None
     tz = zone_of(patient)
     base = postpone_base(delivery.due_at, now)
     due = schedule.defer_quiet(schedule.step_time(offset, base, tz), tz, quiet_hours(patient))
     if due <= delivery.due_at:
-        when = delivery.due_at.astimezone(tz).strftime("%a %d %b %H:%M")
+        when = local(delivery.due_at, patient.timezone)
         raise UserError(
-            f"#{number} is due {when}; {offset} from then is not later, and a postponement "
-            "only moves a prompt later. Use a bigger offset, or skip it."
+            # i18n: {offset} is what the therapist typed, like +1d@10:00
+            _(
+                "#{number} is due {when}; {offset} from then is not later, and a postponement "
+                "only moves a prompt later. Use a bigger offset, or skip it."
+            ).format(number=number, when=when, offset=offset)
         )
     return await _move(session, therapist_id, delivery, patient, due, str(offset), now)
 
@@ -360,21 +386,28 @@ def parse_what(what: str, content: ContentLibrary) -> tuple[Prompt | None, str]:
     quoted = _unquoted(what)
     if quoted is not None:
         if not quoted:
-            raise UserError("Say what to send: a prompt key or your own words.")
+            raise UserError(_("Say what to send: a prompt key or your own words."))
         return None, quoted
     if not what:
-        raise UserError("Say what to send: a prompt key or your own words.")
+        raise UserError(_("Say what to send: a prompt key or your own words."))
     prompt = content.prompts.get(what)
     if prompt is not None:
         return prompt, what
     if len(what.split()) >= 2:
         return None, what
     near = difflib.get_close_matches(what.lower(), list(content.prompts), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(near)}?" if near else " Prompt keys are listed in /templates."
-    raise UserError(
-        f"There is no prompt “{what}”.{hint} To send your own words, write a sentence, or put "
-        "a single word in quotes."
-    )
+    if near:
+        # i18n: {keys} is a comma-separated list of prompt keys
+        problem = _(
+            "There is no prompt “{what}”. Did you mean {keys}? To send your own words, write a "
+            "sentence, or put a single word in quotes."
+        ).format(what=what, keys=", ".join(near))
+    else:
+        problem = _(
+            "There is no prompt “{what}”. Prompt keys are listed in /templates. To send your own "
+            "words, write a sentence, or put a single word in quotes."
+        ).format(what=what)
+    raise UserError(problem)
 
 
 @dataclass(frozen=True)
@@ -403,9 +436,9 @@ async def add_prompt(
     patient = await own_patient(session, therapist_id, pseudonym)
     name = patient.pseudonym
     if patient.status in _NOT_JOINED:
-        raise UserError(f"{name} hasn't finished joining yet.")
+        raise UserError(_("{name} hasn't finished joining yet.").format(name=name))
     if patient.status is PatientStatus.STOPPED:
-        raise UserError(f"{name} has stopped all messages; nothing was added.")
+        raise UserError(_("{name} has stopped all messages; nothing was added.").format(name=name))
     try:
         offset = schedule.parse_offset(offset_text)
     except schedule.OffsetError as exc:
@@ -413,7 +446,11 @@ async def add_prompt(
     prompt, what = parse_what(what, content)
     if prompt is None and len(what) > MAX_CUSTOM_TEXT:
         raise UserError(
-            f"Your text is {len(what)} characters; please keep it within {MAX_CUSTOM_TEXT}."
+            ngettext(
+                "Your text is {n} character; please keep it within {limit}.",
+                "Your text is {n} characters; please keep it within {limit}.",
+                len(what),
+            ).format(n=len(what), limit=MAX_CUSTOM_TEXT)
         )
     tz = zone_of(patient)
     due = schedule.defer_quiet(schedule.step_time(offset, now, tz), tz, quiet_hours(patient))

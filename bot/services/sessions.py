@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.dates import local
 from bot.db import queries
 from bot.db.models import (
     PENDING_STATES,
@@ -26,6 +27,7 @@ from bot.domain import schedule
 from bot.domain.content import ContentLibrary
 from bot.domain.content import Template as ContentTemplate
 from bot.domain.content import TemplateStep as ContentStep
+from bot.i18n import _, ngettext
 from bot.services import audit, own_templates
 from bot.services.errors import STALE_BUTTON, NotFound, UserError
 
@@ -67,7 +69,7 @@ class NeedsConfirmation(UserError):
     therapist sees what would happen and confirms (or not)."""
 
     def __init__(self, preview: SessionPlan) -> None:
-        super().__init__("Most of this session's prompts are already too late to send.")
+        super().__init__(_("Most of this session's prompts are already too late to send."))
         self.preview = preview
 
 
@@ -85,7 +87,9 @@ def parse_local_time(text: str) -> datetime:
     try:
         return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M")
     except ValueError:
-        raise UserError(f"“{text}” is not a date and time like 2026-03-14 16:30.") from None
+        raise UserError(
+            _("“{text}” is not a date and time like 2026-03-14 16:30.").format(text=text)
+        ) from None
 
 
 def _remind_column(step: ContentStep) -> str | None:
@@ -101,7 +105,7 @@ def _step_columns(step: ContentStep) -> dict[str, str]:
     if step.questionnaire:
         columns["prompt"] = f"questionnaire={step.prompt_key}"
     if step.every is not None:
-        columns["every"] = f"every={step.every} count={step.count}"
+        columns["every"] = f"every={step.every} count={step.count}"  # not shown: digest
     if step.remind is not None:
         columns["remind"] = f"remind={_remind_column(step)}"
     if step.expires is not None:
@@ -160,20 +164,29 @@ async def check_apart(
         query = query.where(t.id != ignore)
     other = await session.scalar(query.limit(1))
     if other is not None:
-        when = other.astimezone(zone_of(patient)).strftime("%a %d %b %H:%M")
+        when = local(other, patient.timezone)
+        hours = MIN_APART.seconds // 3600
         raise UserError(
-            f"{patient.pseudonym} already has a session at {when}, less than "
-            f"{MIN_APART.seconds // 3600} hours from this one. See /sessions {patient.pseudonym} "
-            "to move or cancel it."
+            ngettext(
+                "{name} already has a session at {when}, less than {hours} hour from this one. "
+                "See /sessions {name} to move or cancel it.",
+                "{name} already has a session at {when}, less than {hours} hours from this one. "
+                "See /sessions {name} to move or cancel it.",
+                hours,
+            ).format(name=patient.pseudonym, when=when, hours=hours)
         )
 
 
 def check_horizon(start: datetime, now: datetime) -> None:
     if start < now - HOW_FAR:
-        raise UserError("A past session can be logged within 30 days of today; check the date.")
+        raise UserError(_("A past session can be logged within 30 days of today; check the date."))
     if start > now + PLAN_AHEAD:
         raise UserError(
-            f"A session can be planned up to {PLAN_AHEAD.days} days ahead. Check the date."
+            ngettext(
+                "A session can be planned up to {days} day ahead. Check the date.",
+                "A session can be planned up to {days} days ahead. Check the date.",
+                PLAN_AHEAD.days,
+            ).format(days=PLAN_AHEAD.days)
         )
 
 
@@ -206,15 +219,21 @@ async def log_session(
         ):
             patient = None
         if patient is None:
-            raise NotFound(STALE_BUTTON)
+            raise NotFound(_(STALE_BUTTON))
     else:
         patient = await queries.patient_of(session, therapist_id, pseudonym or "")
     if patient is None:
-        raise NotFound(f"You have no patient called “{pseudonym}”. See /help.")
+        raise NotFound(
+            _("You have no patient called “{pseudonym}”. See /help.").format(pseudonym=pseudonym)
+        )
     if patient.status in (PatientStatus.INVITED, PatientStatus.ONBOARDING, PatientStatus.DECLINED):
-        raise UserError(f"{patient.pseudonym} hasn't finished joining yet.")
+        raise UserError(_("{name} hasn't finished joining yet.").format(name=patient.pseudonym))
     if patient.status is PatientStatus.STOPPED:
-        raise UserError(f"{patient.pseudonym} has stopped all messages; nothing was planned.")
+        raise UserError(
+            _("{name} has stopped all messages; nothing was planned.").format(
+                name=patient.pseudonym
+            )
+        )
     name = template_name or patient.default_template or DEFAULT_TEMPLATE
     template = content.templates.get(name) or await own_templates.find(
         session, therapist_id=therapist_id, name=name, library=content
@@ -222,7 +241,10 @@ async def log_session(
     if template is None:
         mine = await own_templates.names(session, therapist_id=therapist_id)
         known = ", ".join([*sorted(content.templates), *mine])
-        raise UserError(f"There is no template “{name}”. Templates: {known}.")
+        raise UserError(
+            # i18n: {known} is a comma-separated list of template names
+            _("There is no template “{name}”. Templates: {known}.").format(name=name, known=known)
+        )
     tz = zone_of(patient)
     start = start_at or (schedule.resolve_local(local_start, tz) if local_start else now)
     check_horizon(start, now)
@@ -277,7 +299,9 @@ async def log_session(
             TreatmentSession.state != SessionState.CANCELLED,
         )
     ):
-        raise UserError(f"This session for {patient.pseudonym} is already logged.")
+        raise UserError(
+            _("This session for {name} is already logged.").format(name=patient.pseudonym)
+        )
     await check_apart(session, patient, start, planned=planned)
     cancelled = 0 if planned else await cancel_earlier(session, patient.id, start, now=now)
     snapshot = await _snapshot(session, template, now)

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Therapist, WorkspaceLink, WorkspaceSession
+from bot.i18n import N_, _
 from bot.services import audit
 from bot.services.errors import UserError
 
@@ -25,7 +26,7 @@ LINK_VALID = timedelta(minutes=10)
 IDLE = timedelta(minutes=30)
 LONGEST = timedelta(hours=12)
 
-LINK_GONE = (
+LINK_GONE = N_(  # `_(LINK_GONE)` where used
     "This sign-in link has expired or was used already. Send /dashboard to the bot in "
     "Telegram for a new one."
 )
@@ -79,7 +80,7 @@ async def redeem_link(session: AsyncSession, *, token: str, now: datetime) -> St
     )
     therapist = await session.get(Therapist, therapist_id) if therapist_id is not None else None
     if therapist is None or not therapist.active:
-        raise SignedOut(LINK_GONE)
+        raise SignedOut(_(LINK_GONE))
     started = secrets.token_urlsafe(32)
     session.add(
         WorkspaceSession(
@@ -103,16 +104,16 @@ async def session_therapist(session: AsyncSession, *, token: str, now: datetime)
         )
     ).one_or_none()
     if row is None:
-        raise SignedOut("You are not signed in.")
+        raise SignedOut(_("You are not signed in."))
     browser, therapist = row
     if browser.ended_at is not None:
-        raise SignedOut("You signed out.")
+        raise SignedOut(_("You signed out."))
     if now - browser.last_seen_at > IDLE or now - browser.created_at > LONGEST:
         browser.ended_at = now
-        raise SignedOut("Your session timed out.")
+        raise SignedOut(_("Your session timed out."))
     if not therapist.active:
         browser.ended_at = now
-        raise SignedOut("You are not signed in.")
+        raise SignedOut(_("You are not signed in."))
     browser.last_seen_at = now
     return therapist
 
@@ -135,5 +136,5 @@ async def telegram_therapist(session: AsyncSession, *, user_id: int) -> Therapis
         select(Therapist).where(Therapist.telegram_user_id == user_id, Therapist.active)
     )
     if therapist is None:
-        raise SignedOut("This workspace is for the clinic's therapists.")
+        raise SignedOut(_("This workspace is for the clinic's therapists."))
     return therapist

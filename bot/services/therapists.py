@@ -31,30 +31,34 @@ class TherapistRow:
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not 1 <= len(name) <= 120:
-        raise UserError("name must be 1 to 120 characters")
+        raise UserError("name must be 1 to 120 characters")  # not shown: CLI
     return name
 
 
 async def add(session: AsyncSession, *, user: TelegramUser, name: str, now: datetime) -> int:
     telegram_id = user.id
     if telegram_id <= 0:
-        raise UserError("telegram id must be a positive number")
+        raise UserError("telegram id must be a positive number")  # not shown: CLI
     patient = await session.scalar(
         select(Patient.id).where(Patient.telegram_index.in_(user.indexes))
     )
     if patient is not None:
-        raise UserError("that Telegram account is enrolled as a patient")
+        raise UserError("that Telegram account is enrolled as a patient")  # not shown: CLI
     existing = await session.scalar(
         select(Therapist).where(Therapist.telegram_user_id == telegram_id)
     )
     if existing is not None:
-        raise UserError(f"telegram id {telegram_id} is already therapist #{existing.id}")
+        raise UserError(
+            f"telegram id {telegram_id} is already therapist #{existing.id}"  # not shown: CLI
+        )
     therapist = Therapist(name=_clean_name(name), telegram_user_id=telegram_id, created_at=now)
     session.add(therapist)
     try:
         await session.flush()
     except IntegrityError:
-        raise UserError(f"telegram id {telegram_id} is already registered") from None
+        raise UserError(
+            f"telegram id {telegram_id} is already registered"  # not shown: CLI
+        ) from None
     audit.record(session, at=now, actor="operator", action="therapist.add", id=therapist.id)
     return therapist.id
 
@@ -108,9 +112,11 @@ async def _one(session: AsyncSession, ident: str) -> Therapist:
     )
     found = (await session.scalars(query)).all()
     if not found:
-        raise NotFound(f"no therapist {ident!r}")
+        raise NotFound(f"no therapist {ident!r}")  # not shown: CLI
     if len(found) > 1:
-        raise UserError(f"{len(found)} therapists are called {ident!r}: use the id")
+        raise UserError(
+            f"{len(found)} therapists are called {ident!r}: use the id"  # not shown: CLI
+        )
     return found[0]
 
 
@@ -147,15 +153,18 @@ async def deactivate(
     if reassign_to is None and not hold and patients:
         raise UserError(
             f"therapist #{therapist.id} ({therapist.name}) has {len(patients)} patient(s) in "
-            "care: add --reassign-to THERAPIST to move them, or --hold to hold their prompts"
+            "care: add --reassign-to THERAPIST to move them, "  # not shown: CLI
+            "or --hold to hold their prompts"
         )
     if reassign_to is not None and hold:
-        raise UserError("choose one: --reassign-to THERAPIST or --hold")
+        raise UserError("choose one: --reassign-to THERAPIST or --hold")  # not shown: CLI
     target: Therapist | None = None
     if reassign_to is not None:
         target = await _one(session, reassign_to)
         if target.id == therapist.id or not target.active:
-            raise UserError(f"therapist #{target.id} ({target.name}) cannot take them over")
+            raise UserError(
+                f"therapist #{target.id} ({target.name}) cannot take them over"  # not shown: CLI
+            )
         taken = set(
             await session.scalars(
                 select(Patient.pseudonym).where(Patient.therapist_id == target.id)
@@ -165,7 +174,7 @@ async def deactivate(
         if clash:
             raise UserError(
                 f"therapist #{target.id} already has patients called {', '.join(clash)}: "
-                "rename one first"
+                "rename one first"  # not shown: CLI
             )
     therapist.active = False
     reassigned = held = moved = 0

@@ -14,7 +14,7 @@ from telegram.error import TelegramError
 from bot import i18n
 from bot.views.menus import patient_menu, therapist_menu
 
-__all__ = ["publish_patient_menus", "set_chat_menu"]
+__all__ = ["clear_chat_menu", "publish_patient_menus", "set_chat_menu"]
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +41,11 @@ async def set_chat_menu(
         await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))
     except TelegramError as exc:
         log.warning("chat menu not updated: %s", type(exc).__name__)
+
+
+async def clear_chat_menu(bot: Bot, chat_id: int) -> None:
+    """A chat back to the menu everyone gets (a deactivated therapist's, say)."""
+    try:
+        await bot.delete_my_commands(scope=BotCommandScopeChat(chat_id))
+    except TelegramError as exc:
+        log.warning("chat menu not cleared: %s", type(exc).__name__)

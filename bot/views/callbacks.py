@@ -36,11 +36,13 @@ class CallbackCodec:
     def encode(self, action: str, *args: int | str) -> str:
         parts = [action, *(str(arg) for arg in args)]
         if any(":" in part or not part for part in parts):
-            raise ValueError("callback parts must be non-empty and contain no ':'")
+            raise ValueError(
+                "callback parts must be non-empty and contain no ':'"  # not shown: a bug
+            )
         body = ":".join(parts)
         data = f"{body}:{self._sign(body)}"
         if len(data.encode()) > MAX_BYTES:
-            raise ValueError("callback data over Telegram's 64 bytes")
+            raise ValueError("callback data over Telegram's 64 bytes")  # not shown: a bug
         return data
 
     def decode(self, data: str | None) -> Callback | None:

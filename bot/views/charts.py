@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.dates import day_month
+from bot.i18n import N_, _
 from bot.services.trends import Series, TotalSeries, TrendData
 
 WIDTH_IN, HEIGHT_IN, DPI = 8.0, 4.0, 100  # 800 × 400 px: sharp on a phone, small to send
@@ -42,12 +44,22 @@ def _sessions(ax: Any, data: TrendData, tz: ZoneInfo) -> None:
         )
 
 
-COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey")  # matplotlib's
+# matplotlib's default colour cycle, named for the axis label (translated where used)
+COLOURS = (
+    N_("blue"),
+    N_("orange"),
+    N_("green"),
+    N_("red"),
+    N_("purple"),
+    N_("brown"),
+    N_("pink"),
+    N_("grey"),
+)
 
 
 def _named(keys: list[str]) -> str:
     """ "chk-mood (blue), chk-energy (orange)": the lines in drawing order, by colour."""
-    return ", ".join(f"{key} ({COLOURS[i % len(COLOURS)]})" for i, key in enumerate(keys))
+    return ", ".join(f"{key} ({_(COLOURS[i % len(COLOURS)])})" for i, key in enumerate(keys))
 
 
 def _checkins(ax: Any, series: list[Series], tz: ZoneInfo) -> None:
@@ -66,10 +78,14 @@ def _checkins(ax: Any, series: list[Series], tz: ZoneInfo) -> None:
     if shared:
         low, high = next(iter(scales))
         ax.set_ylim(low - 0.5, high + 0.5)
-        ax.set_ylabel(f"value: {_named([s.key for s in series])}", fontsize=8)
+        # i18n: a chart's axis label; {lines} names each line: "chk-mood (blue), chk-sleep (orange)"
+        label = _("value: {lines}")
     else:
         ax.set_ylim(-5, 105)
-        ax.set_ylabel(f"% of scale: {_named([s.key for s in series])}", fontsize=8)
+        # i18n: a chart's axis label (check-ins on different scales, each as a percentage of
+        # its own); {lines} names each line: "chk-mood (blue), chk-sleep (orange)"
+        label = _("% of scale: {lines}")
+    ax.set_ylabel(label.format(lines=_named([s.key for s in series])), fontsize=8)
 
 
 def _totals(ax: Any, totals: list[TotalSeries], tz: ZoneInfo) -> None:
@@ -85,8 +101,15 @@ def _totals(ax: Any, totals: list[TotalSeries], tz: ZoneInfo) -> None:
             linewidth=1.4,
         )
     ax.set_ylim(first.low - 0.5, first.high + 0.5)
-    bands = f"; {first.key} bands" if len(totals) > 1 else ""
-    ax.set_ylabel(f"total: {_named([t.key for t in totals])}{bands}", fontsize=8)
+    lines = _named([t.key for t in totals])
+    if len(totals) > 1:
+        # i18n: a chart's axis label: questionnaire totals by colour; the shaded bands are
+        # those of the questionnaire {key}
+        label = _("total: {lines}; {key} bands").format(lines=lines, key=first.key)
+    else:
+        # i18n: a chart's axis label: questionnaire totals by colour
+        label = _("total: {lines}").format(lines=lines)
+    ax.set_ylabel(label, fontsize=8)
 
 
 MAX_TICKS = 8
@@ -180,8 +203,9 @@ def _draw(
         tz,
     )
     positions = [mdates.date2num(t) for t in ticks]  # type: ignore[no-untyped-call]
-    bottom.set_xticks(positions, [f"{t:%d %b}" for t in ticks])
-    bottom.set_xlabel(f"date ({data.timezone}); dashed lines: sessions")
+    bottom.set_xticks(positions, [day_month(t) for t in ticks])
+    # i18n: a chart's axis label; {zone} is the time zone of the dates
+    bottom.set_xlabel(_("date ({zone}); dashed lines: sessions").format(zone=data.timezone))
     # Fixed margins instead of tight_layout (which draws the figure once more to measure it);
     # a light PNG compression: a third of the encoding time for a slightly larger file.
     fig.subplots_adjust(left=0.08, right=0.98, top=0.97, bottom=0.13 if len(panels) < 2 else 0.09)

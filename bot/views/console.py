@@ -11,6 +11,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from bot.domain.content import ContentLibrary, TemplateStep
 from bot.domain.schedule import QuietHours, format_duration
 from bot.domain.states import DeliveryState, PatientStatus
+from bot.i18n import N_, _, ngettext
 from bot.services.console import (
     QUIET_PRESETS,
     DeliveryLine,
@@ -25,17 +26,18 @@ from bot.services.schedule_edits import Added, Changed
 from bot.services.sessions import DEFAULT_TEMPLATE
 from bot.views.callbacks import CallbackCodec
 from bot.views.questionnaires import score_line
-from bot.views.render import cadence, clip, esc, local, shorten
+from bot.views.render import cadence, clip, esc, local, local_date, shorten
 
+# Texts marked N_ are catalogue entries translated where they are shown: _(STATUS[x]).
 STATUS = {
-    PatientStatus.INVITED: "invited",
-    PatientStatus.ONBOARDING: "joining",
-    PatientStatus.ACTIVE: "active",
-    PatientStatus.PAUSED: "paused",
-    PatientStatus.STOPPED: "stopped",
-    PatientStatus.UNREACHABLE: "unreachable (blocked the bot)",
-    PatientStatus.DECLINED: "declined",
-    PatientStatus.ERASED: "erased",
+    PatientStatus.INVITED: N_("invited"),
+    PatientStatus.ONBOARDING: N_("joining"),
+    PatientStatus.ACTIVE: N_("active"),
+    PatientStatus.PAUSED: N_("paused"),
+    PatientStatus.STOPPED: N_("stopped"),
+    PatientStatus.UNREACHABLE: N_("unreachable (blocked the bot)"),
+    PatientStatus.DECLINED: N_("declined"),
+    PatientStatus.ERASED: N_("erased"),
 }
 CLINIC_DEFAULT = DEFAULT_TEMPLATE
 NO_TEMPLATE = "-"  # callback argument for "back to the clinic default"
@@ -47,7 +49,7 @@ def _when(moment: datetime | None, zone: str | None) -> str:
 
 def quiet_text(quiet: QuietHours) -> str:
     if quiet.start == quiet.end:
-        return "none"
+        return _("none")
     return f"{quiet.start:%H:%M}–{quiet.end:%H:%M}"
 
 
@@ -63,28 +65,58 @@ def next_prompt(row: PatientSummary) -> str:
     if row.next_prompt is not None:
         return local(row.next_prompt, row.timezone)
     if not row.held:
-        return "nothing planned"
-    waiting = f"{row.held} prompt{'s' if row.held != 1 else ''} waiting"
+        return _("nothing planned")
+    n = row.held
     if row.status is PatientStatus.PAUSED:
-        return f"none while paused ({waiting})"
-    if row.status is PatientStatus.UNREACHABLE:
-        return f"none: can't be reached ({waiting})"
-    return f"none: on hold ({waiting})"
+        text = ngettext(
+            "none while paused ({n} prompt waiting)", "none while paused ({n} prompts waiting)", n
+        )
+    elif row.status is PatientStatus.UNREACHABLE:
+        text = ngettext(
+            "none: can't be reached ({n} prompt waiting)",
+            "none: can't be reached ({n} prompts waiting)",
+            n,
+        )
+    else:
+        text = ngettext(
+            "none: on hold ({n} prompt waiting)", "none: on hold ({n} prompts waiting)", n
+        )
+    return text.format(n=n)
 
 
 def patients_text(page: PatientPage) -> str:
     if page.total == 0:
-        return "You have no patients yet. Invite one with /invite &lt;pseudonym&gt;."
-    pages = f" · page {page.page + 1}/{page.pages}" if page.pages > 1 else ""
-    out = [f"<b>Your patients</b> ({page.total}){pages}"]
-    for row in page.rows:
-        zone = esc(row.timezone) if row.timezone else "no time zone yet"
-        out.append(
-            f"\n<b>{esc(row.pseudonym)}</b> · {STATUS[row.status]} · {zone}\n"
-            f"last session {_when(row.last_session, row.timezone)} · next {next_prompt(row)} · "
-            f"{row.unanswered} unanswered"
+        return _("You have no patients yet. Invite one with /invite &lt;pseudonym&gt;.")
+    out = [
+        _("<b>Your patients</b> ({total}) · page {page}/{pages}").format(
+            total=page.total, page=page.page + 1, pages=page.pages
         )
-    out.append("\n<i>Times are the patient's local time. Tap a patient to open them.</i>")
+        if page.pages > 1
+        else _("<b>Your patients</b> ({total})").format(total=page.total)
+    ]
+    for row in page.rows:
+        zone = esc(row.timezone) if row.timezone else _("no time zone yet")
+        # i18n: {status} is a status word ("active"), {zone} a time zone, {last} a date and
+        # time or "—", {next} a date and time or why nothing is coming ("nothing planned")
+        line = ngettext(
+            "<b>{pseudonym}</b> · {status} · {zone}\n"
+            "last session {last} · next {next} · {n} unanswered",
+            "<b>{pseudonym}</b> · {status} · {zone}\n"
+            "last session {last} · next {next} · {n} unanswered",
+            row.unanswered,
+        )
+        out.append(
+            "\n"
+            + line.format(
+                pseudonym=esc(row.pseudonym),
+                status=_(STATUS[row.status]),
+                zone=zone,
+                last=_when(row.last_session, row.timezone),
+                next=next_prompt(row),
+                n=row.unanswered,
+            )
+        )
+    out.append("\n" + _("<i>Times are the patient's local time. Tap a patient to open them.</i>"))
     return clip("\n".join(out))
 
 
@@ -95,9 +127,9 @@ def patients_keyboard(codec: CallbackCodec, page: PatientPage) -> InlineKeyboard
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     nav = []
     if page.page > 0:
-        nav.append(_button("◀ Previous", codec.encode("tl", page.page - 1)))
+        nav.append(_button(_("◀ Previous"), codec.encode("tl", page.page - 1)))
     if page.page + 1 < page.pages:
-        nav.append(_button("Next ▶", codec.encode("tl", page.page + 1)))
+        nav.append(_button(_("Next ▶"), codec.encode("tl", page.page + 1)))
     if nav:
         rows.append(nav)
     return InlineKeyboardMarkup(rows)
@@ -106,52 +138,67 @@ def patients_keyboard(codec: CallbackCodec, page: PatientPage) -> InlineKeyboard
 # --- the patient card -----------------------------------------------------------------------
 
 
+def _clinic_default() -> str:
+    # i18n: {template} is the name of the clinic's default schedule template
+    return _("{template} (clinic default)").format(template=CLINIC_DEFAULT)
+
+
 def card_text(card: PatientSummary, note: str = "") -> str:
-    template = (
-        esc(card.default_template)
-        if card.default_template
-        else f"{CLINIC_DEFAULT} (clinic default)"
-    )
-    text = (
-        f"<b>{esc(card.pseudonym)}</b>\n"
-        f"Status: {STATUS[card.status]}\n"
-        f"Time zone: {esc(card.timezone) if card.timezone else 'not chosen yet'}\n"
-        f"Quiet hours: {quiet_text(card.quiet)}\n"
-        f"Default template: {template}\n"
-        f"Last session: {_when(card.last_session, card.timezone)}\n"
-        f"Next prompt: {next_prompt(card)}\n"
-        f"Unanswered reflections: {card.unanswered}"
+    template = esc(card.default_template) if card.default_template else _clinic_default()
+    # i18n: {status} is a status word ("active"), {quiet} quiet hours ("21:00–08:00" or
+    # "none"), {last} a date and time or "—", {next} a date and time or why nothing is coming
+    text = _(
+        "<b>{pseudonym}</b>\n"
+        "Status: {status}\n"
+        "Time zone: {zone}\n"
+        "Quiet hours: {quiet}\n"
+        "Default template: {template}\n"
+        "Last session: {last}\n"
+        "Next prompt: {next}\n"
+        "Unanswered reflections: {unanswered}"
+    ).format(
+        pseudonym=esc(card.pseudonym),
+        status=_(STATUS[card.status]),
+        zone=esc(card.timezone) if card.timezone else _("not chosen yet"),
+        quiet=quiet_text(card.quiet),
+        template=template,
+        last=_when(card.last_session, card.timezone),
+        next=next_prompt(card),
+        unanswered=card.unanswered,
     )
     if card.latest_score is not None:
-        text += "\nLatest score: " + score_line(card.latest_score, card.timezone)
+        # i18n: {score} is a questionnaire score line: date · title: total · change
+        text += "\n" + _("Latest score: {score}").format(
+            score=score_line(card.latest_score, card.timezone)
+        )
     return clip(text + (f"\n\n{note}" if note else ""))
 
 
 def card_keyboard(codec: CallbackCodec, card: PatientSummary, page: int) -> InlineKeyboardMarkup:
     pid = card.id
     if card.status is PatientStatus.PAUSED:
-        hold = _button("▶ Resume", codec.encode("tg", pid))
+        hold = _button(_("▶ Resume"), codec.encode("tg", pid))
     else:
-        hold = _button("⏸ Pause", codec.encode("th", pid))
+        hold = _button(_("⏸ Pause"), codec.encode("th", pid))
     return InlineKeyboardMarkup(
         [
             [
-                _button("Schedule", codec.encode("ts", pid)),
-                _button("Sessions", codec.encode("ty", pid)),
-                _button("Replies", codec.encode("tr", pid)),
+                _button(_("Schedule"), codec.encode("ts", pid)),
+                _button(_("Sessions"), codec.encode("ty", pid)),
+                _button(_("Replies"), codec.encode("tr", pid)),
             ],
-            [_button("Export CSV", codec.encode("tx", pid)), hold],
+            [_button(_("Export CSV"), codec.encode("tx", pid)), hold],
             [
-                _button("Default template", codec.encode("td", pid)),
-                _button("Quiet hours", codec.encode("tq", pid)),
+                _button(_("Default template"), codec.encode("td", pid)),
+                _button(_("Quiet hours"), codec.encode("tq", pid)),
             ],
-            [_button("◀ All patients", codec.encode("tl", page))],
+            [_button(_("◀ All patients"), codec.encode("tl", page))],
         ]
     )
 
 
 def template_menu_text(card: PatientSummary) -> str:
-    return card_text(card, "<b>Default template</b> for /session without a template:")
+    return card_text(card, _("<b>Default template</b> for /session without a template:"))
 
 
 def template_menu(
@@ -163,16 +210,18 @@ def template_menu(
         mark = "✓ " if name == current else ""
         rows.append([_button(f"{mark}{name}", codec.encode("tt", card.id, name))])
     mark = "✓ " if current is None else ""
-    rows.append([_button(f"{mark}Clinic default", codec.encode("tt", card.id, NO_TEMPLATE))])
-    rows.append([_button("◀ Back", codec.encode("tp", card.id))])
+    rows.append([_button(f"{mark}{_('Clinic default')}", codec.encode("tt", card.id, NO_TEMPLATE))])
+    rows.append([_button(_("◀ Back"), codec.encode("tp", card.id))])
     return InlineKeyboardMarkup(rows)
 
 
 def quiet_menu_text(card: PatientSummary) -> str:
     return card_text(
         card,
-        "<b>Quiet hours</b> (patient's local time; nothing is sent then). "
-        "Pending prompts move with them.",
+        _(
+            "<b>Quiet hours</b> (patient's local time; nothing is sent then). "
+            "Pending prompts move with them."
+        ),
     )
 
 
@@ -183,34 +232,40 @@ def quiet_menu(codec: CallbackCodec, card: PatientSummary) -> InlineKeyboardMark
         mark = "✓ " if preset == card.quiet else ""
         buttons.append(_button(f"{mark}{label}", codec.encode("tw", card.id, index)))
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    rows.append([_button("◀ Back", codec.encode("tp", card.id))])
+    rows.append([_button(_("◀ Back"), codec.encode("tp", card.id))])
     return InlineKeyboardMarkup(rows)
 
 
 def default_template_set(card: PatientSummary) -> str:
-    name = card.default_template or f"{CLINIC_DEFAULT} (clinic default)"
-    return f"Default template: {name}"
+    name = card.default_template or _clinic_default()
+    return _("Default template: {template}").format(template=name)
 
 
 def quiet_set(card: PatientSummary, moved: int) -> str:
-    moved_text = f"; {moved} pending prompt(s) moved" if moved else ""
-    return f"Quiet hours: {quiet_text(card.quiet)}{moved_text}"
+    hours = quiet_text(card.quiet)
+    if not moved:
+        return _("Quiet hours: {hours}").format(hours=hours)
+    return ngettext(
+        "Quiet hours: {hours}; {n} pending prompt moved",
+        "Quiet hours: {hours}; {n} pending prompts moved",
+        moved,
+    ).format(hours=hours, n=moved)
 
 
 # --- /schedule ------------------------------------------------------------------------------
 
 STATE = {
-    DeliveryState.SCHEDULED: "scheduled",
-    DeliveryState.HELD: "held (paused)",
-    DeliveryState.SENDING: "sending now",
-    DeliveryState.SENT: "sent",
-    DeliveryState.ANSWERED: "answered",
-    DeliveryState.SKIPPED: "skipped",
-    DeliveryState.MISSED: "missed (too late to send)",
-    DeliveryState.CANCELLED: "cancelled",
-    DeliveryState.FAILED: "failed",
-    DeliveryState.UNKNOWN: "⚠ UNKNOWN",
-    DeliveryState.PARTIAL: "partly answered (closed)",
+    DeliveryState.SCHEDULED: N_("scheduled"),
+    DeliveryState.HELD: N_("held (paused)"),
+    DeliveryState.SENDING: N_("sending now"),
+    DeliveryState.SENT: N_("sent"),
+    DeliveryState.ANSWERED: N_("answered"),
+    DeliveryState.SKIPPED: N_("skipped"),
+    DeliveryState.MISSED: N_("missed (too late to send)"),
+    DeliveryState.CANCELLED: N_("cancelled"),
+    DeliveryState.FAILED: N_("failed"),
+    DeliveryState.UNKNOWN: N_("⚠ UNKNOWN"),
+    DeliveryState.PARTIAL: N_("partly answered (closed)"),
 }
 
 
@@ -223,26 +278,39 @@ def delivery_what(line: DeliveryLine) -> str:
 def _repeats(line: DeliveryLine, zone: str | None) -> str:
     if line.every is None or not line.repeats or line.last_due is None:
         return ""
-    return (
-        f" (then {cadence(line.every)} × {line.repeats} more, to {local(line.last_due, zone)[:10]})"
+    # i18n: {cadence} is "daily" or "every 2 days", {n} how many more times, {date} a day
+    text = ngettext(
+        "(then {cadence} × {n} more, to {date})",
+        "(then {cadence} × {n} more, to {date})",
+        line.repeats,
+    )
+    return " " + text.format(
+        cadence=cadence(line.every), n=line.repeats, date=local_date(line.last_due, zone)
     )
 
 
 def _line_text(line: DeliveryLine, zone: str | None, pseudonym: str) -> str:
-    before = " · before the session" if line.preparation else ""
+    before = " · " + _("before the session") if line.preparation else ""
     what = f"{delivery_what(line)}{_repeats(line, zone)}{before}"
     head = f"{line.number}. {local(line.due_at, zone)} · {what} · "
-    state = STATE[line.state]
+    state = _(STATE[line.state])
     if line.state is DeliveryState.SENT and line.sent_at is not None:
         sent = local(line.sent_at, zone)
-        state = "sent" if sent == local(line.due_at, zone) else f"sent {sent}"
-    elif line.state is DeliveryState.ANSWERED and line.answered_at is not None:
-        state = f"answered {local(line.answered_at, zone)}"
-    elif line.state is DeliveryState.UNKNOWN:
         state = (
-            f"<b>{state}</b>: it may or may not have reached {esc(pseudonym)}; "
-            "it is never re-sent automatically — “Send again” below if you decide to"
+            _(STATE[line.state])
+            if sent == local(line.due_at, zone)
+            # i18n: {when} is the date and time it was sent
+            else _("sent {when}").format(when=sent)
         )
+    elif line.state is DeliveryState.ANSWERED and line.answered_at is not None:
+        # i18n: {when} is the date and time it was answered
+        state = _("answered {when}").format(when=local(line.answered_at, zone))
+    elif line.state is DeliveryState.UNKNOWN:
+        # i18n: {state} is "⚠ UNKNOWN"
+        state = _(
+            "<b>{state}</b>: it may or may not have reached {pseudonym}; "
+            "it is never re-sent automatically — “Send again” below if you decide to"
+        ).format(state=state, pseudonym=esc(pseudonym))
     return head + state
 
 
@@ -251,24 +319,34 @@ def schedule_text(view: ScheduleView, note: str = "", footer: str = "") -> str:
     out = []
     if note:
         out.append(note + "\n")
-    where = esc(zone) if zone else "UTC: no time zone chosen yet"
-    out.append(f"<b>Schedule for {esc(view.pseudonym)}</b> (times in {where})")
+    where = esc(zone) if zone else _("UTC: no time zone chosen yet")
+    # i18n: {where} is a time zone, or "UTC: no time zone chosen yet"
+    title = _("<b>Schedule for {pseudonym}</b> (times in {where})")
+    out.append(title.format(pseudonym=esc(view.pseudonym), where=where))
     if view.status is not PatientStatus.ACTIVE:
-        out.append(f"Status: {STATUS[view.status]}")
-    out.append("\n<b>Upcoming</b>")
+        out.append(_("Status: {status}").format(status=_(STATUS[view.status])))
+    out.append("\n" + _("<b>Upcoming</b>"))
     if view.upcoming:
         out.extend(_line_text(line, zone, view.pseudonym) for line in view.upcoming)
         if view.more_upcoming:
-            out.append(f"…and {view.more_upcoming} more")
+            n = view.more_upcoming
+            out.append(ngettext("…and {n} more", "…and {n} more", n).format(n=n))
     else:
-        out.append("Nothing scheduled.")
-    out.append("\n<b>Last 7 days</b>")
+        out.append(_("Nothing scheduled."))
+    out.append("\n" + _("<b>Last 7 days</b>"))
     if view.recent:
         out.extend(_line_text(line, zone, view.pseudonym) for line in view.recent)
     else:
-        out.append("Nothing sent.")
+        out.append(_("Nothing sent."))
     if view.cancelled:
-        out.append(f"<i>({view.cancelled} cancelled: replaced by a newer session)</i>")
+        n = view.cancelled
+        out.append(
+            ngettext(
+                "<i>({n} cancelled: replaced by a newer session)</i>",
+                "<i>({n} cancelled: replaced by a newer session)</i>",
+                n,
+            ).format(n=n)
+        )
     if footer:
         out.append("\n" + footer)
     return clip("\n".join(out))
@@ -282,31 +360,33 @@ def schedule_keyboard(codec: CallbackCodec, view: ScheduleView) -> InlineKeyboar
         n = line.number
         rows.append(
             [
-                _button(f"{n} · Skip", codec.encode("tk", line.id, line.version)),
-                _button(f"{n} · Send now", codec.encode("tn", line.id, line.version)),
-                _button(f"{n} · Postpone", codec.encode("to", line.id, line.version)),
+                # i18n: {n} is the prompt's number in the list above
+                _button(_("{n} · Skip").format(n=n), codec.encode("tk", line.id, line.version)),
+                _button(_("{n} · Send now").format(n=n), codec.encode("tn", line.id, line.version)),
+                _button(_("{n} · Postpone").format(n=n), codec.encode("to", line.id, line.version)),
             ]
         )
     for line in view.recent:
         if line.state is DeliveryState.UNKNOWN:
-            rows.append(
-                [_button(f"{line.number} · Send again", codec.encode("ta", line.id, line.version))]
-            )
+            again = _("{n} · Send again").format(n=line.number)
+            rows.append([_button(again, codec.encode("ta", line.id, line.version))])
     rows.append(
         [
-            _button("↻ Refresh", codec.encode("ts", view.patient_id)),
-            _button("◀ Patient", codec.encode("tp", view.patient_id)),
+            _button(_("↻ Refresh"), codec.encode("ts", view.patient_id)),
+            _button(_("◀ Patient"), codec.encode("tp", view.patient_id)),
         ]
     )
     return InlineKeyboardMarkup(rows)
 
 
 def postpone_footer(line: DeliveryLine, zone: str | None) -> str:
-    return (
-        f"<b>Postpone #{line.number}</b> ({delivery_what(line)}, due {local(line.due_at, zone)}):\n"
-        f"tap below, or type <code>/postpone {line.number} +3h</code> "
+    # i18n: {number} is the prompt's number in /schedule, {what} its kind and key, {when} a
+    # date and time; keep the /postpone command and the offsets as they are
+    return _(
+        "<b>Postpone #{number}</b> ({what}, due {when}):\n"
+        "tap below, or type <code>/postpone {number} +3h</code> "
         "(counted from when it is due: +30m, +3h, +1d@10:00)."
-    )
+    ).format(number=line.number, what=delivery_what(line), when=local(line.due_at, zone))
 
 
 def postpone_keyboard(
@@ -315,10 +395,10 @@ def postpone_keyboard(
     return InlineKeyboardMarkup(
         [
             [
-                _button("+1 hour", codec.encode("t1", line.id, line.version)),
-                _button("Next morning 09:00", codec.encode("tm", line.id, line.version)),
+                _button(_("+1 hour"), codec.encode("t1", line.id, line.version)),
+                _button(_("Next morning 09:00"), codec.encode("tm", line.id, line.version)),
             ],
-            [_button("◀ Back", codec.encode("ts", patient_id))],
+            [_button(_("◀ Back"), codec.encode("ts", patient_id))],
         ]
     )
 
@@ -326,16 +406,25 @@ def postpone_keyboard(
 def changed_note(verb: str, changed: Changed, number: int | None = None) -> str:
     """Plain text confirming a change (a toast, or a line above the schedule), e.g.
     "Moved ref-one-word to Wed 11 Mar 09:00." """
-    what = changed.prompt_key or "your own prompt"
+    what = changed.prompt_key or _("your own prompt")
     which = f"#{number} ({what})" if number is not None else what
     if verb == "skip":
-        return f"Skipped {which}."
+        # i18n: {which} is a prompt key or "your own prompt", maybe with its number: "#2 (…)"
+        return _("Skipped {which}.").format(which=which)
     when = local(changed.due_at, changed.timezone)
     if verb in ("send", "again"):
         if changed.deferred:
-            return f"It's quiet hours for {changed.pseudonym}: {which} goes out at {when}."
-        return f"Sending {which} again now." if verb == "again" else f"Sending {which} now."
-    return f"Moved {which} to {when}."
+            # i18n: {which} is a prompt key or "your own prompt"; {when} a date and time
+            return _("It's quiet hours for {pseudonym}: {which} goes out at {when}.").format(
+                pseudonym=changed.pseudonym, which=which, when=when
+            )
+        if verb == "again":
+            # i18n: {which} is a prompt key or "your own prompt", maybe with its number
+            return _("Sending {which} again now.").format(which=which)
+        # i18n: {which} is a prompt key or "your own prompt", maybe with its number
+        return _("Sending {which} now.").format(which=which)
+    # i18n: {which} is a prompt key or "your own prompt"; {when} a date and time
+    return _("Moved {which} to {when}.").format(which=which, when=when)
 
 
 # --- /add, /templates, /export, /pause, /resume --------------------------------------------
@@ -345,14 +434,20 @@ def added(result: Added) -> str:
     what = (
         f"{esc(result.kind.value)} {esc(result.prompt_key)}"
         if result.prompt_key
-        else "your own words, as a reflection"
+        else _("your own words, as a reflection")
     )
-    text = (
-        f"Added for <b>{esc(result.pseudonym)}</b>: {what}, at "
-        f"{local(result.due_at, result.timezone)} ({esc(result.timezone)})."
+    # i18n: {what} is a prompt kind and key or "your own words, as a reflection"; {when} a
+    # date and time, {zone} a time zone
+    text = _("Added for <b>{pseudonym}</b>: {what}, at {when} ({zone}).").format(
+        pseudonym=esc(result.pseudonym),
+        what=what,
+        when=local(result.due_at, result.timezone),
+        zone=esc(result.timezone),
     )
     if result.held:
-        text += f"\nIt waits while {esc(result.pseudonym)}'s prompts are on hold."
+        text += "\n" + _("It waits while {pseudonym}'s prompts are on hold.").format(
+            pseudonym=esc(result.pseudonym)
+        )
     return text
 
 
@@ -363,19 +458,23 @@ def _extras(step: TemplateStep) -> str:
         parts.append(f"{cadence(str(step.every))} × {step.count}")
     if step.remind is not None:
         parts.append(
-            "no reminder"
+            _("no reminder")
             if not step.remind
-            else "remind " + ", ".join(format_duration(d) for d in step.remind)
+            # i18n: {after} lists reminder delays, e.g. "1h, 3h"
+            else _("remind {after}").format(
+                after=", ".join(format_duration(d) for d in step.remind)
+            )
         )
     if step.expires is not None:
-        parts.append(f"answers for {format_duration(step.expires)}")
+        # i18n: {duration} is how long a prompt takes answers, e.g. "2h" or "3d"
+        parts.append(_("answers for {duration}").format(duration=format_duration(step.expires)))
     return f" · {' · '.join(parts)}" if parts else ""
 
 
 def templates_text(content: ContentLibrary, own: Sequence[str] = ()) -> str:
     if not content.templates and not own:
-        return "There are no templates."
-    out = ["<b>Templates</b> (offsets from the session start, patient's local time)"]
+        return _("There are no templates.")
+    out = [_("<b>Templates</b> (offsets from the session start, patient's local time)")]
     for name in sorted(content.templates):
         template = content.templates[name]
         out.append(f"\n<b>{esc(name)}</b> — {esc(template.description)}")
@@ -383,77 +482,105 @@ def templates_text(content: ContentLibrary, own: Sequence[str] = ()) -> str:
             prompt = content.prompts.get(step.prompt_key)
             kind = f" ({esc(prompt.kind)})" if prompt is not None else ""
             if step.questionnaire:
-                kind = " (questionnaire)"
+                kind = " " + _("(questionnaire)")
             out.append(f"  {esc(str(step.offset))} → {esc(step.prompt_key)}{kind}{_extras(step)}")
     if own:
-        out.append(
-            "\n<b>Your own</b> (see and edit them with /dashboard): "
-            + ", ".join(f"<b>{esc(name)}</b>" for name in own)
-        )
-    out.append("\n<i>Choose one with /session &lt;pseudonym&gt; … &lt;template&gt;.</i>")
+        names = ", ".join(f"<b>{esc(name)}</b>" for name in own)
+        # i18n: {names} lists the therapist's own template names
+        yours = _("<b>Your own</b> (see and edit them with /dashboard): {names}")
+        out.append("\n" + yours.format(names=names))
+    out.append("\n" + _("<i>Choose one with /session &lt;pseudonym&gt; … &lt;template&gt;.</i>"))
     return clip("\n".join(out))
 
 
 def export_caption(export: PatientExport) -> str:
-    return (
-        f"All prompts and replies of <b>{esc(export.pseudonym)}</b>: {export.rows} row(s), "
-        "CSV (UTF-8). It contains patient answers: store it as carefully as clinical notes."
-    )
+    return ngettext(
+        "All prompts and replies of <b>{pseudonym}</b>: {n} row, CSV (UTF-8). It contains "
+        "patient answers: store it as carefully as clinical notes.",
+        "All prompts and replies of <b>{pseudonym}</b>: {n} rows, CSV (UTF-8). It contains "
+        "patient answers: store it as carefully as clinical notes.",
+        export.rows,
+    ).format(pseudonym=esc(export.pseudonym), n=export.rows)
 
 
 def paused(outcome: PauseOutcome) -> str:
-    name = esc(outcome.pseudonym)
-    return (
-        f"Paused <b>{name}</b>: {outcome.held} prompt(s) held. "
-        f"Nothing is sent until /resume {name}."
-    )
+    return ngettext(
+        "Paused <b>{pseudonym}</b>: {n} prompt held. Nothing is sent until /resume {pseudonym}.",
+        "Paused <b>{pseudonym}</b>: {n} prompts held. Nothing is sent until /resume {pseudonym}.",
+        outcome.held,
+    ).format(pseudonym=esc(outcome.pseudonym), n=outcome.held)
 
 
 def resumed(outcome: ResumeOutcome) -> str:
     parts = []
     if outcome.sent_soon:
-        parts.append(f"{outcome.sent_soon} will be sent now")
+        n = outcome.sent_soon
+        parts.append(ngettext("{n} will be sent now", "{n} will be sent now", n).format(n=n))
     if outcome.missed:
+        n = outcome.missed
         parts.append(
-            f"{outcome.missed} {'was' if outcome.missed == 1 else 'were'} too late "
-            "and marked missed"
+            ngettext(
+                "{n} was too late and marked missed", "{n} were too late and marked missed", n
+            ).format(n=n)
         )
     if outcome.rescheduled:
-        parts.append(f"{outcome.rescheduled} keep their planned time")
-    detail = "; ".join(parts) if parts else "no prompts were waiting"
-    return f"Resumed <b>{esc(outcome.pseudonym)}</b>: {detail}."
+        n = outcome.rescheduled
+        parts.append(
+            ngettext("{n} keep their planned time", "{n} keep their planned time", n).format(n=n)
+        )
+    detail = "; ".join(parts) if parts else _("no prompts were waiting")
+    # i18n: {detail} says what happened to the held prompts, e.g. "2 will be sent now; 1 was
+    # too late and marked missed"
+    return _("Resumed <b>{pseudonym}</b>: {detail}.").format(
+        pseudonym=esc(outcome.pseudonym), detail=detail
+    )
 
 
 def paused_note(outcome: PauseOutcome) -> str:
-    return f"Paused: {outcome.held} prompt(s) held."
+    return ngettext("Paused: {n} prompt held.", "Paused: {n} prompts held.", outcome.held).format(
+        n=outcome.held
+    )
 
 
 def resumed_note(outcome: ResumeOutcome) -> str:
-    return (
-        f"Resumed: {outcome.sent_soon} sent now, {outcome.missed} missed, "
-        f"{outcome.rescheduled} keep their time."
+    # i18n: counts of held prompts: sent now, missed, kept at their planned time
+    return _("Resumed: {sent} sent now, {missed} missed, {kept} keep their time.").format(
+        sent=outcome.sent_soon, missed=outcome.missed, kept=outcome.rescheduled
     )
 
 
 # --- /dashboard ---------------------------------------------------------------------------
 
-WORKSPACE_BUTTON = "Open the workspace"
+WORKSPACE_BUTTON = N_("Open the workspace")
 
 
 def dashboard_text(link: str, minutes: int, mini_app: bool) -> str:
-    inside = (
-        "Tap the button below to open it here in Telegram, or open this link in a browser "
-        if mini_app
-        else "Open this link in a browser "
-    )
-    return (
-        "<b>Your workspace</b>: patients, their prompts and replies, charts, templates "
-        f"and alerts.\n\n{inside}(it signs you in once and is valid for {minutes} minutes; "
-        f"don't share it):\n{esc(link)}"
-    )
+    if mini_app:
+        text = ngettext(
+            "<b>Your workspace</b>: patients, their prompts and replies, charts, templates "
+            "and alerts.\n\nTap the button below to open it here in Telegram, or open this "
+            "link in a browser (it signs you in once and is valid for {minutes} minute; "
+            "don't share it):\n{link}",
+            "<b>Your workspace</b>: patients, their prompts and replies, charts, templates "
+            "and alerts.\n\nTap the button below to open it here in Telegram, or open this "
+            "link in a browser (it signs you in once and is valid for {minutes} minutes; "
+            "don't share it):\n{link}",
+            minutes,
+        )
+    else:
+        text = ngettext(
+            "<b>Your workspace</b>: patients, their prompts and replies, charts, templates "
+            "and alerts.\n\nOpen this link in a browser (it signs you in once and is valid "
+            "for {minutes} minute; don't share it):\n{link}",
+            "<b>Your workspace</b>: patients, their prompts and replies, charts, templates "
+            "and alerts.\n\nOpen this link in a browser (it signs you in once and is valid "
+            "for {minutes} minutes; don't share it):\n{link}",
+            minutes,
+        )
+    return text.format(minutes=minutes, link=esc(link))
 
 
 def dashboard_keyboard(app_url: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(WORKSPACE_BUTTON, web_app=WebAppInfo(app_url))]]
+        [[InlineKeyboardButton(_(WORKSPACE_BUTTON), web_app=WebAppInfo(app_url))]]
     )

@@ -22,93 +22,100 @@ YES, NO = "y", "n"
 
 # --- pause and resume -----------------------------------------------------------------------
 
-PAUSE_USAGE = (
+# Texts marked N_ are catalogue entries translated where they are sent: _(controls.X).
+PAUSE_USAGE = N_(
     "To take a break until you send /resume, send /pause on its own. For a break of a few "
     "days, add a number from 1 to 90, like <code>/pause 7</code>."
 )
 
 
 def paused(until: datetime | None, zone: str | None, *, again: bool) -> str:
-    head = "Your break has been changed." if again else "You're taking a break."
+    head = _("Your break has been changed.") if again else _("You're taking a break.")
     if until is None:
-        when = "No messages will arrive until you send /resume."
+        when = _("No messages will arrive until you send /resume.")
     else:
-        when = (
-            f"No messages will arrive until {local(until, zone)} (your time); "
-            "send /resume to continue sooner."
-        )
-    return f"{head} {when}\n\nIf you need help, /crisis is always there."
+        # i18n: {when} is a date and time in the patient's time zone
+        when = _(
+            "No messages will arrive until {when} (your time); send /resume to continue sooner."
+        ).format(when=local(until, zone))
+    return f"{head} {when}\n\n{_('If you need help, /crisis is always there.')}"
 
 
 def resumed(sent_soon: int, missed: int) -> str:
-    lines = ["Welcome back. Messages are on again."]
+    lines = [_("Welcome back. Messages are on again.")]
     if sent_soon:
-        lines.append(f"{_count(sent_soon, 'message')} from your break will arrive shortly.")
+        lines.append(
+            ngettext(
+                "{n} message from your break will arrive shortly.",
+                "{n} messages from your break will arrive shortly.",
+                sent_soon,
+            ).format(n=sent_soon)
+        )
     if missed:
         lines.append(
-            f"{_count(missed, 'older message')} that came due a while ago "
-            f"{'was' if missed == 1 else 'were'} skipped, so you won't get a flood."
+            ngettext(
+                "{n} older message that came due a while ago was skipped, so you won't get a "
+                "flood.",
+                "{n} older messages that came due a while ago were skipped, so you won't get a "
+                "flood.",
+                missed,
+            ).format(n=missed)
         )
     return "\n".join(lines)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 # --- stop and rejoin ------------------------------------------------------------------------
 
-STOP_CONFIRM = (
+STOP_CONFIRM = N_(
     "<b>Stop all messages?</b>\n\n"
     "You won't get any more notes, questions or check-ins, and your therapist will be told. "
     "What you have already shared stays with your therapist (to delete it, use /forgetme). "
     "You can start again any time with /start."
 )
-STOPPED = (
+STOPPED = N_(
     "<b>You've stopped all messages.</b> Nothing more will be sent, and your therapist has "
     "been told.\n\nSend /start any time if you'd like to receive them again. If you need help, "
     "/crisis is always there."
 )
-STOP_KEPT = "<b>No change:</b> messages will keep coming."
-ALREADY_STOPPED = "You've already stopped all messages. Send /start to receive them again."
+STOP_KEPT = N_("<b>No change:</b> messages will keep coming.")
+ALREADY_STOPPED = N_("You've already stopped all messages. Send /start to receive them again.")
 
 
 def stop_keyboard(codec: CallbackCodec, patient_id: int) -> InlineKeyboardMarkup:
-    return _yes_no(codec, "ps", patient_id, "Stop", "Keep them coming")
+    return _yes_no(codec, "ps", patient_id, _("Stop"), _("Keep them coming"))
 
 
 def therapist_stopped(pseudonym: str) -> str:
-    return (
-        f"<b>{esc(pseudonym)}</b> has stopped all messages. Their pending prompts were "
+    return _(
+        "<b>{pseudonym}</b> has stopped all messages. Their pending prompts were "
         "cancelled; nothing more will be sent unless they start again."
-    )
+    ).format(pseudonym=esc(pseudonym))
 
 
-REJOIN_QUESTION = (
+REJOIN_QUESTION = N_(
     "Welcome back. You stopped all messages earlier. Would you like to start receiving them again?"
 )
-REJOINED = (
+REJOINED = N_(
     "<b>You're back.</b> Your therapist has been told and will plan new messages after your "
     "next session."
 )
-REJOIN_DECLINED = "OK, messages stay off. Send /start whenever you change your mind."
+REJOIN_DECLINED = N_("OK, messages stay off. Send /start whenever you change your mind.")
 
 
 def rejoin_keyboard(codec: CallbackCodec, patient_id: int) -> InlineKeyboardMarkup:
-    return _yes_no(codec, "pr", patient_id, "Yes, start again", "No")
+    return _yes_no(codec, "pr", patient_id, _("Yes, start again"), _("No"))
 
 
 def therapist_rejoined(pseudonym: str) -> str:
-    name = esc(pseudonym)
-    return (
-        f"<b>{name}</b> wants to receive messages again. Log their next session with "
-        f"/session {name} to plan prompts."
-    )
+    return _(
+        "<b>{pseudonym}</b> wants to receive messages again. Log their next session with "
+        "/session {pseudonym} to plan prompts."
+    ).format(pseudonym=esc(pseudonym))
 
 
 # --- erasure and export ---------------------------------------------------------------------
 
-FORGET_CONFIRM = (
+FORGET_CONFIRM = N_(
     "<b>Delete everything?</b>\n\n"
     "This permanently deletes:\n"
     "• all your answers, check-ins and notes\n"
@@ -117,29 +124,38 @@ FORGET_CONFIRM = (
     "bot unless your therapist invites you again. If you'd like a copy first, tap Cancel and "
     "send /mydata."
 )
-FORGET_KEPT = "<b>Cancelled.</b> Nothing was deleted."
+FORGET_KEPT = N_("<b>Cancelled.</b> Nothing was deleted.")
 
 
 def forget_keyboard(codec: CallbackCodec, patient_id: int) -> InlineKeyboardMarkup:
-    return _yes_no(codec, "pf", patient_id, "Delete everything", "Cancel")
+    return _yes_no(codec, "pf", patient_id, _("Delete everything"), _("Cancel"))
 
 
 def forgotten(deleted_replies: int) -> str:
-    return (
+    return ngettext(
         "<b>Done: your data has been erased.</b>\n\n"
-        f"Deleted: {_count(deleted_replies, 'answer')} and notes, your Telegram account link, "
+        "Deleted: {n} answer and notes, your Telegram account link, "
         "your time zone and your consent record. Upcoming messages were cancelled and your "
         "therapist has been told.\n\n"
         "You can no longer use this bot unless your therapist invites you again. "
-        "/crisis still works if you need help."
-    )
+        "/crisis still works if you need help.",
+        "<b>Done: your data has been erased.</b>\n\n"
+        "Deleted: {n} answers and notes, your Telegram account link, "
+        "your time zone and your consent record. Upcoming messages were cancelled and your "
+        "therapist has been told.\n\n"
+        "You can no longer use this bot unless your therapist invites you again. "
+        "/crisis still works if you need help.",
+        deleted_replies,
+    ).format(n=deleted_replies)
 
 
 def therapist_forgot(pseudonym: str) -> str:
-    return f"<b>{esc(pseudonym)}</b> asked to delete their data; it has been erased."
+    return _("<b>{pseudonym}</b> asked to delete their data; it has been erased.").format(
+        pseudonym=esc(pseudonym)
+    )
 
 
-MYDATA_CAPTION = (
+MYDATA_CAPTION = N_(
     "Everything stored about you, as a JSON file. It contains your answers: keep it somewhere "
     "private."
 )

@@ -10,10 +10,12 @@ from zoneinfo import ZoneInfo
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.dates import local as local  # re-exported: views say render.local
+from bot.dates import local_date as local_date
 from bot.domain import languages
 from bot.domain.content import Prompt, plain_text
 from bot.domain.timezones import COMMON_ZONES
-from bot.i18n import N_, _
+from bot.i18n import N_, _, ngettext
 from bot.services.replies import ReplyView
 from bot.services.sessions import PlannedItem, SessionPlan
 from bot.views.callbacks import HELP, CallbackCodec
@@ -40,15 +42,20 @@ def waited(span: timedelta) -> str:
     """A wait as people say it: "20 s", "15 min", "1 h 5 min", "2 d 3 h"."""
     seconds = max(int(span.total_seconds()), 0)
     if seconds < 60:
-        return f"{seconds} s"
+        # i18n: waits in unit abbreviations: s = seconds, min = minutes, h = hours, d = days
+        return _("{seconds} s").format(seconds=seconds)
     minutes = seconds // 60
     if minutes < 60:
-        return f"{minutes} min"
+        return _("{minutes} min").format(minutes=minutes)
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+        if minutes:
+            return _("{hours} h {minutes} min").format(hours=hours, minutes=minutes)
+        return _("{hours} h").format(hours=hours)
     days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return _("{days} d {hours} h").format(days=days, hours=hours)
+    return _("{days} d").format(days=days)
 
 
 def with_language(pseudonym: str, language: str) -> str:
@@ -57,11 +64,6 @@ def with_language(pseudonym: str, language: str) -> str:
     if language == languages.BUILT_IN[0]:
         return pseudonym
     return f"{pseudonym}, {languages.NAMES.get(language, language)}"
-
-
-def local(moment: datetime, zone: str | None) -> str:
-    tz = ZoneInfo(zone or "UTC")
-    return moment.astimezone(tz).strftime("%a %d %b %H:%M")
 
 
 def help_button() -> InlineKeyboardButton:
@@ -81,7 +83,7 @@ NOT_ENROLLED = N_(
 def language_question() -> str:
     """The first onboarding message, before anything else: it is in every offered language,
     since we do not know the reader's yet."""
-    return "Choose your language · Elige tu idioma · Wähle deine Sprache"
+    return "Choose your language · Elige tu idioma · Wähle deine Sprache"  # not shown: via _()
 
 
 def language_chosen(code: str) -> str:
@@ -131,10 +133,10 @@ CONSENT_DECLINE_HINT = N_(
 
 
 def therapist_deactivated(clinic: str) -> str:
-    return (
-        f"Your therapist account at {esc(clinic)} has been deactivated, so it can't be used here "
+    return _(
+        "Your therapist account at {clinic} has been deactivated, so it can't be used here "
         "any more. If that's a mistake, please contact the clinic."
-    )
+    ).format(clinic=esc(clinic))
 
 
 def consent_keyboard(
@@ -310,7 +312,7 @@ def checkin_recorded(text: str, label: str) -> str:
     return clip(f"{text}\n\n{answered}")
 
 
-NUDGE_START = "A gentle reminder about"  # how the English reminder starts
+NUDGE_START = "A gentle reminder about"  # not shown: how the English reminder starts
 
 
 def nudge(question: str | None) -> str:
@@ -329,7 +331,7 @@ def nudge_markup() -> ForceReply:
 
 # --- therapists ---------------------------------------------------------------------------
 
-THERAPIST_HELP = (
+THERAPIST_HELP = N_(
     "<b>Therapist commands</b>\n"
     "/patients – your patients, their status and next prompt\n"
     "/invite &lt;pseudonym&gt; – a single-use link for a new patient\n"
@@ -353,43 +355,47 @@ THERAPIST_HELP = (
 
 
 def therapist_welcome(name: str) -> str:
-    return f"Welcome, {esc(name)}. You're registered as a therapist.\n\n{THERAPIST_HELP}"
+    welcome = _("Welcome, {name}. You're registered as a therapist.").format(name=esc(name))
+    return f"{welcome}\n\n{_(THERAPIST_HELP)}"
 
 
 def therapist_welcome_back(name: str, chat_confirmed: bool = False) -> str:
+    welcome = _("Welcome back, {name}. You're all set as a therapist.").format(name=esc(name))
     alerts = (
-        "Safety alerts for your patients will reach you in this chat from now on.\n\n"
+        _("Safety alerts for your patients will reach you in this chat from now on.") + "\n\n"
         if chat_confirmed
         else ""
     )
-    return f"Welcome back, {esc(name)}. You're all set as a therapist.\n\n{alerts}{THERAPIST_HELP}"
+    return f"{welcome}\n\n{alerts}{_(THERAPIST_HELP)}"
 
 
 def invite_created(pseudonym: str, link: str) -> str:
-    return (
-        f"Invitation for <b>{esc(pseudonym)}</b> (single use, valid 7 days):\n{esc(link)}\n\n"
+    return _(
+        "Invitation for <b>{pseudonym}</b> (single use, valid 7 days):\n{link}\n\n"
         "Share it with your patient privately. A new /invite for the same pseudonym replaces it."
-    )
+    ).format(pseudonym=esc(pseudonym), link=esc(link))
 
 
 def usage(text: str) -> str:
-    return f"Usage: {esc(text)}"
+    # i18n: {usage} is a command with its arguments, e.g. "/replies <pseudonym> [n]"
+    return _("Usage: {usage}").format(usage=esc(text))
 
 
 def cadence(every: str) -> str:
     """How a recurring step repeats, in words: 1d -> daily, 2d -> every 2 days, 12h."""
     amount, unit = int(every[:-1]), every[-1]
     if unit == "d":
-        return "daily" if amount == 1 else f"every {amount} days"
-    return "hourly" if amount == 1 else f"every {amount} h"
+        if amount == 1:
+            return _("daily")
+        return ngettext("every {n} day", "every {n} days", amount).format(n=amount)
+    if amount == 1:
+        return _("hourly")
+    # i18n: h = hours
+    return _("every {n} h").format(n=amount)
 
 
 def _clock(moment: datetime, zone: str | None) -> str:
     return moment.astimezone(ZoneInfo(zone or "UTC")).strftime("%H:%M")
-
-
-def _day(moment: datetime, zone: str | None) -> str:
-    return moment.astimezone(ZoneInfo(zone or "UTC")).strftime("%a %d %b")
 
 
 def item_lines(items: Sequence[PlannedItem], zone: str | None) -> list[str]:
@@ -415,11 +421,25 @@ def item_lines(items: Sequence[PlannedItem], zone: str | None) -> list[str]:
         repeats = groups[entry]
         first, last = repeats[0], repeats[-1]
         times = {_clock(i.due_at, zone) for i in repeats}
-        at = _clock(first.due_at, zone) if len(times) == 1 else "from " + local(first.due_at, zone)
-        span = f"{_day(first.due_at, zone)} – {_day(last.due_at, zone)}"
+        at = (
+            _clock(first.due_at, zone)
+            if len(times) == 1
+            else _("from {when}").format(when=local(first.due_at, zone))
+        )
+        span = f"{local_date(first.due_at, zone)} – {local_date(last.due_at, zone)}"
+        # i18n: "• daily checkin 20:00 × 6: chk-mood (Wed 04 Mar – Mon 09 Mar)": {cadence} is
+        # "daily" or "every 2 days", {kind} a prompt kind, {at} a time or "from <date time>",
+        # {count} how many times, {key} a prompt key, {span} the first and last day
+        line = _("• {cadence} {kind} {at} × {count}: {key} ({span})")
         lines.append(
-            f"• {cadence(entry[1])} {esc(first.kind)} {at} × {len(repeats)}: "
-            f"{esc(first.prompt_key)} ({span})"
+            line.format(
+                cadence=cadence(entry[1]),
+                kind=esc(first.kind),
+                at=at,
+                count=len(repeats),
+                key=esc(first.prompt_key),
+                span=span,
+            )
         )
     return lines
 
@@ -429,49 +449,77 @@ def _plan_lines(plan: SessionPlan) -> list[str]:
     lines: list[str] = []
     if plan.skipped:
         lines.append(
-            f"{plan.skipped} step(s) skipped: at this hour they would arrive after later prompts."
+            ngettext(
+                "{n} step skipped: at this hour it would arrive after later prompts.",
+                "{n} steps skipped: at this hour they would arrive after later prompts.",
+                plan.skipped,
+            ).format(n=plan.skipped)
         )
     if plan.skipped_preparation:
         lines.append(
-            f"{plan.skipped_preparation} preparation step(s) skipped: their time has already "
-            "passed, and they are never sent late."
+            ngettext(
+                "{n} preparation step skipped: its time has already passed, and it is never "
+                "sent late.",
+                "{n} preparation steps skipped: their time has already passed, and they are "
+                "never sent late.",
+                plan.skipped_preparation,
+            ).format(n=plan.skipped_preparation)
         )
     if plan.missed:
-        lines.append(f"\n<b>Too late to send</b> ({len(plan.missed)}, marked missed):")
+        missed = len(plan.missed)
+        lines.append(
+            "\n"
+            + ngettext(
+                "<b>Too late to send</b> ({n}, marked missed):",
+                "<b>Too late to send</b> ({n}, marked missed):",
+                missed,
+            ).format(n=missed)
+        )
         lines.extend(item_lines(plan.missed, zone))
     before = [item for item in plan.items if item.preparation]
     after = [item for item in plan.items if not item.preparation]
     if before:
-        lines.append("\n<b>Before the session</b> (patient's local time):")
+        lines.append("\n" + _("<b>Before the session</b> (patient's local time):"))
         lines.extend(item_lines(before, zone))
     lines.append(
-        "\n<b>After the session</b> (patient's local time):"
+        "\n" + _("<b>After the session</b> (patient's local time):")
         if before or plan.planned
-        else "\n<b>Will be sent</b> (patient's local time):"
+        else "\n" + _("<b>Will be sent</b> (patient's local time):")
     )
     lines.extend(item_lines(after, zone))
     if not plan.items:
-        lines.append("• nothing: every step is already past")
+        lines.append(_("• nothing: every step is already past"))
     return lines
 
 
 def session_planned(plan: SessionPlan) -> str:
+    pseudonym, template = esc(plan.pseudonym), esc(plan.template)
     when = f"{local(plan.started_at, plan.timezone)} ({esc(plan.timezone)})"
     if plan.planned:
         lines = [
-            f"Session planned for <b>{esc(plan.pseudonym)}</b> on {when}, template "
-            f"<b>{esc(plan.template)}</b>.",
-            "The current session's prompts go on until then; at its start this session's own "
-            "steps take over. See /sessions to move or cancel it.",
+            # i18n: {when} is a date and time with the time zone, {template} a template name
+            _(
+                "Session planned for <b>{pseudonym}</b> on {when}, template <b>{template}</b>."
+            ).format(pseudonym=pseudonym, when=when, template=template),
+            _(
+                "The current session's prompts go on until then; at its start this session's own "
+                "steps take over. See /sessions to move or cancel it."
+            ),
         ]
     else:
         lines = [
-            f"Session logged for <b>{esc(plan.pseudonym)}</b> at {when}, "
-            f"template <b>{esc(plan.template)}</b>."
+            # i18n: {when} is a date and time with the time zone, {template} a template name
+            _(
+                "Session logged for <b>{pseudonym}</b> at {when}, template <b>{template}</b>."
+            ).format(pseudonym=pseudonym, when=when, template=template)
         ]
     if plan.cancelled:
         lines.append(
-            f"{plan.cancelled} pending prompt(s) from the previous session were cancelled."
+            ngettext(
+                "{n} pending prompt from the previous session was cancelled.",
+                "{n} pending prompts from the previous session were cancelled.",
+                plan.cancelled,
+            ).format(n=plan.cancelled)
         )
     lines.extend(_plan_lines(plan))
     return clip("\n".join(lines))
@@ -480,11 +528,22 @@ def session_planned(plan: SessionPlan) -> str:
 def session_confirm(plan: SessionPlan) -> str:
     total = len(plan.items) + len(plan.missed)
     lines = [
-        f"A session for <b>{esc(plan.pseudonym)}</b> at "
-        f"{local(plan.started_at, plan.timezone)} ({esc(plan.timezone)}) is in the past: "
-        f"{len(plan.missed)} of its {total} prompts are already too late to send, and "
-        f"{esc(plan.pseudonym)}'s first message would be a mid-course one.",
-        "Nothing is logged yet. Log it anyway?",
+        # i18n: {when} is a date and time with the time zone; {missed} of {total} prompts
+        ngettext(
+            "A session for <b>{pseudonym}</b> at {when} is in the past: {missed} of its "
+            "{total} prompt is already too late to send, and {pseudonym}'s first message "
+            "would be a mid-course one.",
+            "A session for <b>{pseudonym}</b> at {when} is in the past: {missed} of its "
+            "{total} prompts are already too late to send, and {pseudonym}'s first message "
+            "would be a mid-course one.",
+            total,
+        ).format(
+            pseudonym=esc(plan.pseudonym),
+            when=f"{local(plan.started_at, plan.timezone)} ({esc(plan.timezone)})",
+            missed=len(plan.missed),
+            total=total,
+        ),
+        _("Nothing is logged yet. Log it anyway?"),
     ]
     lines.extend(_plan_lines(plan))
     return clip("\n".join(lines))
@@ -496,56 +555,64 @@ def session_confirm_keyboard(codec: CallbackCodec, plan: SessionPlan) -> InlineK
         [
             [
                 InlineKeyboardButton(
-                    "Log it anyway",
+                    _("Log it anyway"),
                     callback_data=codec.encode("tv", plan.patient_id, start, plan.template),
                 ),
-                InlineKeyboardButton("Cancel", callback_data=codec.encode("tu", plan.patient_id)),
+                InlineKeyboardButton(
+                    _("Cancel"), callback_data=codec.encode("tu", plan.patient_id)
+                ),
             ]
         ]
     )
 
 
-SESSION_NOT_LOGGED = "Nothing was logged."
+SESSION_NOT_LOGGED = N_("Nothing was logged.")
 
 
 def trends_caption(pseudonym: str, zone: str) -> str:
-    return (
-        f"Check-ins of <b>{esc(pseudonym)}</b> over time (dates in {esc(zone)}); dashed lines "
+    return _(
+        "Check-ins of <b>{pseudonym}</b> over time (dates in {zone}); dashed lines "
         "are sessions. /replies for their words."
-    )
+    ).format(pseudonym=esc(pseudonym), zone=esc(zone))
 
 
-PROGRESS_OFF = (
+PROGRESS_OFF = N_(
     "Your clinic has not switched on the progress chart. Your therapist can talk it through "
     "with you."
 )
-PROGRESS_EMPTY = (
+PROGRESS_EMPTY = N_(
     "There is nothing to chart yet: your check-ins will show here once you answer some."
 )
 
 
 def progress_caption(zone: str) -> str:
-    return (
-        f"Your check-ins over time (dates in {esc(zone)}); dashed lines are your sessions. "
+    return _(
+        "Your check-ins over time (dates in {zone}); dashed lines are your sessions. "
         "Only you and your therapist can see this."
-    )
+    ).format(zone=esc(zone))
 
 
 def trends_empty(pseudonym: str) -> str:
-    return f"<b>{esc(pseudonym)}</b> has not answered a check-in with a scale yet: no chart."
+    return _("<b>{pseudonym}</b> has not answered a check-in with a scale yet: no chart.").format(
+        pseudonym=esc(pseudonym)
+    )
 
 
 def replies_listing(pseudonym: str, zone: str | None, views: Sequence[ReplyView]) -> str:
     if not views:
-        return f"No replies from <b>{esc(pseudonym)}</b> yet."
-    out = [f"<b>Replies from {esc(pseudonym)}</b> (newest first, patient's local time)"]
+        return _("No replies from <b>{pseudonym}</b> yet.").format(pseudonym=esc(pseudonym))
+    out = [
+        _("<b>Replies from {pseudonym}</b> (newest first, patient's local time)").format(
+            pseudonym=esc(pseudonym)
+        )
+    ]
     for view in views:
         received, answer = view.received_at, view.answer
         question = view.question or None
         q = (
             f"<i>{esc(shorten(question, 160))}</i>\n"
             if question
-            else "<i>(note, not linked to a question)</i>\n"
+            else _("<i>(note, not linked to a question)</i>") + "\n"
         )
         out.append(f"\n<b>{local(received, zone)}</b>\n{q}{esc(_cut_answer(answer))}")
     return clip("\n".join(out))
@@ -559,7 +626,12 @@ def _cut_answer(answer: str) -> str:
         return answer
     kept = shorten(answer, ANSWER_LIMIT)
     more = len(answer) - len(kept) + 1  # the "…" stands for one of them
-    return f"{kept} (… {more} more characters — /export for all)"
+    # i18n: {kept} is the start of a long answer, cut
+    return ngettext(
+        "{kept} (… {n} more character — /export for all)",
+        "{kept} (… {n} more characters — /export for all)",
+        more,
+    ).format(kept=kept, n=more)
 
 
 plain = plain_text
@@ -574,13 +646,13 @@ def shorten(text: str, limit: int) -> str:
 
 
 def unreachable(pseudonym: str) -> str:
-    return (
-        f"<b>{esc(pseudonym)}</b> can no longer be reached: they blocked the bot or removed the "
+    return _(
+        "<b>{pseudonym}</b> can no longer be reached: they blocked the bot or removed the "
         "chat. Their prompts are on hold and will resume if they come back."
-    )
+    ).format(pseudonym=esc(pseudonym))
 
 
 def reachable_again(pseudonym: str) -> str:
-    return (
-        f"<b>{esc(pseudonym)}</b> is reachable again; held prompts resume (late ones are missed)."
-    )
+    return _(
+        "<b>{pseudonym}</b> is reachable again; held prompts resume (late ones are missed)."
+    ).format(pseudonym=esc(pseudonym))

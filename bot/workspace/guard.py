@@ -6,6 +6,10 @@ the Telegram user or session must belong to an active therapist, checked on ever
 A state-changing request from a browser session must carry its CSRF token (form field or
 `X-CSRF-Token`) and, when the browser says where it comes from, our own origin. The header
 way needs no CSRF token: another site's page cannot set that header on a request to us.
+
+Every page is in the therapist's language (their record's, which follows their Telegram
+language), set here once the therapist is known; a refusal before that is in the clinic's
+default language, or in the Mini App user's Telegram language when the clinic offers it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import i18n
 from bot.db.models import Therapist
+from bot.domain import languages
+from bot.i18n import _
 from bot.runtime import Runtime
 from bot.services import signin
 from bot.services.errors import UserError
@@ -29,7 +36,9 @@ log = logging.getLogger(__name__)
 
 COOKIE = "afterglow_workspace"
 # Telegram's web clients show a Mini App in a frame; the apps use a web view (no frame).
-FRAME_ANCESTORS = "'self' https://web.telegram.org https://*.telegram.org"
+FRAME_ANCESTORS = (
+    "'self' https://web.telegram.org https://*.telegram.org"  # not shown: a security header
+)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; "
@@ -55,30 +64,58 @@ class Refused(UserError):
         self.status = status
 
 
-def _caller(therapist: Therapist, csrf: str | None, token: str | None = None) -> Caller:
+def anonymous(rt: Runtime) -> None:
+    """A page for someone not (yet) signed in: in the clinic's default language."""
+    i18n.use(rt.settings.default_language)
+
+
+def _offered(rt: Runtime, language_code: str | None) -> str | None:
+    """Telegram's language code as a language the clinic offers, or None."""
+    found = languages.from_telegram(language_code)
+    return found if found in rt.settings.offered_languages else None
+
+
+def _caller(
+    rt: Runtime, therapist: Therapist, csrf: str | None, token: str | None = None
+) -> Caller:
+    """The one place a request's therapist is known: the rest of it is in their language."""
+    settings = rt.settings
+    i18n.use(
+        languages.effective(
+            therapist.language, settings.offered_languages, settings.default_language
+        )
+    )
     return Caller(therapist.id, therapist.name, csrf, token)
 
 
 async def identify(request: Request, rt: Runtime) -> Caller:
     """The therapist behind this request, or Refused. Each check runs in its own committed
     transaction, so a timed-out session is closed even though the request is refused."""
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    scheme, _sep, value = request.headers.get("Authorization", "").partition(" ")
     now = rt.clock.now()
     if scheme.lower() == "tma":
+        # Until the data is checked, its language only words a refusal.
+        i18n.use(_offered(rt, initdata.language_hint(value)) or rt.settings.default_language)
         try:
-            user_id = initdata.user_id(value, bot_token=rt.settings.bot_token or "", now=now)
+            user = initdata.user(value, bot_token=rt.settings.bot_token or "", now=now)
         except initdata.BadInitData as exc:
             log.info("workspace: Mini App data refused (%s)", exc)
-            raise Refused("Open the workspace again from Telegram.") from None
+            raise Refused(_("Open the workspace again from Telegram.")) from None
+        telegram = _offered(rt, user.language_code)
+        i18n.use(telegram or rt.settings.default_language)
         async with rt.sessions() as session, session.begin():
             try:
-                therapist = await signin.telegram_therapist(session, user_id=user_id)
+                therapist = await signin.telegram_therapist(session, user_id=user.id)
             except signin.SignedOut as exc:
                 raise Refused(exc.message, 403) from None
-            return _caller(therapist, None)
+            if telegram is not None and therapist.language != telegram:
+                # As in the chat: their texts follow Telegram's language of their latest action.
+                therapist.language = telegram
+            return _caller(rt, therapist, None)
+    anonymous(rt)
     token = request.cookies.get(COOKIE)
     if not token:
-        raise Refused("You are not signed in.")
+        raise Refused(_("You are not signed in."))
     refused: signin.SignedOut | None = None
     async with rt.sessions() as session, session.begin():
         try:
@@ -87,7 +124,7 @@ async def identify(request: Request, rt: Runtime) -> Caller:
             refused = exc
     if refused is not None:
         raise Refused(refused.message)
-    return _caller(therapist, signin.csrf_token(token), token)
+    return _caller(rt, therapist, signin.csrf_token(token), token)
 
 
 def same_origin(request: Request) -> bool:
@@ -102,12 +139,12 @@ def same_origin(request: Request) -> bool:
 
 async def check_post(request: Request, caller: Caller, form_token: str | None) -> None:
     if not same_origin(request):
-        raise Refused("This request came from another site and was refused.", 403)
+        raise Refused(_("This request came from another site and was refused."), 403)
     if caller.csrf is None:
         return  # the Mini App's header: not something another site can send
     given = form_token or request.headers.get("X-CSRF-Token", "")
     if not hmac.compare_digest(given.encode(), caller.csrf.encode()):
-        raise Refused("This form is out of date. Reload the page and try again.", 403)
+        raise Refused(_("This form is out of date. Reload the page and try again."), 403)
 
 
 def loopback(request: Request) -> bool:
@@ -141,4 +178,6 @@ class SecurityHeaders:
                     headers["Cache-Control"] = "no-store"
             await send(message)
 
-        await self.app(scope, receive, headed)
+        # The route sets this request's language (`identify`); afterwards the caller's is back.
+        with i18n.using(i18n.current()):
+            await self.app(scope, receive, headed)

@@ -16,9 +16,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot import i18n
 from bot.db.models import Alert, Patient, Therapist
 from bot.domain.states import PatientStatus
 from bot.domain.timezones import resolve_zone
+from bot.i18n import N_, _
 from bot.runtime import Runtime
 from bot.services import (
     alerts,
@@ -46,11 +48,19 @@ log = logging.getLogger(__name__)
 Kick = Callable[[str], None]
 Handler = Callable[[Request], Awaitable[Response]]
 SORTS = {
-    "alerts": "Open alerts",
-    "pseudonym": "Pseudonym",
-    "next": "Next prompt",
-    "unanswered": "Unanswered",
-    "score": "Latest score",
+    "alerts": N_("Open alerts"),
+    "pseudonym": N_("Pseudonym"),
+    "next": N_("Next prompt"),
+    "unanswered": N_("Unanswered"),
+    "score": N_("Latest score"),
+}
+# The patient table's caption for a screen reader: how it is sorted.
+SORTED = {
+    "alerts": N_("Your patients, open alerts first"),
+    "pseudonym": N_("Your patients, sorted by pseudonym"),
+    "next": N_("Your patients, sorted by next prompt"),
+    "unanswered": N_("Your patients, sorted by unanswered"),
+    "score": N_("Your patients, sorted by latest score"),
 }
 SHOWN_STATUSES = [
     s for s in PatientStatus if s not in (PatientStatus.ERASED, PatientStatus.DECLINED)
@@ -59,8 +69,17 @@ REPLIES_SHOWN = 50
 DELIVERY_VERBS = {"skip", "send", "again", "hour", "morning"}
 
 
+# HTTP header values, not texts.
+FOREVER = "public, max-age=31536000, immutable"  # not shown: a header
+
+
+def _attachment(filename: str) -> str:
+    return f'attachment; filename="{filename}"'  # not shown: a header
+
+
 def _html(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status)
+    # The Mini App swaps pages into one document; its script sets <html lang> from this.
+    return HTMLResponse(body, status_code=status, headers={"Content-Language": i18n.current()})
 
 
 def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
@@ -120,19 +139,19 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
                     )
                 return await handler(request, caller)
             except Refused as exc:
-                heading = "Please sign in" if exc.status == 401 else "Not allowed"
+                heading = _("Please sign in") if exc.status == 401 else _("Not allowed")
                 return await message(heading, exc.message, exc.status, caller)
             except NotFound as exc:
-                return await message("Not found", exc.message, 404, caller)
+                return await message(_("Not found"), exc.message, 404, caller)
             except UserError as exc:
-                return await message("That didn't work", exc.message, 400, caller)
+                return await message(_("That didn't work"), exc.message, 400, caller)
             except Exception as exc:  # never a traceback on a page; nothing was committed
                 log.error("workspace %s %s failed: %s", request.method,
                           request.scope.get("route_name", "?"), type(exc).__name__,
                           exc_info=exc)  # fmt: skip
                 return await message(
-                    "Something went wrong",
-                    "Nothing was changed. Please try again in a moment.",
+                    _("Something went wrong"),
+                    _("Nothing was changed. Please try again in a moment."),
                     500,
                     caller,
                 )
@@ -142,6 +161,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
     # --- getting in -----------------------------------------------------------------------
 
     async def shell(request: Request) -> Response:
+        guard.anonymous(rt)
         if request.cookies.get(guard.COOKIE):
             try:
                 await guard.identify(request, rt)
@@ -152,19 +172,21 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
 
     async def signin_page(request: Request) -> Response:
         # A GET only shows a button: link previews and prefetchers must not use the link up.
+        guard.anonymous(rt)
         token = request.query_params.get("token", "")
         return await show(None, "signin.html", token=token)
 
     async def signin_post(request: Request) -> Response:
+        guard.anonymous(rt)
         form = await request.form()
         token = form.get("token")
         if not guard.same_origin(request) or not isinstance(token, str) or not token:
-            return await message("Sign-in failed", signin.LINK_GONE, 400)
+            return await message(_("Sign-in failed"), _(signin.LINK_GONE), 400)
         try:
             async with rt.sessions() as session, session.begin():
                 started = await signin.redeem_link(session, token=token, now=rt.clock.now())
         except signin.SignedOut as exc:
-            return await message("Sign-in failed", exc.message, 400)
+            return await message(_("Sign-in failed"), exc.message, 400)
         response = RedirectResponse("/app/patients", status_code=303)
         response.set_cookie(
             guard.COOKIE,
@@ -181,7 +203,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
         if caller.session_token is not None:
             async with rt.sessions() as session, session.begin():
                 await signin.sign_out(session, token=caller.session_token, now=rt.clock.now())
-        response = await message("Signed out", "You are signed out of the workspace.", 200)
+        response = await message(_("Signed out"), _("You are signed out of the workspace."), 200)
         response.delete_cookie(guard.COOKIE, path="/app")
         return response
 
@@ -217,9 +239,11 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
             rows=rows,
             sort=sort,
             status_filter=status,
-            columns=[(k, SORTS[k]) for k in ("pseudonym", "alerts", "next", "unanswered", "score")],
-            sort_labels={k: v.lower() for k, v in SORTS.items()},
-            statuses=[(s.value, chat_console.STATUS[s]) for s in SHOWN_STATUSES],
+            columns=[
+                (k, _(SORTS[k])) for k in ("pseudonym", "alerts", "next", "unanswered", "score")
+            ],
+            caption=_(SORTED[sort]),
+            statuses=[(s.value, _(chat_console.STATUS[s])) for s in SHOWN_STATUSES],
         )
 
     async def patient_page(
@@ -245,7 +269,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
                 session, therapist_id=caller.therapist_id, patient_id=patient_id,
                 cipher=rt.cipher, now=now,
             )  # fmt: skip
-            _, answers = await replies.read_replies(
+            _total, answers = await replies.read_replies(
                 session, therapist_id=caller.therapist_id, pseudonym=card.pseudonym,
                 limit=REPLIES_SHOWN, content=rt.content, cipher=rt.cipher, now=now,
             )  # fmt: skip
@@ -343,7 +367,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
         delivery_id = int(request.path_params["delivery_id"])
         verb = request.path_params["verb"]
         if verb not in DELIVERY_VERBS:
-            raise NotFound("There is no such action.")
+            raise NotFound(_("There is no such action."))
         form = await _form(request)
         version = _int(form, "version")
         now = rt.clock.now()
@@ -367,7 +391,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
                     version=version, how=schedule_edits.Postpone(verb), now=now,
                 )  # fmt: skip
             if changed.patient_id != patient_id:  # another of theirs: undone with the rest
-                raise NotFound("There is no such prompt.")
+                raise NotFound(_("There is no such prompt."))
             nonlocal deferred
             deferred = changed.deferred
             return chat_console.changed_note(verb, changed)
@@ -406,7 +430,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
         form = await _form(request)
         shift = _text(form, "shift")
         if shift not in course.SHIFTS:
-            raise UserError("Choose one of the offered moves.")
+            raise UserError(_("Choose one of the offered moves."))
 
         async def change(session: Any) -> str:
             moved = await course.move_session(
@@ -415,7 +439,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
                 now=rt.clock.now(), grace=settings.misfire_grace, seen=_int(form, "seen"),
             )  # fmt: skip
             if moved.patient_id != patient_id:
-                raise NotFound("There is no such session.")
+                raise NotFound(_("There is no such session."))
             return web.plain(chat_course.moved_note(moved))
 
         return await act(caller, patient_id, change, why="session")
@@ -431,7 +455,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
                 seen=_int(form, "seen"),
             )  # fmt: skip
             if cancelled.patient_id != patient_id:
-                raise NotFound("There is no such session.")
+                raise NotFound(_("There is no such session."))
             return web.plain(chat_course.cancelled_note(cancelled))
 
         return await act(caller, patient_id, change)
@@ -462,7 +486,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
         async def change(session: Any) -> str:
             found = await session.get(Patient, patient_id)
             if found is None or found.therapist_id != caller.therapist_id:
-                raise NotFound("There is no such patient.")
+                raise NotFound(_("There is no such patient."))
             if resume:
                 outcome = await console.resume(
                     session, therapist_id=caller.therapist_id, patient=found,
@@ -494,7 +518,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
             alert = await session.get(Alert, alert_id)
             patient = await session.get(Patient, alert.patient_id) if alert else None
             if therapist is None or patient is None or patient.therapist_id != therapist.id:
-                raise NotFound("This alert no longer exists.")
+                raise NotFound(_("This alert no longer exists."))
             done = await alerts.acknowledge(
                 session, alert_id=alert_id, user_id=therapist.telegram_user_id or 0,
                 chat_id=therapist.chat_id or 0, oncall_chat_id=None, now=rt.clock.now(),
@@ -521,7 +545,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
     async def template_copy(request: Request, caller: Caller) -> Response:
         form = await _form(request)
         source = _text(form, "source")
-        kind, _, ref = source.partition(":")
+        kind, _sep, ref = source.partition(":")
         async with rt.sessions() as session, session.begin():
             if kind == "lib":
                 row = await own_templates.copy_library(
@@ -534,7 +558,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
                     library=rt.content, now=rt.clock.now(),
                 )  # fmt: skip
             else:
-                raise UserError("Choose a template to copy.")
+                raise UserError(_("Choose a template to copy."))
             template_id = row.id
         # To the editor's own address, so a reload shows it rather than copying again.
         return RedirectResponse(f"/app/templates/{template_id}", status_code=303)
@@ -553,8 +577,8 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
             return {"preview_problems": [str(p) for p in checked.problems], "preview_lines": []}
         zone_name = resolve_zone(form["zone"])
         if zone_name is None:
-            return {"preview_problems": [f"“{form['zone']}” is not a time zone I know."],
-                    "preview_lines": []}  # fmt: skip
+            unknown = _("“{zone}” is not a time zone I know.").format(zone=form["zone"])
+            return {"preview_problems": [unknown], "preview_lines": []}
         try:
             local_start = sessions.parse_local_time(f"{form['date']} {form['time']}")
         except UserError as exc:
@@ -644,7 +668,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
         except UserError as exc:
             return await editor(caller, template_id, draft, problems=[exc.message], status=400)
         return await editor(
-            caller, template_id, draft, notice=f"Saved “{draft.name}”.",
+            caller, template_id, draft, notice=_("Saved “{name}”.").format(name=draft.name),
             preview_form=_preview_form(form),
         )  # fmt: skip
 
@@ -666,7 +690,7 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
         return PlainTextResponse(
             row.body,
             media_type="application/yaml",
-            headers={"Content-Disposition": f'attachment; filename="{row.name}.yaml"'},
+            headers={"Content-Disposition": _attachment(f"{row.name}.yaml")},
         )
 
     # --- static files ------------------------------------------------------------------------
@@ -674,13 +698,13 @@ def build_routes(rt: Runtime, kick: Kick) -> list[BaseRoute]:
     async def static(request: Request) -> Response:
         asset = web.ASSETS.get(request.path_params["name"])
         if asset is None:
-            return PlainTextResponse("not found", status_code=404)
+            return PlainTextResponse("not found", status_code=404)  # not shown: a missing asset
         fresh = request.query_params.get("v") == asset.version
         return Response(
             asset.body,
             media_type=asset.media_type,
             headers={
-                "Cache-Control": "public, max-age=31536000, immutable" if fresh else "no-cache",
+                "Cache-Control": FOREVER if fresh else "no-cache",
                 "ETag": f'"{asset.version}"',
             },
         )

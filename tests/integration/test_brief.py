@@ -62,7 +62,7 @@ async def test_the_brief_comes_two_hours_before_once_with_the_patients_words(
     [brief] = briefs(world, dr)
     text = str(brief["text"])
     assert "Thu 12 Mar 12:00 (America/New_York)" in text
-    assert "prompts answered:" in text and "chk-mood: 6 → 6 (1 answers)" in text
+    assert "prompts answered:" in text and "chk-mood: 6 → 6 (1 answer)" in text
     assert "To stop bracing all the time." in text and "no safety alerts" in text
     call = next(c for c in world.state.calls_to("sendMessage") if MARK in str(c.params.get("text")))
     assert call.params.get("protect_content")

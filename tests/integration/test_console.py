@@ -253,6 +253,7 @@ async def test_patients_pages_of_eight_with_a_fixed_number_of_queries(world: Wor
         statements.append(str(args[2]))
 
     await _add_patients(world, dr, [f"p{i:02d}" for i in range(3)])
+    await world.say(dr, "/help")  # a first message's once-per-process checks (language)
     event.listen(world.rt.engine.sync_engine, "before_cursor_execute", count)
     await world.say(dr, "/patients")
     few = len(statements)
@@ -302,7 +303,7 @@ async def test_card_sets_default_template_and_quiet_hours(world: World) -> None:
     await world.tap(dr, mid, "Quiet hours")
     await world.tap(dr, mid, "23:00–09:00")
     assert "Quiet hours: 23:00–09:00" in message(world, dr, mid)["text"]
-    assert "1 pending prompt(s) moved" in last_answer(world)["text"]
+    assert "1 pending prompt moved" in last_answer(world)["text"]
     async with world.rt.sessions() as session:
         patient = await session.scalar(select(Patient).where(Patient.pseudonym == "river-7"))
         assert patient is not None
@@ -327,7 +328,7 @@ async def test_card_pause_resume_replies_and_export_buttons(world: World) -> Non
     mid = world.last(dr)["message_id"]
     await world.tap(dr, mid, "river-7")
     await world.tap(dr, mid, "⏸ Pause")
-    assert last_answer(world)["text"] == "Paused: 16 prompt(s) held."
+    assert last_answer(world)["text"] == "Paused: 16 prompts held."
     assert "Status: paused" in message(world, dr, mid)["text"]
     await world.say(dr, "/schedule river-7")
     held_view = world.last(dr)
@@ -761,7 +762,7 @@ async def test_pause_and_resume_report_counts_by_the_grace_rule(world: World) ->
     await with_session(world, dr, "river-7")
     await world.say(dr, "/pause river-7")
     assert world.last(dr)["text"] == (
-        "Paused river-7: 16 prompt(s) held. Nothing is sent until /resume river-7."
+        "Paused river-7: 16 prompts held. Nothing is sent until /resume river-7."
     )
     held = [d for d in await world.deliveries("river-7") if d.state is DeliveryState.HELD]
     assert len(held) == 16

@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import languages_still_offered
-from bot.db.models import DeliveryState, Patient, PatientStatus
+from bot.db.models import DeliveryState, Patient, PatientStatus, Therapist
+from bot.dispatch import staff
 from bot.domain.content import load_content
+from bot.services import therapists
 from tests.integration.world import LINK, World, close_world, make_world, running
+from tests.support.pg import backends
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=backends())
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
     async with running(request.param, tmp_path) as w:
         yield w
@@ -244,3 +247,78 @@ async def test_menus_per_language_and_per_chat(world: World) -> None:
     await world.say(ana, "/settings language de")
     chat_menu = world.state.commands({"type": "chat", "chat_id": ana.id})
     assert chat_menu[0]["description"] == "Was dieser Bot macht und was du tun kannst"
+
+
+async def test_a_therapist_gets_alerts_and_notices_in_their_telegram_language(
+    world: World,
+) -> None:
+    """The therapist's Telegram language (de) is stored from their messages, so an alert the
+    dispatcher sends later is worded in German — about an English-speaking patient, whose
+    own crisis text stays English; the on-call chat and a therapist who never wrote get the
+    clinic's default."""
+    dr = await world.therapist("Dr Weber", language_code="de-AT")
+    pat = await world.enrolled_patient(dr, "oak")
+    async with world.rt.sessions() as session:
+        stored = await session.scalar(select(Therapist.language))
+    assert stored == "de"
+
+    await world.say(pat, "I want to kill myself")
+    alert = world.last(dr)
+    assert alert["text"].startswith("Sicherheitsalarm")
+    assert "oak" in alert["text"]
+    assert "988" in world.state.sent_messages(pat.id)[-1]["text"]  # the patient's: English
+
+    # She switches Telegram to English: the next message stores that, alerts follow.
+    menu = world.state.commands({"type": "chat", "chat_id": dr.id})
+    assert menu[0]["description"] != "Your patients, their status and next prompt"
+
+    dr_en = world.state.user(dr.id, "Dr Weber", language_code="en")
+    await world.say(dr_en, "/patients")
+    await world.say(pat, "I want to end my life tonight")
+    assert world.last(dr)["text"].startswith("Safety alert")
+    menu = world.state.commands({"type": "chat", "chat_id": dr.id})
+    assert menu[0]["description"] == "Your patients, their status and next prompt"
+
+
+async def test_a_deactivated_therapist_loses_the_staff_menu_at_their_next_message(
+    world: World,
+) -> None:
+    dr = await world.therapist()
+    await world.say(dr, "/start")
+    assert world.state.commands({"type": "chat", "chat_id": dr.id})[0]["command"] == "patients"
+    async with world.rt.sessions() as session, session.begin():
+        therapist = await session.scalar(select(Therapist))
+        assert therapist is not None
+        await therapists.deactivate(session, ident=str(therapist.id), now=world.clock.now())
+    await world.say(dr, "/patients")
+    assert world.state.commands({"type": "chat", "chat_id": dr.id}) == world.state.commands()
+
+
+async def test_a_therapists_language_is_the_default_until_they_write(world: World) -> None:
+    dr = await world.therapist("Dr Weber", language_code="de")
+    async with world.rt.sessions() as session, session.begin():
+        await session.execute(update(Therapist).values(language=None))
+    assert await staff.language_of(world.rt, dr.id) == "en"
+    assert await staff.language_of(world.rt, None) == "en"
+    assert await staff.language_of(world.rt, 424242) == "en"  # no therapist has that chat
+
+
+async def test_a_german_therapist_reads_the_console_in_german(world: World) -> None:
+    """Therapist texts follow the therapist's Telegram language, dates included; the
+    patient's own prompt stays in the patient's language."""
+    dr = await world.therapist("Dr Weber", language_code="de")
+    pat = await world.enrolled_patient(dr, "oak")
+    await world.say(dr, "/patients")
+    listing = _plain(world.last(dr)["text"])
+    assert listing.startswith("Ihre Patient:innen (1)")
+    assert "Your patients" not in listing
+    await world.say(dr, "/session oak")
+    reply = _plain(world.last(dr)["text"])
+    assert "Session logged" not in reply
+    assert re.search(r"(Mo|Di|Mi|Do|Fr|Sa|So)\., \d{1,2}\. ", reply), reply  # a German date
+    await world.say(dr, "/session")
+    assert "Usage" not in world.last(dr)["text"]
+    texts_before = len(world.texts(pat))
+    await world.run_until(world.clock.now() + timedelta(hours=3))
+    assert len(world.texts(pat)) > texts_before
+    assert all("Sitzung" not in t for t in world.texts(pat)[texts_before:])

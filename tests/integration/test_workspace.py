@@ -4,6 +4,7 @@ each action going through the same service the chat uses (seen afterwards in the
 
 from __future__ import annotations
 
+import gettext
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,9 +14,19 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import Alert, AuditEntry, Delivery, OwnTemplate, Patient, WorkspaceLink
+from bot import i18n
+from bot.db.models import (
+    Alert,
+    AuditEntry,
+    Delivery,
+    OwnTemplate,
+    Patient,
+    Therapist,
+    WorkspaceLink,
+)
 from bot.domain.content import check_content
 from bot.domain.states import DeliveryState
+from bot.emulator.updates import EmuUser
 from bot.services import therapists
 from bot.views import web
 from bot.workspace import initdata
@@ -521,6 +532,121 @@ async def test_another_therapists_template_is_not_found_and_not_usable(world: Wo
             assert (await b.get(path)).status_code == 404
     await world.say(okafor, "/session reed short-copy")
     assert "There is no template" in world.last(okafor)["text"]
+
+
+# --- the therapist's language -----------------------------------------------------------------
+
+
+async def _set_language(world: World, therapist: EmuUser, language: str | None) -> None:
+    async with world.rt.sessions() as session, session.begin():
+        row = await session.scalar(
+            select(Therapist).where(Therapist.telegram_user_id == therapist.id)
+        )
+        assert row is not None
+        row.language = language
+
+
+async def _language(world: World, therapist: EmuUser) -> str | None:
+    async with world.rt.sessions() as session:
+        return await session.scalar(
+            select(Therapist.language).where(Therapist.telegram_user_id == therapist.id)
+        )
+
+
+class _Quoted(gettext.NullTranslations):
+    """A "catalogue" that shows which texts were looked up: «text»."""
+
+    def gettext(self, message: str) -> str:
+        return f"«{message}»"
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        return f"«{msgid1 if n == 1 else msgid2}»"
+
+
+async def test_pages_are_in_the_signed_in_therapists_language(world: World) -> None:
+    rivera = await world.therapist(language_code="de")
+    okafor = await world.therapist("Dr Okafor")
+    async with browser(world) as b:
+        before = await b.get("/app/signin?token=x")  # not signed in: the clinic's default
+        assert '<html lang="en">' in before.text
+        await sign_in(world, rivera, b)
+        await _set_language(world, rivera, "de")
+        page = await b.get("/app/patients")
+        assert page.status_code == 200 and '<html lang="de">' in page.text
+        assert page.headers["content-language"] == "de"  # the Mini App's script reads it
+        await _set_language(world, rivera, "fr")  # not offered (any more): the default
+        assert '<html lang="en">' in (await b.get("/app/patients")).text
+    async with browser(world) as b:
+        await sign_in(world, okafor, b)
+        await _set_language(world, okafor, None)  # never wrote in a language: the default
+        assert '<html lang="en">' in (await b.get("/app/templates")).text
+
+
+async def test_page_texts_are_looked_up_in_the_catalogue_at_request_time(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rivera = await world.therapist()
+    okafor = await world.therapist("Dr Okafor")
+    await world.enrolled_patient(rivera, "lake")
+    await world.say(rivera, "/session lake")
+    lake = await _patient_id(world, "lake")
+    real = i18n._catalogue
+    monkeypatch.setattr(
+        i18n, "_catalogue", lambda language: _Quoted() if language == "de" else real(language)
+    )
+    async with browser(world) as german, browser(world) as english:
+        await sign_in(world, rivera, german)
+        await sign_in(world, okafor, english)
+        await _set_language(world, rivera, "de")
+        await _set_language(world, okafor, "en")
+        listing = await german.get("/app/patients")
+        assert "<title>«Patients» · Afterglow</title>" in listing.text
+        assert "<h1>«Patients»</h1>" in listing.text
+        assert ">«Sign out»</button>" in listing.text and ">«Templates»</a>" in listing.text
+        assert "«Pseudonym»</a>" in listing.text  # a column built in Python
+        card = await german.post(f"/app/patients/{lake}/sessions", date="2026-03-17",
+                                 time="10:00", template="course")  # fmt: skip
+        assert card.status_code == 200, card.text
+        assert '<h2 id="sessions-h">«Sessions»</h2>' in card.text
+        assert "«Cancel this session and its {n} prompts?" not in card.text  # filled in
+        assert re.search(r"«Cancel this session and its \d+ prompts\?", card.text)
+        assert "<h1>«Templates»</h1>" in (await german.get("/app/templates")).text
+        missing = await german.get("/app/patients/999999")
+        assert missing.status_code == 404 and "<h1>«Not found»</h1>" in missing.text
+        # The same Environment, another therapist, the same moment: English.
+        other = await english.get("/app/patients")
+        assert "<h1>Patients</h1>" in other.text and "«" not in other.text
+    assert i18n.current() == "en"  # a request's language stays in the request
+
+
+async def test_the_mini_app_stores_the_telegram_language_it_is_opened_in(world: World) -> None:
+    therapist = await world.therapist()
+    await _set_language(world, therapist, "en")
+    async with browser(world) as b:
+
+        def header(language_code: str | None) -> dict[str, str]:
+            data = initdata.for_user(
+                therapist.id, bot_token=TOKEN, at=world.clock.now(), language_code=language_code
+            )
+            return {"Authorization": f"tma {data}"}
+
+        page = await b.http.get("/app/patients", headers=header("es-MX"))
+        assert page.status_code == 200 and '<html lang="es">' in page.text
+        assert await _language(world, therapist) == "es"
+        unknown = await b.http.get("/app/patients", headers=header("fr"))  # not offered
+        assert '<html lang="es">' in unknown.text and await _language(world, therapist) == "es"
+        assert '<html lang="es">' in (await b.http.get("/app/alerts", headers=header(None))).text
+        stranger = world.person("Stranger", language_code="de")
+        refused = await b.http.get(
+            "/app/patients",
+            headers={
+                "Authorization": "tma "
+                + initdata.for_user(
+                    stranger.id, bot_token=TOKEN, at=world.clock.now(), language_code="de"
+                )
+            },
+        )
+        assert refused.status_code == 403 and '<html lang="de">' in refused.text
 
 
 def _form_rows(page: str) -> dict[str, list[str] | str]:

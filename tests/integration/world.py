@@ -68,10 +68,10 @@ class World:
         self._next_user += 1
         return self.state.user(self._next_user, name, language_code=language_code)
 
-    async def therapist(self, name: str = "Dr Rivera") -> EmuUser:
+    async def therapist(self, name: str = "Dr Rivera", language_code: str = "en") -> EmuUser:
         """A therapist added by id who has also opened the bot (their /start confirmed the
         chat), so alerts reach them; `unconfirmed_therapist` stops before that."""
-        person = await self.unconfirmed_therapist(name)
+        person = await self.unconfirmed_therapist(name, language_code)
         async with self.rt.sessions() as session, session.begin():
             therapist_id = await session.scalar(
                 select(Therapist.id).where(Therapist.telegram_user_id == person.id)
@@ -82,8 +82,10 @@ class World:
             )
         return person
 
-    async def unconfirmed_therapist(self, name: str = "Dr Rivera") -> EmuUser:
-        person = self.person(name)
+    async def unconfirmed_therapist(
+        self, name: str = "Dr Rivera", language_code: str = "en"
+    ) -> EmuUser:
+        person = self.person(name, language_code)
         async with self.rt.sessions() as session, session.begin():
             await therapists.add(
                 session,

@@ -70,3 +70,20 @@ def test_a_translation_that_loses_a_placeholder_is_caught(
     problems = catalogues.check()
     assert any("placeholders" in p.problem and p.language == "es" for p in problems)
     assert any("out of date" in p.problem for p in problems)  # and the .mo no longer matches
+
+
+def test_a_straight_quote_in_a_page_text_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workspace texts go into attributes too (alt, placeholder): a translator's " would
+    end the attribute early, so a page text may only gain typographic quotes."""
+    locale = tmp_path / "locale"
+    shutil.copytree(catalogues.LOCALE_DIR, locale)
+    monkeypatch.setattr(catalogues, "LOCALE_DIR", locale)
+    path = catalogues.po_path("de")
+    catalog = read_po(path.open("rb"), locale="de")
+    page = next(m for m in catalog if m.id and any(w.endswith(".html") for w, _ in m.locations))
+    page.string = 'Ein "Test"'
+    with path.open("wb") as handle:
+        write_po(handle, catalog)
+    assert any("page text" in p.problem for p in catalogues.check())

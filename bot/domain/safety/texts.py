@@ -111,6 +111,14 @@ class CrisisTexts:
         )
         return body, own.get("clinic_phone_line") or self.clinic_phone_line
 
+    def staff_text(self, name: str, language: str | None) -> str:
+        """A staff text (an alert, the acknowledgement note) in `language` where the content
+        has it, else the default file's: staff texts need no translation to load."""
+        if name not in _REQUIRED_TEXTS or name == "patient_resources":
+            raise KeyError(name)
+        own = self.localized.get(language or "", {}).get(name)
+        return own if own is not None else str(getattr(self, name))
+
     def resources(
         self, clinic_phone: str | None, language: str | None = None, country: str | None = None
     ) -> str:

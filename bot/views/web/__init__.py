@@ -1,7 +1,11 @@
 """The workspace's pages: Jinja2 templates (autoescaped) and the static files they load.
 
 Words shared with the chat (delivery states, patient statuses, change confirmations) come
-from the chat views, so a therapist reads the same thing in both places. Static files are
+from the chat views, so a therapist reads the same thing in both places. Every text is in the
+current language (`bot.i18n`, set per request by the guard): templates mark theirs with
+`{{ _("…") }}` / `ngettext(…)` (Jinja's i18n extension, new style: the result is trusted
+markup, placeholders are `{braces}` filled with `.format()`, which escapes the values) and
+pass a catalogue constant of the chat views through `translate(…)`. Static files are
 served with a content hash in their URL (cached for a year) and a Subresource Integrity
 hash on their tag.
 """
@@ -17,6 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot import i18n
 from bot.domain import languages
 from bot.domain.content import plain_text
 from bot.services.course import version as session_version
@@ -80,8 +85,14 @@ _ENV = Environment(
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
+)
+# bot.i18n reads the language per call, so one Environment serves every language.
+_ENV.install_gettext_callables(  # type: ignore[attr-defined]
+    gettext=i18n._, ngettext=i18n.ngettext, newstyle=True
 )
 _ENV.globals.update(
+    translate=i18n._,  # a text marked N_() where it is defined (STATUS[…]): escaped as usual
     assets=ASSETS,
     htmx=ASSETS[HTMX],
     STATUS=chat_console.STATUS,
@@ -100,4 +111,4 @@ _ENV.globals.update(
 
 
 def page(name: str, **context: Any) -> str:
-    return _ENV.get_template(name).render(**context)
+    return _ENV.get_template(name).render(lang=i18n.current(), **context)

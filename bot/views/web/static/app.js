@@ -69,6 +69,16 @@
     }
   });
 
+  // Inside Telegram every page is swapped into the first one: the document takes the language
+  // of the page it now shows (the first one is in the clinic's, before anyone is known).
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var xhr = event.detail.xhr;
+    var language = xhr && xhr.getResponseHeader("Content-Language");
+    if (language && event.detail.target === document.body) {
+      root.setAttribute("lang", language);
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var shell = document.getElementById("shell");
     if (shell && initData) {
