@@ -27,7 +27,13 @@ __all__ = ["LOCALE_DIR", "POT", "check", "compile_all", "extract", "po_path", "u
 
 PACKAGE = Path(__file__).resolve().parent
 POT = LOCALE_DIR / f"{DOMAIN}.pot"
-KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
+KEYWORDS = {
+    "_": None,
+    "N_": None,
+    "ngettext": (1, 2),
+    "pgettext": ((1, "c"), 2),
+    "NC_": ((1, "c"), 2),
+}
 # The workspace's Jinja templates call `_()`/`ngettext()` as the Environment in
 # bot/views/web/ has them: new-style gettext, the same whitespace handling.
 METHODS = [

@@ -18,7 +18,18 @@ from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
 
-__all__ = ["DOMAIN", "LOCALE_DIR", "N_", "_", "current", "ngettext", "use", "using"]
+__all__ = [
+    "DOMAIN",
+    "LOCALE_DIR",
+    "NC_",
+    "N_",
+    "_",
+    "current",
+    "ngettext",
+    "pgettext",
+    "use",
+    "using",
+]
 
 DOMAIN = "afterglow"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -59,6 +70,18 @@ def _(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return _catalogue(_current.get()).ngettext(singular, plural, n)
+
+
+def pgettext(context: str, message: str) -> str:
+    """A short word whose translation depends on what it describes: "cancelled" is
+    "cancelado" for a prompt but "cancelada" for a session in Spanish."""
+    return _catalogue(_current.get()).pgettext(context, message)
+
+
+def NC_(context: str, message: str) -> str:
+    """`N_` with a context; translate where used with `pgettext(context, message)`."""
+    del context
+    return message
 
 
 def N_(message: str) -> str:

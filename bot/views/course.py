@@ -6,7 +6,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.domain.states import SessionState
-from bot.i18n import N_, _, ngettext
+from bot.i18n import N_, NC_, _, ngettext, pgettext
 from bot.services.course import SHIFTS, SessionChange, SessionLine, SessionList, version
 from bot.views.callbacks import CallbackCodec
 from bot.views.render import clip, esc, local
@@ -19,11 +19,18 @@ SHIFT_LABELS = {
     "+1d": N_("+1 day"),
     "+7d": N_("+1 week"),
 }
+SESSION = "session"  # the catalogue context of a session's state words (they agree with it)
 SESSION_STATE = {
-    SessionState.PLANNED: N_("planned"),
-    SessionState.STARTED: N_("done"),
-    SessionState.CANCELLED: N_("cancelled"),
+    SessionState.PLANNED: NC_("session", "planned"),
+    SessionState.STARTED: NC_("session", "done"),
+    SessionState.CANCELLED: NC_("session", "cancelled"),
 }
+
+
+def session_state(state: SessionState) -> str:
+    return pgettext(SESSION, SESSION_STATE[state])
+
+
 _SHIFT_KEYS = tuple(SHIFTS)  # buttons carry the index: "+1d" would be fine, a shorter id is safer
 
 
@@ -48,7 +55,7 @@ def _counts(line: SessionLine) -> str:
 
 
 def _line(number: int, line: SessionLine, zone: str | None) -> str:
-    state = _(SESSION_STATE[line.state])
+    state = session_state(line.state)
     return (
         f"{number}. {local(line.started_at, zone)} · {esc(line.template)} · {state}{_counts(line)}"
     )

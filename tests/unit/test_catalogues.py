@@ -87,3 +87,16 @@ def test_a_straight_quote_in_a_page_text_is_caught(
     with path.open("wb") as handle:
         write_po(handle, catalog)
     assert any("page text" in p.problem for p in catalogues.check())
+
+
+def test_a_word_takes_its_context_where_the_grammar_differs() -> None:
+    """Spanish "cancelled" agrees with what was cancelled: a prompt (cancelado) or a session
+    (cancelada); the session's state words carry the catalogue context "session"."""
+    from bot.domain.states import DeliveryState, SessionState
+    from bot.views import console, course
+
+    with i18n.using("es"):
+        assert course.session_state(SessionState.CANCELLED) == "cancelada"
+        assert i18n._(console.STATE[DeliveryState.CANCELLED]) == "cancelado"
+    with i18n.using("en"):
+        assert course.session_state(SessionState.CANCELLED) == "cancelled"

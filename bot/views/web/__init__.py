@@ -98,7 +98,7 @@ _ENV.globals.update(
     STATUS=chat_console.STATUS,
     STATE=chat_console.STATE,
     LANGUAGES=languages.NAMES,
-    SESSION_STATE=chat_course.SESSION_STATE,
+    session_state=chat_course.session_state,
     SHIFT_LABELS=chat_course.SHIFT_LABELS,
     quiet_text=chat_console.quiet_text,
     next_prompt=chat_console.next_prompt,
